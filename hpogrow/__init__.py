@@ -1,0 +1,30 @@
+"""hpogrow: tune hyperparameters on a small μP model, grow it, warmstart the big one.
+
+The public API is imported lazily so that ``hpogrow --help`` does not pay for torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "Task": "hpogrow.tasks", "LanguageTask": "hpogrow.tasks", "FourierTask": "hpogrow.tasks",
+    "SearchConfig": "hpogrow.pipeline", "run_pipeline": "hpogrow.pipeline", "PipelineResult": "hpogrow.pipeline",
+    "TrainConfig": "hpogrow.train", "TrainState": "hpogrow.train", "train": "hpogrow.train",
+    "build_model": "hpogrow.parametrize", "count_parameters": "hpogrow.parametrize",
+    "shrink_zero_pad_perturb": "hpogrow.grow", "grow_checkpoint": "hpogrow.grow", "plan_growth": "hpogrow.grow",
+    "save_checkpoint": "hpogrow.checkpoint", "read_checkpoint": "hpogrow.checkpoint", "load_model": "hpogrow.checkpoint",
+    "Executor": "hpogrow.executors", "LocalExecutor": "hpogrow.executors",
+    "UsageError": "hpogrow.errors", "TrainingDiverged": "hpogrow.errors", "PipelineError": "hpogrow.errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'hpogrow' has no attribute {name!r}")

@@ -1,0 +1,3 @@
+from hpogrow.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,226 @@
+"""``hpogrow`` command line: search, grow, train, report.
+
+Heavy libraries (torch, optuna, ray) are imported inside the commands, so ``hpogrow --help``
+stays fast. Usage errors print one line and exit with status 2, before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line instead of usage + message
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _add_task_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("task and model")
+    group.add_argument("--task", choices=("lm", "mlp"), default="lm",
+                       help="lm: byte-level GPT on text (default); mlp: residual MLP on the Fourier target")
+    group.add_argument("--depth", type=_positive_int, default=2, help="transformer blocks / residual blocks (default 2)")
+    group.add_argument("--head-size", type=_positive_int, default=32, help="attention head size; widths are multiples of it (default 32)")
+    group.add_argument("--seq-len", type=_positive_int, default=128, help="context length of the LM (default 128)")
+    group.add_argument("--data", help="text file, folder of text files, or folder with train.bin/val.bin "
+                                      "(default: the CPython standard library source, no download)")
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("training")
+    group.add_argument("--schedule", choices=("constant", "wsd"), default="constant", help="learning-rate schedule (default constant)")
+    group.add_argument("--evaluations", type=_positive_int, default=16, help="held-out evaluations per run (default 16)")
+    group.add_argument("--seed", type=int, default=0, help="seed of sampler and initialisations (default 0)")
+    group.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
+    group.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="bf16 uses autocast (default fp32)")
+    group.add_argument("--workdir", default="studies", help="home of storage, checkpoints, plots, artifacts (default studies/)")
+
+
+def _make_task(args: argparse.Namespace):
+    from hpogrow.tasks import FourierTask, LanguageTask
+
+    if args.task == "mlp":
+        return FourierTask(depth=args.depth, seed=args.seed)
+    return LanguageTask(depth=args.depth, head_size=args.head_size, seq_len=args.seq_len, data=args.data)
+
+
+def _search(args: argparse.Namespace) -> int:
+    from hpogrow.pipeline import SearchConfig, run_pipeline
+
+    config = SearchConfig(
+        base_width=args.base_width, trials=args.trials, tokens_per_param=args.tokens_per_param,
+        grow_factor=args.grow_factor, target_width=args.target_width, shrink=args.shrink, seed=args.seed,
+        study=args.study, storage=args.storage, workdir=args.workdir, space=args.space, pruner=args.pruner,
+        schedule=args.schedule, evaluations=args.evaluations, device=args.device, precision=args.precision)
+    run_pipeline(_make_task(args), config)
+    return 0
+
+
+def _grow(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from hpogrow.checkpoint import read_checkpoint
+    from hpogrow.grow import grow_checkpoint, plan_growth
+    from hpogrow.tasks import task_from_spec
+
+    source = read_checkpoint(args.checkpoint)
+    plan = plan_growth(task_from_spec(source.config["task"]), source.width, args.factor, args.target_width)
+    out = Path(args.out or f"{source.path}-grown-w{plan.target_width}")
+    if out.exists():
+        raise _usage(f"--out {out} already exists; remove it or pass another --out")
+    result = grow_checkpoint(source.path, out, factor=args.factor, target_width=args.target_width,
+                             shrink=args.shrink, noise_scale=args.noise_scale, seed=args.seed)
+    console = Console()
+    for message in result.warnings:
+        console.print(f"[yellow]warning: {message}[/yellow]")
+    console.print(f"grew width {plan.base_width} → {plan.target_width} (width ×{plan.width_ratio:.2f}, "
+                  f"parameters {plan.base_params:,} → {plan.target_params:,} = ×{plan.param_ratio:.2f}) "
+                  f"with shrink λ={args.shrink}: {result.path}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from hpogrow.checkpoint import load_model, read_checkpoint
+    from hpogrow.parametrize import build_model, check_width, count_parameters
+    from hpogrow.progress import make_progress
+    from hpogrow.runs import run_training
+    from hpogrow.train import TrainConfig, TrainState
+
+    if args.from_checkpoint:
+        source = read_checkpoint(args.from_checkpoint)
+        model, task = load_model(source)
+        width, base_width, state = source.width, source.base_width, TrainState(data_position=source.state.data_position)
+        defaults, lineage = source.config.get("train") or {}, {"trained_from": str(source.path), "parent": source.config.get("lineage")}
+    else:
+        if args.width is None:
+            raise _usage("pass --width for a run from scratch, or --from CHECKPOINT")
+        task, width = _make_task(args), args.width
+        base_width = args.base_width or width
+        check_width(task, width)
+        check_width(task, base_width, "--base-width")
+        model, state, defaults, lineage = None, TrainState(), {}, None
+    learning_rate = args.lr or defaults.get("learning_rate")
+    batch_size = args.batch_size or defaults.get("batch_size")
+    if learning_rate is None or batch_size is None:
+        raise _usage("pass --lr and --batch-size (a checkpoint from 'hpogrow search' or 'grow' supplies them)")
+    if model is None:
+        model = build_model(task, width, base_width, args.seed)
+    n_params = count_parameters(model).total
+    tokens = args.tokens or round(args.tokens_per_param * n_params)
+    config = TrainConfig(learning_rate=learning_rate, batch_size=batch_size, tokens=tokens, schedule=args.schedule,
+                         evaluations=args.evaluations, seed=args.seed, device=args.device, precision=args.precision)
+    out = Path(args.out or Path(args.workdir) / "runs" / f"{task.name}-w{width}-lr{learning_rate:.2e}-b{batch_size}")
+    if out.exists():
+        raise _usage(f"--out {out} already exists; remove it or pass another --out")
+    console = Console()
+    console.print(f"training {task.name} at width {width} ({n_params:,} parameters, μP base width {base_width}) "
+                  f"for {tokens:,} tokens, lr {learning_rate:.2e}, batch {batch_size}"
+                  + (f", continuing data position {state.data_position:,}" if state.data_position else ""))
+    with make_progress(console) as progress:
+        outcome = run_training(task, model, config, width=width, base_width=base_width, checkpoint=out,
+                               state=state, progress=progress, description=f"train w{width}", lineage=lineage)
+    console.print(f"validation loss {outcome.evaluations[0].val_loss:.4f} → {outcome.final_loss:.4f} "
+                  f"after {outcome.state.tokens_seen:,} tokens ({outcome.flops:.3g} FLOPs, "
+                  f"{outcome.tokens_per_second:,.0f} tokens/s); checkpoint: {outcome.checkpoint}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from hpogrow.report import print_report
+    from hpogrow.storage import default_storage_url
+
+    print_report(args.storage or default_storage_url(args.workdir), args.study, args.workdir)
+    return 0
+
+
+def _usage(message: str) -> Exception:
+    from hpogrow.errors import UsageError
+
+    return UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="hpogrow", description="Tune hyperparameters on a small μP model, grow it, warmstart the big one.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    search = commands.add_parser("search", help="search at the base width, grow the winner, warmstart vs scratch",
+                                 description="Optuna search of learning rate and batch size at the base width; the best "
+                                             "full-budget trial is grown and trained against a μP model from scratch.")
+    search.add_argument("--base-width", type=_positive_int, default=128, help="width of the search and μP base width (default 128)")
+    search.add_argument("--trials", type=_positive_int, default=8, help="base trials the study should hold (default 8)")
+    search.add_argument("--tokens-per-param", type=float, default=1.0,
+                        help="token budget per parameter for every run (default 1: a quick CPU run; the papers use 20)")
+    search.add_argument("--grow-factor", type=float, default=2.0, help="growth factor g = target/base parameters (default 2)")
+    search.add_argument("--target-width", type=_positive_int, help="target width (overrides --grow-factor)")
+    search.add_argument("--shrink", type=float, default=0.4, help="λ_shrink of shrink–zero-pad–perturb (default 0.4)")
+    search.add_argument("--study", help="study name (default {task}-w{base-width}); rerunning continues it")
+    search.add_argument("--storage", help="Optuna storage: sqlite:///FILE.db, an RDB URL, or journal:FILE.log "
+                                          "(default sqlite:///{workdir}/hpogrow.db)")
+    search.add_argument("--space", help="search-space YAML (default search_spaces/{task}.yaml)")
+    search.add_argument("--pruner", choices=("median", "none"), default="median", help="Optuna pruner (default median)")
+    _add_task_options(search)
+    _add_run_options(search)
+    search.set_defaults(handler=_search)
+
+    grow = commands.add_parser("grow", help="grow a checkpoint with shrink–zero-pad–perturb",
+                               description="Write a grown checkpoint (fresh optimizer state, same μP base shapes).")
+    grow.add_argument("checkpoint", help="checkpoint folder written by hpogrow")
+    grow.add_argument("--factor", type=float, default=2.0, help="growth factor g = target/base parameters (default 2)")
+    grow.add_argument("--target-width", type=_positive_int, help="target width (overrides --factor)")
+    grow.add_argument("--shrink", type=float, default=0.4, help="λ_shrink (default 0.4)")
+    grow.add_argument("--noise-scale", type=float, default=1.0, help="scale of the μP-init perturbation (default 1)")
+    grow.add_argument("--seed", type=int, default=0, help="seed of the perturbation (default 0)")
+    grow.add_argument("--out", help="output folder (default CHECKPOINT-grown-wWIDTH)")
+    grow.set_defaults(handler=_grow)
+
+    train = commands.add_parser("train", help="train one run at a width, from scratch or from a checkpoint",
+                                description="Train one μP run; --from continues a (grown) checkpoint with a fresh optimizer.")
+    train.add_argument("--from", dest="from_checkpoint", help="checkpoint folder to start from (e.g. a grown one)")
+    train.add_argument("--width", type=_positive_int, help="width of a run from scratch")
+    train.add_argument("--base-width", type=_positive_int, help="μP base width of a run from scratch (default: --width)")
+    train.add_argument("--lr", type=float, help="learning rate (default: the checkpoint's)")
+    train.add_argument("--batch-size", type=_positive_int, help="batch size (default: the checkpoint's)")
+    train.add_argument("--tokens", type=_positive_int, help="token budget (default: --tokens-per-param × parameters)")
+    train.add_argument("--tokens-per-param", type=float, default=1.0, help="token budget per parameter (default 1)")
+    train.add_argument("--out", help="checkpoint folder to write (default {workdir}/runs/...)")
+    _add_task_options(train)
+    _add_run_options(train)
+    train.set_defaults(handler=_train)
+
+    report = commands.add_parser("report", help="print a study's tables", description="Tables of a study written by hpogrow search.")
+    report.add_argument("--study", default="lm-w128", help="study name (default lm-w128)")
+    report.add_argument("--storage", help="Optuna storage URL (default sqlite:///{workdir}/hpogrow.db)")
+    report.add_argument("--workdir", default="studies", help="hpogrow work folder (default studies/)")
+    report.set_defaults(handler=_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from hpogrow.errors import PipelineError, TrainingDiverged, UsageError
+
+    if args.command in ("search", "report"):
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # hpogrow prints its own tables
+    try:
+        return args.handler(args)
+    except UsageError as error:
+        print(f"hpogrow {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except (PipelineError, TrainingDiverged) as error:
+        print(f"hpogrow {args.command}: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"hpogrow {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,300 @@
+"""search → grow → warmstart vs scratch: the whole hpogrow pipeline, recorded in Optuna.
+
+1. Search learning rate and batch size at the base width (TPE + a pruner on intermediate
+   values, step = tokens seen) in the study ``{study}/base``.
+2. Grow the best trial that ran its full budget by ``grow_factor`` (ratio of parameter counts)
+   with shrink–zero-pad–perturb.
+3. Train the grown model with the winner's LR and batch size (μTransfer) on the tokens that
+   follow the base's, and a μP model from scratch at the same width on the same tokens, as
+   trials ``role=scratch`` and ``role=warmstart`` of the study ``{study}/target-w{width}``.
+4. Record the speedup on the warmstart trial and print a summary.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+import optuna
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from hpogrow.errors import PipelineError, UsageError
+from hpogrow.executors import Executor, LocalExecutor, record_run
+from hpogrow.grow import GrowthPlan, grow_checkpoint, growth_warnings, plan_growth
+from hpogrow.parametrize import build_model, check_width, count_parameters_at, resolve_device
+from hpogrow.progress import make_progress
+from hpogrow.report import attach_plot, plot_curves, print_report
+from hpogrow.runs import BaseTrial, run_scratch, run_warmstart
+from hpogrow.space import SearchSpace, load_space
+from hpogrow.speedup import compute_speedup
+from hpogrow.storage import default_storage_url, fail_abandoned_trials, load_or_create_study, open_storage
+from hpogrow.tasks import Task
+from hpogrow.train import TrainConfig, make_optimizer
+
+TrialState = optuna.trial.TrialState
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Everything ``hpogrow search`` does, with defaults that fit a 2-core laptop in minutes."""
+
+    base_width: int = 128
+    """Width at which the hyperparameters are searched (and the μP base width)."""
+    trials: int = 8
+    """Base trials the study should hold; rerunning continues up to this number."""
+    tokens_per_param: float = 1.0
+    """Token budget per model parameter, for base trials and target runs (papers: 20)."""
+    grow_factor: float = 2.0
+    """Growth factor g = target parameters / base parameters (paper 000: 2 is most reliable)."""
+    target_width: int | None = None
+    """Overrides the width chosen from ``grow_factor``."""
+    shrink: float = 0.4
+    """λ_shrink of eq. 1 (paper 002)."""
+    seed: int = 0
+    """Seed of the sampler and of every model initialisation."""
+    study: str | None = None
+    """Study name prefix; default ``{task}-w{base_width}``."""
+    storage: str | None = None
+    """Optuna storage URL; default ``sqlite:///{workdir}/hpogrow.db``."""
+    workdir: str = "studies"
+    """Home of the default storage, checkpoints, plots and artifacts."""
+    space: str | None = None
+    """Search-space YAML file; default the one shipped for the task."""
+    pruner: Literal["median", "none"] = "median"
+    """Optuna pruner on intermediate validation losses."""
+    schedule: Literal["constant", "wsd"] = "constant"
+    """Learning-rate schedule of every run."""
+    evaluations: int = 16
+    """Held-out evaluations per run."""
+    device: str = "auto"
+    """``auto`` picks CUDA when present."""
+    precision: Literal["fp32", "bf16"] = "fp32"
+    """Training precision."""
+
+    def __post_init__(self) -> None:
+        if self.trials < 1:
+            raise UsageError(f"--trials {self.trials}: need at least 1 trial")
+        if not self.tokens_per_param > 0:
+            raise UsageError(f"--tokens-per-param {self.tokens_per_param}: must be positive")
+        if not 0 <= self.shrink <= 1:
+            raise UsageError(f"--shrink {self.shrink}: must be between 0 and 1 (paper 002 uses 0.4)")
+        if self.pruner not in ("median", "none"):
+            raise UsageError(f"--pruner {self.pruner}: use median or none")
+        if self.evaluations < 2:
+            raise UsageError(f"--evaluations {self.evaluations}: need at least 2 to draw a curve")
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage or default_storage_url(self.workdir)
+
+
+@dataclass(frozen=True)
+class Plan:
+    task: Task
+    config: SearchConfig
+    space: SearchSpace
+    growth: GrowthPlan
+    study: str
+    base_tokens: int
+    target_tokens: int
+    template: TrainConfig
+
+    @property
+    def base_study(self) -> str:
+        return f"{self.study}/base"
+
+    @property
+    def target_study(self) -> str:
+        return f"{self.study}/target-w{self.growth.target_width}"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return Path(self.config.workdir) / "checkpoints" / self.study
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    plan: Plan
+    winner: optuna.trial.FrozenTrial
+    warmstart: optuna.trial.FrozenTrial
+    scratch: optuna.trial.FrozenTrial
+
+
+def make_plan(task: Task, config: SearchConfig) -> Plan:
+    """Validate everything and work out widths and budgets; writes nothing."""
+    resolve_device(config.device)
+    check_width(task, config.base_width, "--base-width")
+    space = load_space(config.space, task.name)
+    growth = plan_growth(task, config.base_width, config.grow_factor, config.target_width)
+    base_tokens = round(config.tokens_per_param * growth.base_params)
+    target_tokens = round(config.tokens_per_param * growth.target_params)
+    smallest_budget = max(space.batch_sizes) * task.tokens_per_example * config.evaluations
+    if base_tokens < smallest_budget:
+        raise UsageError(f"--tokens-per-param {config.tokens_per_param} gives {base_tokens:,} tokens per base trial, "
+                         f"fewer than {config.evaluations} steps of the largest batch; raise it to at least "
+                         f"{smallest_budget / growth.base_params:.3g}")
+    template = TrainConfig(learning_rate=1.0, batch_size=max(space.batch_sizes), tokens=base_tokens,
+                           schedule=config.schedule, evaluations=config.evaluations, seed=config.seed,
+                           device=config.device, precision=config.precision)
+    return Plan(task, config, space, growth, config.study or f"{task.name}-w{config.base_width}",
+                base_tokens, target_tokens, template)
+
+
+def measure_tokens_per_second(task: Task, width: int, base_width: int, config: TrainConfig, steps: int = 2) -> float:
+    """Training throughput measured on a few steps (after one warm-up step), for the plan."""
+    device = resolve_device(config.device)
+    model = build_model(task, width, base_width, config.seed, device)
+    optimizer = make_optimizer(model, config)
+    elapsed = 0.0
+    for step in range(steps + 1):
+        start = time.perf_counter()
+        task.loss(model, task.batch(step * config.batch_size, config.batch_size, device)).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        elapsed += (time.perf_counter() - start) if step else 0.0
+    return steps * config.batch_size * task.tokens_per_example / elapsed
+
+
+def print_plan(plan: Plan, console: Console, remaining_trials: int) -> None:
+    config, growth = plan.config, plan.growth
+    base_speed = measure_tokens_per_second(plan.task, growth.base_width, growth.base_width, plan.template)
+    target_speed = measure_tokens_per_second(plan.task, growth.target_width, growth.base_width, plan.template)
+    seconds = 1.15 * (remaining_trials * plan.base_tokens / base_speed + 2 * plan.target_tokens / target_speed)
+    table = Table(title=f"hpogrow plan — task {plan.task.name}, device {resolve_device(config.device)}", show_header=False)
+    table.add_row("base study", f"{plan.base_study}: {remaining_trials} of {config.trials} trials to run, "
+                  f"lr {plan.space.learning_rate_low:g}…{plan.space.learning_rate_high:g}, batch {list(plan.space.batch_sizes)}")
+    table.add_row("base width", f"{growth.base_width} ({growth.base_params:,} parameters), "
+                  f"{plan.base_tokens:,} tokens per trial ({config.tokens_per_param:g} tokens/parameter)")
+    table.add_row("growth", f"{growth.base_width} → {growth.target_width}: width ×{growth.width_ratio:.2f}, "
+                  f"parameters ×{growth.param_ratio:.2f} (asked {config.grow_factor:g}), shrink λ={config.shrink}")
+    table.add_row("target runs", f"{plan.target_study}: warmstart and scratch, {growth.target_params:,} parameters, "
+                  f"{plan.target_tokens:,} tokens each")
+    table.add_row("throughput", f"{base_speed:,.0f} tokens/s at width {growth.base_width}, "
+                  f"{target_speed:,.0f} at {growth.target_width} (measured)")
+    table.add_row("estimated time", f"≤ {seconds / 60:.1f} min (pruned trials stop early)")
+    console.print(table)
+    if config.tokens_per_param < 20:
+        console.print(f"[yellow]Small token budget: {config.tokens_per_param:g} tokens/parameter, far below the papers' 20 "
+                      "(a quick CPU run). Raise --tokens-per-param on a GPU to reach their regime.[/yellow]")
+    for message in growth_warnings(growth.param_ratio, config.shrink):
+        console.print(f"[yellow]warning: {message}[/yellow]")
+
+
+def best_full_budget_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
+    """The lowest-loss COMPLETE trial whose checkpoint exists (PRUNED trials never qualify)."""
+    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                if t.user_attrs.get("checkpoint") and Path(t.user_attrs["checkpoint"]).exists()]
+    if not complete:
+        counts = {state.name.lower(): len(study.get_trials(deepcopy=False, states=(state,)))
+                  for state in (TrialState.PRUNED, TrialState.FAIL)}
+        raise PipelineError(f"no base trial of {study.study_name!r} ran its full budget ({counts['pruned']} pruned, "
+                         f"{counts['fail']} failed); add --trials, or narrow the learning-rate range with --space")
+    return min(complete, key=lambda t: t.value)
+
+
+def _finished_run(study: optuna.Study, role: str, winner: optuna.trial.FrozenTrial) -> optuna.trial.FrozenTrial | None:
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if trial.user_attrs.get("role") == role and trial.user_attrs.get("base_trial") == winner.number \
+                and trial.params == winner.params:
+            return trial
+    return None
+
+
+def run_pipeline(task: Task, config: SearchConfig = SearchConfig(), *, executor: Executor | None = None,
+                 console: Console | None = None) -> PipelineResult:
+    """Search at the base width, grow the winner and compare warmstart with scratch.
+
+    Example (CPU, about a minute)::
+
+        from hpogrow import FourierTask, SearchConfig, run_pipeline
+        result = run_pipeline(FourierTask(), SearchConfig(base_width=32, trials=3, workdir="/tmp/hp"))
+        print(result.warmstart.user_attrs["speedup_tokens"])
+    """
+    console = console or Console()
+    plan = make_plan(task, config)
+    storage = open_storage(config.storage_url)
+    signature = {"task": task.describe(), "base_width": config.base_width, "tokens": plan.base_tokens,
+                 "space": plan.space.as_dict(), "schedule": config.schedule, "evaluations": config.evaluations,
+                 "seed": config.seed, "pruner": config.pruner}
+    pruner = (optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=plan.base_tokens // 4)
+              if config.pruner == "median" else optuna.pruners.NopPruner())
+    base_study = load_or_create_study(storage, plan.base_study, signature,
+                                      optuna.samplers.TPESampler(seed=config.seed, n_startup_trials=4), pruner)
+    abandoned = fail_abandoned_trials(base_study)
+    if abandoned:
+        console.print(f"marked trials {abandoned} FAIL: their driver process died")
+    finished = len(base_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)))
+    remaining = max(0, config.trials - finished)
+    print_plan(plan, console, remaining)
+
+    with make_progress(console) as progress:
+        (executor or LocalExecutor()).run(base_study, plan.space, remaining,
+                                          BaseTrial(task, config.base_width, plan.template, plan.checkpoint_dir / "base"),
+                                          progress)
+        winner = best_full_budget_trial(base_study)
+        warmstart, scratch, target_study = _run_target(plan, storage, winner, progress, console)
+    if "plot" not in target_study.user_attrs or target_study.user_attrs.get("plot_for") != warmstart.number:
+        workdir = Path(config.workdir)
+        path = plot_curves(winner, warmstart, scratch, workdir / "plots" / f"{plan.target_study.replace('/', '_')}.png")
+        attach_plot(target_study, path, workdir / "artifacts")
+        target_study.set_user_attr("plot_for", warmstart.number)
+    print_report(config.storage_url, plan.study, config.workdir, console)
+    return PipelineResult(plan, winner, warmstart, scratch)
+
+
+def _run_target(plan: Plan, storage, winner: optuna.trial.FrozenTrial, progress, console: Console):
+    config, task = plan.config, plan.task
+    signature = {"task": task.describe(), "base_width": config.base_width, "target_width": plan.growth.target_width,
+                 "tokens": plan.target_tokens, "shrink": config.shrink, "schedule": config.schedule,
+                 "evaluations": config.evaluations, "seed": config.seed, "base_study": plan.base_study}
+    study = load_or_create_study(storage, plan.target_study, signature)
+    fail_abandoned_trials(study)
+    target_config = replace(plan.template, learning_rate=winner.params["learning_rate"],
+                            batch_size=winner.params["batch_size"], tokens=plan.target_tokens)
+    target_dir = plan.checkpoint_dir / f"target-w{plan.growth.target_width}"
+    base_checkpoint = winner.user_attrs["checkpoint"]
+    data_position = winner.user_attrs["data_position"]
+    common = {"width": plan.growth.target_width, "base_trial": winner.number, "base_study": plan.base_study}
+
+    def run_role(role: str, run, extra: dict) -> optuna.trial.FrozenTrial:
+        done = _finished_run(study, role, winner)
+        if done is not None:
+            console.print(f"{role}: reusing finished trial {done.number} of {plan.target_study}")
+            return done
+        study.enqueue_trial(winner.params, user_attrs={"role": role, **common, **extra}, skip_if_exists=False)
+        trial = study.ask(plan.space.distributions())
+        if record_run(study, trial, run, prune=False) is None:
+            raise PipelineError(f"the {role} run at width {plan.growth.target_width} diverged "
+                             f"({trial.user_attrs.get('fail_reason', '')}); lower the learning rate range with --space")
+        return study.trials[trial.number]
+
+    scratch = run_role("scratch", lambda report: run_scratch(
+        task, plan.growth.target_width, config.base_width, target_config, data_position,
+        target_dir / "scratch", report, progress), {})
+
+    grown = grow_checkpoint(base_checkpoint, target_dir / "grown", target_width=plan.growth.target_width,
+                            shrink=config.shrink, seed=config.seed, task=task)
+    lineage = {"grown_from": f"{plan.base_study}#{winner.number}", "grown_from_checkpoint": base_checkpoint,
+               "grow_factor": round(grown.plan.param_ratio, 4), "width_ratio": round(grown.plan.width_ratio, 4),
+               "shrink": config.shrink}
+
+    def warmstart_run(report):
+        outcome = run_warmstart(task, grown.path, target_config, target_dir / "warmstart", report, progress)
+        curve = [(e.tokens_seen, e.val_loss) for e in outcome.evaluations]
+        scratch_curve = sorted(scratch.intermediate_values.items())
+        speedup = compute_speedup(curve, scratch_curve, outcome.compute_params,
+                                  base_tokens=winner.user_attrs["tokens"], base_flops=winner.user_attrs["flops"])
+        outcome.extra = {**speedup.as_attrs(), "base_tokens": winner.user_attrs["tokens"],
+                         "base_flops": winner.user_attrs["flops"], "initial_loss": curve[0][1]}
+        return outcome
+
+    warmstart = run_role("warmstart", warmstart_run, lineage)
+    return warmstart, scratch, study
+
+

@@ -1,0 +1,96 @@
+"""The extension point for custom objectives: a model family in μP plus its data.
+
+A :class:`Task` says how to build a model at a given width, how to draw the ``position``-th batch
+of its training stream, and how to compute the loss. hpogrow does the rest: μP base shapes,
+search, growth, warmstarted and scratch training, accounting and the Optuna record.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import torch
+from torch import nn
+
+Batch = Any
+"""Whatever a task's ``batch`` returns and its ``loss`` accepts (tensors already on ``device``)."""
+
+
+class Task(ABC):
+    """A model family and its data. Subclass it to bring your own objective.
+
+    Example (CPU, a few seconds)::
+
+        import torch, mup
+        from torch import nn
+        import hpogrow
+
+        class Regression(hpogrow.Task):
+            name = "toy-regression"
+
+            def build_model(self, width):
+                return nn.Sequential(nn.Linear(4, width), nn.Tanh(), mup.MuReadout(width, 1))
+
+            def batch(self, position, batch_size, device):
+                g = torch.Generator().manual_seed(position)
+                x = torch.randn(batch_size, 4, generator=g)
+                return x.to(device), x.sum(dim=1, keepdim=True).sin().to(device)
+
+            def loss(self, model, batch):
+                x, y = batch
+                return nn.functional.mse_loss(model(x), y)
+
+    Attributes:
+        name: short identifier stored with studies and checkpoints.
+        width_step: widths this family can be built at are multiples of it.
+        tokens_per_example: tokens (or samples) one example of a batch counts for.
+    """
+
+    name: str = "custom"
+    width_step: int = 1
+    tokens_per_example: int = 1
+
+    @abstractmethod
+    def build_model(self, width: int) -> nn.Module:
+        """A fresh model at ``width`` whose output layer is a ``mup.MuReadout``.
+
+        hpogrow calls ``mup.set_base_shapes`` on it and then :meth:`initialize`.
+        """
+
+    @abstractmethod
+    def batch(self, position: int, batch_size: int, device: torch.device) -> Batch:
+        """Examples ``position .. position + batch_size - 1`` of the training stream.
+
+        Must be deterministic in ``position`` so that a run can continue where another stopped.
+        """
+
+    @abstractmethod
+    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        """Scalar training loss of ``model`` on ``batch``."""
+
+    def initialize(self, model: nn.Module) -> None:
+        """μP initialisation of a model whose base shapes are set. Default: the model's own
+        ``initialize()`` if it has one, else the PyTorch init that ``set_base_shapes`` rescaled."""
+        init = getattr(model, "initialize", None)
+        if callable(init):
+            init()
+
+    def eval_batches(self, device: torch.device) -> list[Batch]:
+        """The fixed held-out set. Default: four batches of 256 drawn far from training data."""
+        return [self.batch(-(index + 1) * 256, 256, device) for index in range(4)]
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, batches: list[Batch]) -> float:
+        """Mean loss of ``model`` over ``batches``."""
+        losses = torch.stack([self.loss(model, batch).float() for batch in batches])
+        return float(losses.mean())
+
+    def describe(self) -> dict[str, Any]:
+        """What to store with a checkpoint so that :func:`hpogrow.tasks.task_from_spec` can
+        rebuild this task; custom tasks are rebuilt by passing the task object again."""
+        return {"name": self.name}
+
+    def data_summary(self) -> dict[str, Any]:
+        """Facts about the data recorded with every run (source, hash, sizes)."""
+        return {}

@@ -1,0 +1,216 @@
+"""The one training loop: mup's AdamW, constant or WSD schedule, fixed held-out evaluation.
+
+It knows nothing about Optuna or Ray. It reports each evaluation to a callback; a callback that
+returns ``True`` stops the run (that is how pruners and schedulers plug in). A non-finite loss
+raises :class:`hpogrow.errors.TrainingDiverged`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import mup
+import torch
+from torch import nn
+
+from hpogrow.errors import TrainingDiverged
+from hpogrow.parametrize import resolve_device
+from hpogrow.tasks.base import Task
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters and budget of one training run."""
+
+    learning_rate: float
+    """Global Adam learning rate at the base width; MuAdamW divides it per layer by the width
+    multiplier of matrix-like parameters."""
+    batch_size: int
+    """Examples per step (sequences for the LM task)."""
+    tokens: int
+    """Token budget of the run (examples × tokens per example)."""
+    schedule: Literal["constant", "wsd"] = "constant"
+    """Learning-rate schedule: constant, or warmup-stable-decay (no warmup, linear decay to 0)."""
+    decay_fraction: float = 0.2
+    """Fraction of steps spent decaying, for ``wsd``."""
+    beta1: float = 0.9
+    """Adam β1."""
+    beta2: float = 0.95
+    """Adam β2."""
+    weight_decay: float = 0.0
+    """Decoupled weight decay (0 as in the papers)."""
+    evaluations: int = 16
+    """Held-out evaluations spread evenly over the run, plus one before the first step."""
+    seed: int = 0
+    """Seed of the model initialisation."""
+    device: str = "auto"
+    """``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``."""
+    precision: Literal["fp32", "bf16"] = "fp32"
+    """``bf16`` runs forward and backward under autocast."""
+
+    def __post_init__(self) -> None:
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning rate must be positive, got {self.learning_rate}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch size must be at least 1, got {self.batch_size}")
+        if self.tokens < 1:
+            raise ValueError(f"token budget must be positive, got {self.tokens}")
+        if self.schedule not in ("constant", "wsd"):
+            raise ValueError(f"schedule must be 'constant' or 'wsd', got {self.schedule!r}")
+        if not 0 < self.decay_fraction <= 1:
+            raise ValueError(f"decay fraction must be in (0, 1], got {self.decay_fraction}")
+        if self.evaluations < 1:
+            raise ValueError("evaluations must be at least 1")
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be fp32 or bf16, got {self.precision!r}")
+
+
+@dataclass(frozen=True)
+class TrainState:
+    """Where a run stands: its own step and token counters and its place in the data stream."""
+
+    step: int = 0
+    tokens_seen: int = 0
+    data_position: int = 0
+    """Examples of the task's training stream consumed so far (by this run and its ancestors)."""
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One held-out evaluation, as passed to the report callback."""
+
+    step: int
+    tokens_seen: int
+    val_loss: float
+    train_loss: float | None
+    """Mean training loss since the previous evaluation (``None`` before the first step)."""
+
+
+@dataclass
+class TrainResult:
+    state: TrainState
+    evaluations: list[Evaluation] = field(default_factory=list)
+    stopped_early: bool = False
+    seconds: float = 0.0
+    optimizer: torch.optim.Optimizer | None = None
+
+    @property
+    def final_loss(self) -> float:
+        return self.evaluations[-1].val_loss
+
+    @property
+    def tokens_per_second(self) -> float:
+        first = self.evaluations[0].tokens_seen if self.evaluations else 0
+        return (self.state.tokens_seen - first) / max(self.seconds, 1e-9)
+
+
+Report = Callable[[Evaluation], "bool | None"]
+
+
+def learning_rate_factor(config: TrainConfig, step: int, total_steps: int) -> float:
+    """Multiplier of every group's initial LR at ``step`` (keeps mup's per-group ratios)."""
+    if config.schedule == "constant":
+        return 1.0
+    decay_steps = max(1, round(config.decay_fraction * total_steps))
+    return min(1.0, (total_steps - step) / decay_steps)
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """mup's AdamW: matrix-like parameters get ``lr / width_mult`` in their own groups."""
+    fused = {"fused": True} if next(model.parameters()).is_cuda else {}
+    optimizer = mup.MuAdamW(model.parameters(), lr=config.learning_rate, betas=(config.beta1, config.beta2),
+                            weight_decay=config.weight_decay, **fused)
+    for group in optimizer.param_groups:
+        group["initial_lr"] = group["lr"]
+    return optimizer
+
+
+def total_steps(task: Task, config: TrainConfig) -> int:
+    return math.ceil(config.tokens / (config.batch_size * task.tokens_per_example))
+
+
+def train(model: nn.Module, task: Task, config: TrainConfig, *, state: TrainState = TrainState(),
+          optimizer: torch.optim.Optimizer | None = None, report: Report | None = None,
+          progress=None, description: str = "train") -> TrainResult:
+    """Train ``model`` (base shapes set) on ``task`` until ``config.tokens``.
+
+    Args:
+        state: where to start; ``data_position`` continues another run's token stream.
+        optimizer: state to continue from; a fresh MuAdamW when ``None``.
+        report: called after each evaluation; returning ``True`` stops the run.
+        progress: a ``rich.progress.Progress`` to show a bar in, or ``None``.
+
+    Raises:
+        TrainingDiverged: the training or validation loss became non-finite.
+    """
+    device = resolve_device(config.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    model.to(device).train()
+    optimizer = optimizer or make_optimizer(model, config)
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if config.precision == "bf16"
+                else contextlib.nullcontext())
+    eval_batches = task.eval_batches(device)
+    steps = total_steps(task, config)
+    eval_steps = {round(k * steps / config.evaluations) for k in range(config.evaluations + 1)}
+    log_every = max(1, min(10, steps // 50))
+    tokens_per_step = config.batch_size * task.tokens_per_example
+
+    result = TrainResult(state=state, optimizer=optimizer)
+    bar = progress.add_task(description, total=config.tokens, completed=state.tokens_seen, loss=float("nan")) if progress else None
+    step, tokens_seen, position = state.step, state.tokens_seen, state.data_position
+    loss_sum = torch.zeros((), device=device)
+    losses_since_eval = 0
+    start = time.perf_counter()
+
+    def evaluate() -> bool:
+        nonlocal loss_sum, losses_since_eval
+        train_loss = float(loss_sum) / losses_since_eval if losses_since_eval else None
+        model.eval()
+        with autocast:
+            val_loss = task.evaluate(model, eval_batches)
+        model.train()
+        if not math.isfinite(val_loss) or (train_loss is not None and not math.isfinite(train_loss)):
+            raise TrainingDiverged(tokens_seen, train_loss if train_loss is not None and not math.isfinite(train_loss) else val_loss)
+        evaluation = Evaluation(step=step, tokens_seen=tokens_seen, val_loss=val_loss, train_loss=train_loss)
+        result.evaluations.append(evaluation)
+        loss_sum, losses_since_eval = torch.zeros((), device=device), 0
+        if bar is not None:
+            progress.update(bar, completed=tokens_seen, loss=val_loss)
+        return bool(report(evaluation)) if report else False
+
+    stop = step == 0 and evaluate()
+    while not stop and step < steps:
+        factor = learning_rate_factor(config, step, steps)
+        for group in optimizer.param_groups:
+            group["lr"] = group["initial_lr"] * factor
+        batch = task.batch(position, config.batch_size, device)
+        with autocast:
+            loss = task.loss(model, batch)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step, position, tokens_seen = step + 1, position + config.batch_size, tokens_seen + tokens_per_step
+        loss_sum += loss.detach().float()
+        losses_since_eval += 1
+        if step in eval_steps or step == steps:
+            stop = evaluate()
+        elif step % log_every == 0:
+            running = float(loss_sum) / losses_since_eval  # one host sync every log_every steps
+            if not math.isfinite(running):
+                raise TrainingDiverged(tokens_seen, running)
+            if bar is not None:
+                progress.update(bar, completed=tokens_seen)
+
+    result.state = replace(state, step=step, tokens_seen=tokens_seen, data_position=position)
+    result.stopped_early = step < steps
+    result.seconds = time.perf_counter() - start
+    if bar is not None:
+        progress.update(bar, completed=tokens_seen, visible=False)
+    return result

@@ -1,0 +1,1 @@
+"""Search-space files shipped with hpogrow (installed as ``hpogrow.search_spaces``)."""

@@ -1,0 +1,147 @@
+"""The whole pipeline through the Python API, with a custom objective that is not a built-in."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+
+import mup
+import optuna
+import pytest
+import torch
+from rich.console import Console
+from torch import nn
+
+import hpogrow
+import hpogrow.storage
+from hpogrow.errors import PipelineError
+from hpogrow.pipeline import SearchConfig, run_pipeline
+
+TrialState = optuna.trial.TrialState
+
+
+class WaveRegression(hpogrow.Task):
+    """A user's own objective: a tanh MLP regressing a 2-D wave, MSE loss."""
+
+    name = "wave-regression"
+
+    def build_model(self, width: int) -> nn.Module:
+        return nn.Sequential(nn.Linear(2, width), nn.Tanh(), nn.Linear(width, width), nn.Tanh(),
+                             mup.MuReadout(width, 1))
+
+    def batch(self, position: int, batch_size: int, device: torch.device):
+        generator = torch.Generator().manual_seed(position)
+        x = torch.rand(batch_size, 2, generator=generator) * 4 - 2
+        y = torch.sin(2 * x[:, :1]) * torch.cos(x[:, 1:])
+        return x.to(device), y.to(device)
+
+    def loss(self, model: nn.Module, batch) -> torch.Tensor:
+        x, y = batch
+        return nn.functional.mse_loss(model(x), y)
+
+
+@pytest.fixture
+def space_file(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text("learning_rate: {low: 1.0e-3, high: 1.0e+30, log: true}\nbatch_size: {powers_of_two: [32, 64]}\n")
+    return str(path)
+
+
+def _config(tmp_path, space_file, trials: int) -> SearchConfig:
+    return SearchConfig(base_width=16, trials=trials, tokens_per_param=40, workdir=str(tmp_path / "work"),
+                        space=space_file, evaluations=4, pruner="none", device="cpu")
+
+
+def _quiet() -> Console:
+    return Console(file=io.StringIO(), width=120)
+
+
+def _enqueue(config: SearchConfig, *learning_rates: float) -> optuna.Study:
+    storage = hpogrow.storage.open_storage(config.storage_url)
+    study = optuna.create_study(study_name="wave-regression-w16/base", storage=storage, load_if_exists=True)
+    for learning_rate in learning_rates:
+        study.enqueue_trial({"learning_rate": learning_rate, "batch_size": 32})
+    return study
+
+
+def test_custom_objective_pipeline_records_base_warmstart_and_scratch(tmp_path, space_file):
+    config = _config(tmp_path, space_file, trials=3)
+    _enqueue(config, 1e-2, 3e-2, 1e-1)
+    result = run_pipeline(WaveRegression(), config, console=_quiet())
+
+    base = optuna.load_study(study_name="wave-regression-w16/base", storage=config.storage_url)
+    assert [t.state for t in base.trials] == [TrialState.COMPLETE] * 3
+    assert all(len(t.intermediate_values) == 5 for t in base.trials)  # initial + 4 evaluations
+    assert all(t.user_attrs["role"] == "base" and t.user_attrs["width"] == 16 for t in base.trials)
+    winner = min(base.trials, key=lambda t: t.value)
+    assert result.winner.number == winner.number
+
+    target = optuna.load_study(study_name=f"wave-regression-w16/target-w{result.plan.growth.target_width}",
+                               storage=config.storage_url)
+    roles = {t.user_attrs["role"]: t for t in target.trials}
+    assert set(roles) == {"warmstart", "scratch"} and all(t.state == TrialState.COMPLETE for t in target.trials)
+    warm, scratch = roles["warmstart"], roles["scratch"]
+    assert warm.params == scratch.params == winner.params  # μTransfer: same LR and batch size
+    assert warm.user_attrs["grown_from"] == f"wave-regression-w16/base#{winner.number}"
+    assert warm.user_attrs["grow_factor"] == pytest.approx(2.0, rel=0.15)
+    assert warm.user_attrs["shrink"] == 0.4
+    for trial in (warm, scratch):
+        assert trial.user_attrs["n_params"] > winner.user_attrs["n_params"]
+        assert trial.user_attrs["tokens"] == scratch.user_attrs["tokens"] > 0
+        assert trial.user_attrs["flops"] == 6 * trial.user_attrs["compute_params"] * trial.user_attrs["tokens"]
+    for key in ("speedup_tokens", "speedup_flops", "speedup_tokens_with_base", "speedup_flops_with_base"):
+        assert key in warm.user_attrs
+    # both target runs start where the base stopped in the data stream
+    assert warm.user_attrs["data_position"] == scratch.user_attrs["data_position"] > winner.user_attrs["data_position"]
+    assert (tmp_path / "work" / "plots").exists() and target.user_attrs["plot"].endswith(".png")
+
+
+def test_diverging_trial_is_failed_and_the_study_goes_on(tmp_path, space_file):
+    config = _config(tmp_path, space_file, trials=3)
+    _enqueue(config, 1e30, 1e-2, 3e-2)
+    run_pipeline(WaveRegression(), config, console=_quiet())
+    base = optuna.load_study(study_name="wave-regression-w16/base", storage=config.storage_url)
+    states = [t.state for t in base.trials]
+    assert states == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
+    assert "learning rate is probably too high" in base.trials[0].user_attrs["fail_reason"]
+
+
+def test_rerun_continues_the_study(tmp_path, space_file):
+    config = _config(tmp_path, space_file, trials=2)
+    _enqueue(config, 1e-2, 3e-2, 1e-1)
+    first = run_pipeline(WaveRegression(), config, console=_quiet())
+
+    # a driver killed mid-trial leaves a RUNNING trial behind
+    study = optuna.load_study(study_name="wave-regression-w16/base", storage=config.storage_url)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    orphan = study.ask()
+    orphan.set_user_attr("driver", f"{hpogrow.storage.driver_id().split(':')[0]}:{dead.stdout.strip()}")
+
+    second = run_pipeline(WaveRegression(), _config(tmp_path, space_file, trials=4), console=_quiet())
+    base = optuna.load_study(study_name="wave-regression-w16/base", storage=config.storage_url)
+    assert len(base.trials) == 4  # 2 kept + the orphan + 1 new: not started over
+    assert base.trials[orphan.number].state == TrialState.FAIL
+    assert base.trials[orphan.number].user_attrs["fail_reason"] == "driver process died"
+    assert not base.get_trials(states=(TrialState.RUNNING,))
+    params = [tuple(sorted(t.params.items())) for t in base.trials if t.state == TrialState.COMPLETE]
+    assert len(params) == len(set(params)) == 3  # no configuration ran twice
+    target = optuna.load_study(study_name=f"wave-regression-w16/target-w{first.plan.growth.target_width}",
+                               storage=config.storage_url)
+    runs = [t for t in target.trials if t.user_attrs["base_trial"] == second.winner.number]
+    assert sorted(t.user_attrs["role"] for t in runs) == ["scratch", "warmstart"]  # reused or run once
+
+
+def test_study_with_other_settings_is_refused(tmp_path, space_file):
+    config = _config(tmp_path, space_file, trials=1)
+    _enqueue(config, 1e-2)
+    run_pipeline(WaveRegression(), config, console=_quiet())
+    with pytest.raises(hpogrow.UsageError, match="exists with other settings"):
+        run_pipeline(WaveRegression(), SearchConfig(**{**config.__dict__, "tokens_per_param": 80}), console=_quiet())
+
+
+def test_no_full_budget_trial_is_a_clear_error(tmp_path, space_file):
+    config = _config(tmp_path, space_file, trials=1)
+    _enqueue(config, 1e30)
+    with pytest.raises(PipelineError, match="no base trial .* ran its full budget"):
+        run_pipeline(WaveRegression(), config, console=_quiet())
