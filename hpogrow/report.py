@@ -35,6 +35,15 @@ def load_studies(storage_url: str, study: str) -> tuple[optuna.Study, list[optun
     return optuna.load_study(study_name=f"{study}/base", storage=storage), targets
 
 
+def trial_line(trial: optuna.trial.FrozenTrial) -> str:
+    """One line about a finished trial, printed as the search goes."""
+    params = f"lr {trial.params['learning_rate']:.2e}, batch {trial.params['batch_size']}"
+    tokens = f"{trial.user_attrs.get('fidelity_reached', 0):,} tokens"
+    if trial.state == TrialState.FAIL:
+        return f"trial {trial.number} FAIL after {tokens} ({params}): {trial.user_attrs.get('fail_reason', '')}"
+    return f"trial {trial.number} {trial.state.name} at {tokens}, val loss {trial.value:.4f} ({params})"
+
+
 def base_table(study: optuna.Study, top: int = 5) -> Table:
     trials = study.get_trials(deepcopy=False)
     counts = {state.name: sum(t.state == state for t in trials) for state in TrialState}

@@ -48,12 +48,14 @@ class SearchSpace:
 
 
 def load_space(path: str | Path | None = None, task_name: str = "lm") -> SearchSpace:
-    """Read a search-space file; ``None`` loads the default shipped for ``task_name``."""
+    """Read a search-space file; ``None`` loads the one shipped for ``task_name``, or
+    ``search_spaces/default.yaml`` for tasks without one."""
     if path is None:
-        resource = resources.files("hpogrow.search_spaces") / f"{task_name}.yaml"
+        shipped = resources.files("hpogrow.search_spaces")
+        resource = shipped / f"{task_name}.yaml"
         if not resource.is_file():
-            raise UsageError(f"no default search space for task {task_name!r}; pass --space FILE")
-        text, source = resource.read_text(), f"search_spaces/{task_name}.yaml"
+            resource = shipped / "default.yaml"
+        text, source = resource.read_text(), f"search_spaces/{resource.name}"
     else:
         path = Path(path)
         if not path.is_file():

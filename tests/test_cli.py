@@ -108,3 +108,15 @@ def test_module_entry_point_exits_2_on_usage_error(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "multiple of 32" in result.stderr
     assert not Path(tmp_path / "w").exists()
+
+
+def test_search_and_report_on_the_language_model(tmp_path, capsys):
+    workdir = str(tmp_path / "work")
+    status, _ = _run(["search", "--base-width", "16", "--head-size", "8", "--seq-len", "16", "--depth", "1",
+                      "--trials", "3", "--tokens-per-param", "2", "--evaluations", "4", "--device", "cpu",
+                      "--workdir", workdir], capsys)
+    assert status == 0
+    assert main(["report", "--study", "lm-w16", "--workdir", workdir]) == 0
+    out = capsys.readouterr().out
+    assert "lm-w16/base: 3 trials" in out and "warmstart" in out and "scratch" in out
+    assert f"optuna-dashboard sqlite:///{workdir}/hpogrow.db --artifact-dir {workdir}/artifacts" in out.replace("\n", "")

@@ -49,7 +49,7 @@ def space_file(tmp_path):
 
 
 def _config(tmp_path, space_file, trials: int) -> SearchConfig:
-    return SearchConfig(base_width=16, trials=trials, tokens_per_param=40, workdir=str(tmp_path / "work"),
+    return SearchConfig(base_width=16, trials=trials, tokens_per_param=16, workdir=str(tmp_path / "work"),
                         space=space_file, evaluations=4, pruner="none", device="cpu")
 
 

@@ -8,6 +8,7 @@ import optuna
 
 from hpogrow.errors import TrainingDiverged
 from hpogrow.executors.base import Executor
+from hpogrow.report import trial_line
 from hpogrow.runs import BaseTrial, RunOutcome
 from hpogrow.space import SearchSpace
 from hpogrow.storage import driver_id
@@ -70,6 +71,8 @@ class LocalExecutor(Executor):
             trial.set_user_attr("width", run_trial.base_width)
             record_run(study, trial, lambda report: run_trial(trial.params, report, trial.number, progress),
                        prune=True)
+            if progress is not None:
+                progress.console.print(trial_line(study.trials[trial.number]))
             if overall is not None:
                 best = _best_value(study)
                 progress.update(overall, advance=1, loss=best)

@@ -77,6 +77,10 @@ class LanguageTask(Task):
     def data_summary(self) -> dict[str, Any]:
         return dict(self.corpus.summary, windows=self._train.n_windows)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without the loaded corpus (a worker process reloads it on first use)."""
+        return {**self.__dict__, "_corpus": None, "_train": None}
+
     def __repr__(self) -> str:
         return f"LanguageTask({', '.join(f'{k}={v!r}' for k, v in self.describe().items() if k != 'name')})"
 
