@@ -51,7 +51,7 @@ class Checkpoint:
 def save_checkpoint(path: str | Path, model: nn.Module, *, task: Task, width: int, base_width: int,
                     seed: int, state: TrainState, metrics: dict[str, Any] | None = None,
                     train_config: Any = None, optimizer: torch.optim.Optimizer | None = None,
-                    lineage: dict[str, Any] | None = None) -> Path:
+                    optimizer_state: dict | None = None, lineage: dict[str, Any] | None = None) -> Path:
     """Write a checkpoint folder atomically: everything goes to a temporary folder beside
     ``path`` that is renamed into place only when complete; an existing folder is replaced."""
     path = Path(path)
@@ -59,8 +59,8 @@ def save_checkpoint(path: str | Path, model: nn.Module, *, task: Task, width: in
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, staging / "model.pt")
-        if optimizer is not None:
-            torch.save(optimizer.state_dict(), staging / "optimizer.pt")
+        if optimizer is not None or optimizer_state is not None:
+            torch.save(optimizer_state or optimizer.state_dict(), staging / "optimizer.pt")
         config = {
             "task": task.describe(), "width": width, "base_width": base_width, "seed": seed,
             "train": dataclasses.asdict(train_config) if dataclasses.is_dataclass(train_config) else train_config,

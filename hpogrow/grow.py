@@ -1,24 +1,7 @@
-"""Width growth by shrink–zero-pad–perturb (paper 002, eq. 1).
+"""Growing a trained model: choosing the target shape, applying operators, writing checkpoints.
 
-For every parameter of the target, with the base tensor ``θ_b`` in the top-left block::
-
-    θ_t = c + s·(init_t − c) + λ · Pad0(θ_b − c)
-
-``init_t`` is the target's own fresh μP initialisation (the perturbation; ``s`` scales it, 1 by
-default), ``λ`` is ``shrink`` (0.4 by default) and ``c`` is the constant a parameter is
-initialised around: 1 for normalisation gains, 0 for everything else. For weights, embeddings
-and biases (``c = 0``) this is exactly eq. 1, ``λ·Pad0(θ_b) + N(0, σ_μP²)``; for gains it shrinks
-the base's deviation from 1 instead of the gain itself. ``λ = 0`` is μP from scratch; ``λ = 1``
-with ``s = 0`` is pure zero-padding.
-
-**λ acts on effective weights.** mup's ``MuReadout`` computes ``W x / width_mult``, so a copied
-readout block is multiplied by ``d_target / d_base`` (readout compensation): the grown readout
-then contributes exactly ``λ`` times the base's logits. Every other layer uses its stored weight
-as is. With ``λ = 1``, ``s = 0`` and a norm-free network this preserves the function exactly.
-
-**No double rescaling.** The target is built fresh, ``set_base_shapes(rescale_params=True)``
-rescales only that fresh init, and the base weights are written afterwards under
-``torch.no_grad()``; nothing calls ``set_base_shapes`` on copied weights (GUIDE §2).
+The operators themselves live in :mod:`hpogrow.growth` (``szp`` by default, paper 002 eq. 1).
+The growth factor ``g`` is the ratio of parameter counts, target over base (paper 000).
 """
 
 from __future__ import annotations
@@ -27,27 +10,30 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import mup
 import torch
 from torch import nn
 
-from hpogrow.checkpoint import load_model, read_checkpoint, save_checkpoint
+from hpogrow.checkpoint import load_model, load_optimizer_state, read_checkpoint, save_checkpoint
 from hpogrow.errors import UsageError
+from hpogrow.growth import GrowthOperator, parse_operators, shrink_zero_pad_perturb
 from hpogrow.parametrize import build_model, check_width, count_parameters_at
 from hpogrow.tasks import Task
-from hpogrow.train import TrainState
+from hpogrow.train import TrainConfig, TrainState, make_optimizer
 
-_NORMS = (nn.LayerNorm, nn.GroupNorm, nn.RMSNorm, nn.modules.batchnorm._BatchNorm)
+__all__ = ["GrowthPlan", "GrowthResult", "carry_optimizer_state", "grow_checkpoint", "grow_model",
+           "growth_warnings", "plan_growth", "shrink_zero_pad_perturb"]
 
 
 @dataclass(frozen=True)
 class GrowthPlan:
-    """Widths and parameter counts of one growth step."""
+    """Shapes and parameter counts of one growth step."""
 
     base_width: int
     target_width: int
     base_params: int
     target_params: int
+    base_depth: int | None = None
+    target_depth: int | None = None
 
     @property
     def width_ratio(self) -> float:
@@ -59,30 +45,66 @@ class GrowthPlan:
         return self.target_params / self.base_params
 
 
-def plan_growth(task: Task, base_width: int, factor: float = 2.0, target_width: int | None = None) -> GrowthPlan:
-    """Pick the target width whose parameter count is closest to ``factor`` × the base's.
+def _params(task: Task, width: int, depth: int | None) -> int:
+    return count_parameters_at(task if depth is None or depth == getattr(task, "depth", None)
+                               else task.with_depth(depth), width).total
 
-    Candidates are multiples of ``task.width_step``; ``target_width`` overrides the choice.
+
+def _closest(candidates, ratio_of, factor: float) -> int:
+    """The candidate whose parameter ratio is closest to ``factor`` (log distance); candidates
+    are scanned in increasing size until the ratio passes the factor."""
+    best, best_distance = None, math.inf
+    for candidate in candidates:
+        ratio = ratio_of(candidate)
+        distance = abs(math.log(ratio / factor))
+        if distance < best_distance:
+            best, best_distance = candidate, distance
+        if ratio > factor:
+            break
+    return best
+
+
+def plan_growth(task: Task, base_width: int, factor: float = 2.0, target_width: int | None = None,
+                target_depth: int | None = None, grow_width: bool = True, grow_depth: bool = False) -> GrowthPlan:
+    """Pick the target shape whose parameter count is closest to ``factor`` × the base's.
+
+    Width candidates are multiples of ``task.width_step``. Growing only the width (default) or
+    only the depth searches that one dimension. Growing both splits the factor by a fixed rule:
+    depth grows by ``round(L·(√g − 1))`` blocks (at least one), then the width that brings the
+    total closest to ``g`` (never below the base width). ``target_width``/``target_depth``
+    override the choice of their dimension.
     """
-    base_params = count_parameters_at(task, base_width).total
-    if target_width is None:
-        if not factor > 1:
-            raise UsageError(f"growth factor {factor} must be above 1 (it is the ratio of parameter counts, target/base)")
+    base_depth = getattr(task, "depth", None)
+    if grow_depth and base_depth is None:
+        raise UsageError(f"task {task.name!r} has no depth to grow")
+    base_params = _params(task, base_width, base_depth)
+    if not factor > 1 and (target_width is None if grow_width else target_depth is None):
+        raise UsageError(f"growth factor {factor} must be above 1 (it is the ratio of parameter counts, target/base)")
+    depth = base_depth
+    if grow_depth:
+        if target_depth is None:
+            if grow_width:
+                target_depth = base_depth + max(1, round(base_depth * (math.sqrt(factor) - 1)))
+            else:
+                target_depth = _closest(range(base_depth + 1, 64 * base_depth),
+                                        lambda d: _params(task, base_width, d) / base_params, factor)
+        if target_depth <= base_depth:
+            raise UsageError(f"target depth {target_depth} must be larger than the base depth {base_depth}")
+        depth = target_depth
+    if not grow_width:
+        target_width = base_width
+    elif target_width is None:
         step = task.width_step
-        best, best_distance, width = None, math.inf, base_width + step
-        while True:
-            ratio = count_parameters_at(task, width).total / base_params
-            distance = abs(math.log(ratio / factor))
-            if distance < best_distance:
-                best, best_distance = width, distance
-            if ratio > factor:
-                break
-            width += step
-        target_width = best
+        first = base_width if grow_depth else base_width + step
+        target_width = _closest(range(first, 64 * base_width, step),
+                                lambda w: _params(task, w, depth) / base_params, factor)
     check_width(task, target_width, "target width")
-    if target_width <= base_width:
+    if grow_width and target_width <= base_width and not grow_depth:
         raise UsageError(f"target width {target_width} must be larger than the base width {base_width}")
-    return GrowthPlan(base_width, target_width, base_params, count_parameters_at(task, target_width).total)
+    if target_width < base_width:
+        raise UsageError(f"target width {target_width} is below the base width {base_width}")
+    return GrowthPlan(base_width, target_width, base_params, _params(task, target_width, depth),
+                      base_depth, depth)
 
 
 def growth_warnings(param_ratio: float, shrink: float) -> list[str]:
@@ -97,81 +119,94 @@ def growth_warnings(param_ratio: float, shrink: float) -> list[str]:
     return messages
 
 
-def _init_constants(model: nn.Module) -> dict[int, float]:
-    """``id(parameter) -> c``: 1 for normalisation gains, absent (0) for everything else."""
-    return {id(m.weight): 1.0 for m in model.modules() if isinstance(m, _NORMS) and getattr(m, "weight", None) is not None}
+def grow_model(base: nn.Module, task: Task, plan: GrowthPlan, mup_base_width: int, *,
+               width_operator: GrowthOperator | None, depth_operator: GrowthOperator | None,
+               seed: int = 0) -> tuple[nn.Module, Task]:
+    """Apply the width operator, then the depth operator, each into a fresh μP target.
 
-
-def _readout_scales(base: nn.Module, target: nn.Module) -> dict[str, float]:
-    """Readout compensation ``width_mult_target / width_mult_base`` per MuReadout weight."""
-    base_modules = dict(base.named_modules())
-    return {f"{name}.weight": module.width_mult() / base_modules[name].width_mult()
-            for name, module in target.named_modules() if isinstance(module, mup.MuReadout)}
+    Returns the grown model and the task at the target depth (base shapes regenerated there).
+    """
+    model, current = base, task
+    if width_operator is not None:
+        target = build_model(current, plan.target_width, mup_base_width, seed)
+        model = width_operator.grow(model, target, current)
+    if depth_operator is not None:
+        current = task.with_depth(plan.target_depth)
+        target = build_model(current, plan.target_width, mup_base_width, seed)
+        model = depth_operator.grow(model, target, current)
+    return model, current
 
 
 @torch.no_grad()
-def shrink_zero_pad_perturb(base: nn.Module, target: nn.Module, shrink: float = 0.4,
-                            noise_scale: float = 1.0, readout_compensation: bool = True) -> nn.Module:
-    """Write the grown weights into ``target`` in place and return it.
+def carry_optimizer_state(base: nn.Module, base_state: dict, target: nn.Module, config: TrainConfig) -> dict:
+    """Adam moments of ``base`` zero-padded into ``target``'s shapes, by parameter name.
 
-    Args:
-        base: trained model with base shapes set.
-        target: freshly μP-initialised model (``hpogrow.parametrize.build_model``), same
-            parameter names, every dimension at least the base's.
-        shrink: λ in eq. 1.
-        noise_scale: multiplier ``s`` of the μP-init perturbation (1 = eq. 1, 0 = none).
-        readout_compensation: let λ act on the readout's effective weight (see module doc).
+    An experiment (the papers start the target with a fresh optimizer): moments are padded, not
+    shrunk; parameters new to the target (e.g. new blocks) start with empty state.
     """
-    if not 0 <= shrink <= 1:
-        raise UsageError(f"shrink {shrink} must be between 0 and 1 (paper 002 uses 0.4)")
-    base_parameters = dict(base.named_parameters())
-    constants = _init_constants(target)
-    readout = _readout_scales(base, target) if readout_compensation else {}
+    base_optimizer = make_optimizer(base, config)
+    base_optimizer.load_state_dict(base_state)
+    by_name = {name: base_optimizer.state[p] for name, p in base.named_parameters() if p in base_optimizer.state}
+    target_optimizer = make_optimizer(target, config)
     for name, parameter in target.named_parameters():
-        source = base_parameters.get(name)
-        if source is None or source.dim() != parameter.dim() or any(
-                b > t for b, t in zip(source.shape, parameter.shape)):
-            raise UsageError(f"cannot grow {name}: base shape {None if source is None else tuple(source.shape)} "
-                             f"does not fit in target shape {tuple(parameter.shape)}; the checkpoint is from another architecture")
-        constant = constants.get(id(parameter), 0.0)
-        parameter.sub_(constant).mul_(noise_scale).add_(constant)
-        block = tuple(slice(0, size) for size in source.shape)
-        parameter[block] += shrink * readout.get(name, 1.0) * (source.to(parameter) - constant)
-    return target
+        state = by_name.get(name)
+        if state is None or any(b > t for b, t in zip(state["exp_avg"].shape, parameter.shape)):
+            continue
+        block = tuple(slice(0, n) for n in state["exp_avg"].shape)
+        padded = {key: torch.zeros_like(parameter) for key in ("exp_avg", "exp_avg_sq")}
+        for key, value in padded.items():
+            value[block] = state[key]
+        target_optimizer.state[parameter] = {"step": state["step"].clone(), **padded}
+    return target_optimizer.state_dict()
 
 
 @dataclass(frozen=True)
 class GrowthResult:
     path: Path
     plan: GrowthPlan
+    operator: str
     shrink: float
     warnings: list[str]
 
 
 def grow_checkpoint(checkpoint: str | Path, out: str | Path, *, factor: float = 2.0,
-                    target_width: int | None = None, shrink: float = 0.4, noise_scale: float = 1.0,
-                    seed: int = 0, task: Task | None = None) -> GrowthResult:
-    """Grow a checkpoint folder into a new one at the target width (fresh optimizer state).
+                    target_width: int | None = None, target_depth: int | None = None, operator: str = "szp",
+                    shrink: float = 0.4, noise_scale: float | None = None, seed: int = 0,
+                    carry_optimizer: bool = False, task: Task | None = None) -> GrowthResult:
+    """Grow a checkpoint folder into a new one (fresh optimizer state unless ``carry_optimizer``).
 
-    The grown folder keeps the base's base shapes (μTransfer: same global LR and batch size),
-    its training config, and its data position, so training continues on unseen tokens.
+    The grown folder keeps the base's μP base width (μTransfer: same global LR and batch size),
+    its training config and its data position, so training continues on unseen tokens.
 
     Example::
 
         result = grow_checkpoint("studies/checkpoints/lm-w128/base/trial-3", "grown", factor=2)
         print(result.plan.target_width, result.plan.param_ratio)
     """
+    width_operator, depth_operator = parse_operators(operator, shrink, noise_scale)
     source = read_checkpoint(checkpoint)
     base, task = load_model(source, task)
-    plan = plan_growth(task, source.width, factor, target_width)
-    target = build_model(task, plan.target_width, source.base_width, seed)
-    shrink_zero_pad_perturb(base, target, shrink=shrink, noise_scale=noise_scale)
-    lineage = {"grown_from": str(source.path), "base_width": source.width, "target_width": plan.target_width,
+    plan = plan_growth(task, source.width, factor, target_width, target_depth,
+                       grow_width=width_operator is not None, grow_depth=depth_operator is not None)
+    grown, grown_task = grow_model(base, task, plan, source.base_width, width_operator=width_operator,
+                                   depth_operator=depth_operator, seed=seed)
+    train_config = source.config.get("train")
+    optimizer_state = None
+    if carry_optimizer:
+        base_state = load_optimizer_state(source)
+        if base_state is None or train_config is None:
+            raise UsageError(f"checkpoint {source.path} has no optimizer state to carry; grow without --carry-optimizer")
+        if operator not in ("szp", "zero-pad", "zero-block", "szp+zero-block", "zero-pad+zero-block"):
+            raise UsageError(f"--carry-optimizer pads Adam moments; it works with szp, zero-pad and zero-block, not {operator}")
+        optimizer_state = carry_optimizer_state(base, base_state, grown, TrainConfig(**train_config))
+    lineage = {"grown_from": str(source.path), "operator": operator, "base_width": source.width,
+               "target_width": plan.target_width, "base_depth": plan.base_depth, "target_depth": plan.target_depth,
                "grow_factor": plan.param_ratio, "width_ratio": plan.width_ratio, "shrink": shrink,
-               "noise_scale": noise_scale, "base_tokens": source.state.tokens_seen,
+               "carry_optimizer": carry_optimizer, "base_tokens": source.state.tokens_seen,
                "base_flops": source.metrics.get("flops", 0.0), "parent": source.config.get("lineage")}
-    path = save_checkpoint(out, target, task=task, width=plan.target_width, base_width=source.base_width,
+    path = save_checkpoint(out, grown, task=grown_task, width=plan.target_width, base_width=source.base_width,
                            seed=seed, state=TrainState(data_position=source.state.data_position),
-                           metrics={"n_params": plan.target_params}, lineage=lineage,
-                           train_config=source.config.get("train"))
-    return GrowthResult(path, plan, shrink, growth_warnings(plan.param_ratio, shrink))
+                           metrics={"n_params": plan.target_params}, lineage=lineage, train_config=train_config,
+                           optimizer_state=optimizer_state)
+    messages = growth_warnings(plan.param_ratio, shrink if width_operator and width_operator.name == "szp" else 0.0)
+    return GrowthResult(path, plan, operator, shrink, messages)

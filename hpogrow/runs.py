@@ -10,10 +10,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from hpogrow.checkpoint import load_model, read_checkpoint, save_checkpoint
-from hpogrow.parametrize import build_model, count_parameters
+from hpogrow.checkpoint import load_model, load_optimizer_state, read_checkpoint, save_checkpoint
+from hpogrow.parametrize import build_model, count_parameters, resolve_device
 from hpogrow.tasks import Task
-from hpogrow.train import Evaluation, Report, TrainConfig, TrainState, train
+from hpogrow.train import Evaluation, Report, TrainConfig, TrainState, make_optimizer, train
 
 
 @dataclass
@@ -39,9 +39,18 @@ class RunOutcome:
 
 def run_training(task: Task, model, config: TrainConfig, *, width: int, base_width: int,
                  checkpoint: Path | None, state: TrainState = TrainState(), report: Report | None = None,
-                 progress=None, description: str = "train", lineage: dict | None = None) -> RunOutcome:
-    """Train ``model`` and, when it ran its full budget, write its checkpoint."""
-    result = train(model, task, config, state=state, report=report, progress=progress, description=description)
+                 progress=None, description: str = "train", lineage: dict | None = None,
+                 optimizer_state: dict | None = None) -> RunOutcome:
+    """Train ``model`` and, when it ran its full budget, write its checkpoint.
+
+    ``optimizer_state`` (e.g. Adam moments carried through growth) seeds the optimizer.
+    """
+    optimizer = None
+    if optimizer_state is not None:
+        optimizer = make_optimizer(model.to(resolve_device(config.device)), config)
+        optimizer.load_state_dict(optimizer_state)
+    result = train(model, task, config, state=state, optimizer=optimizer, report=report, progress=progress,
+                   description=description)
     counts = count_parameters(model)
     outcome = RunOutcome(result.evaluations, result.state, result.stopped_early, counts.total,
                          counts.compute, result.tokens_per_second)
@@ -75,13 +84,14 @@ class BaseTrial:
 
 def run_warmstart(task: Task, grown: Path, config: TrainConfig, checkpoint: Path | None,
                   report: Report | None = None, progress=None) -> RunOutcome:
-    """Train a grown checkpoint (fresh optimizer) continuing the base's token stream."""
+    """Train a grown checkpoint continuing the base's token stream (fresh optimizer unless the
+    grown folder carries optimizer state)."""
     source = read_checkpoint(grown)
     model, task = load_model(source, task)
     return run_training(task, model, config, width=source.width, base_width=source.base_width,
                         checkpoint=checkpoint, state=TrainState(data_position=source.state.data_position),
                         report=report, progress=progress, description=f"warmstart w{source.width}",
-                        lineage=source.config.get("lineage"))
+                        lineage=source.config.get("lineage"), optimizer_state=load_optimizer_state(source))
 
 
 def run_scratch(task: Task, width: int, base_width: int, config: TrainConfig, data_position: int,

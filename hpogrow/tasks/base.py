@@ -45,11 +45,16 @@ class Task(ABC):
         name: short identifier stored with studies and checkpoints.
         width_step: widths this family can be built at are multiples of it.
         tokens_per_example: tokens (or samples) one example of a batch counts for.
+        block_prefix: where the model keeps its residual blocks (``blocks.0``, ``blocks.1``, …).
     """
 
     name: str = "custom"
     width_step: int = 1
     tokens_per_example: int = 1
+    block_prefix: str = "blocks"
+    residual_outputs: tuple[str, ...] = ()
+    """Names, inside a block, of the parameters whose zeroing makes the block the identity
+    (declare them, with :meth:`with_depth`, to allow depth growth)."""
 
     @abstractmethod
     def build_model(self, width: int) -> nn.Module:
@@ -68,6 +73,12 @@ class Task(ABC):
     @abstractmethod
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         """Scalar training loss of ``model`` on ``batch``."""
+
+    def with_depth(self, depth: int) -> Task:
+        """The same task with ``depth`` residual blocks (needed for depth growth only)."""
+        from hpogrow.errors import UsageError
+
+        raise UsageError(f"task {self.name!r} cannot be built at another depth; implement Task.with_depth")
 
     def initialize(self, model: nn.Module) -> None:
         """μP initialisation of a model whose base shapes are set. Default: the model's own

@@ -51,6 +51,7 @@ class FourierTask(Task):
         modes: Fourier modes of the target (10,000 in paper 000; fewer for quick tests).
     """
 
+    residual_outputs = ("fc2.weight", "fc2.bias")
     name = "mlp"
 
     def __init__(self, depth: int = 2, seed: int = 0, eval_examples: int = 4096, modes: int = 10_000) -> None:
@@ -71,6 +72,9 @@ class FourierTask(Task):
     def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         x, y = batch
         return 0.5 * (model(x).float() - y).pow(2).mean()
+
+    def with_depth(self, depth: int) -> Task:
+        return type(self)(**{k: v for k, v in {**self.describe(), "depth": depth}.items() if k != "name"})
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "depth": self.depth, "seed": self.seed, "eval_examples": self.eval_examples,

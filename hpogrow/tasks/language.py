@@ -26,6 +26,7 @@ class LanguageTask(Task):
         data_seed: seed of the order in which training windows are visited.
     """
 
+    residual_outputs = ("attn.proj.weight", "mlp.proj.weight")
     name = "lm"
 
     def __init__(self, depth: int = 2, head_size: int = 32, seq_len: int = 128,
@@ -68,6 +69,9 @@ class LanguageTask(Task):
         inputs, targets = batch  # (B, T), (B, T)
         logits = model(inputs)  # (B, T, V)
         return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
+
+    def with_depth(self, depth: int) -> Task:
+        return type(self)(**{k: v for k, v in {**self.describe(), "depth": depth}.items() if k != "name"})
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "depth": self.depth, "head_size": self.head_size,
