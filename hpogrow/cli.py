@@ -135,6 +135,33 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _coordcheck(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from hpogrow.coordcheck import CoordCheckConfig, run_coordcheck, write_outputs
+
+    config = CoordCheckConfig(widths=tuple(args.widths), shrinks=tuple(args.shrinks), depth=args.depth,
+                              head_size=args.head_size, seq_len=args.seq_len, steps=args.steps, seeds=args.seeds,
+                              learning_rate=args.lr, data=args.data)
+    out = Path(args.out)
+    console = Console()
+    console.print(f"coordinate check: widths {list(config.widths)}, {config.steps} Adam steps (lr {config.learning_rate}), "
+                  f"{config.seeds} seeds; SP, μP and warmstarted μP at λ ∈ {list(config.shrinks)}")
+    with console.status("running mup's coordinate check"):
+        result = run_coordcheck(config)
+    written = write_outputs(result, out)
+    table = Table(title=f"does activation size stay flat across width? (flat: slope < {config.flat_slope})")
+    for column in ("configuration", "steepest log-log slope", "module", "verdict"):
+        table.add_column(column)
+    for name, (steepest, module) in result.verdicts.items():
+        flat = steepest < config.flat_slope
+        table.add_row(name, f"{steepest:.2f}", module, "[green]flat[/green]" if flat else "[red]grows with width[/red]")
+    console.print(table)
+    console.print(f"wrote {written[0]} and {len(written) - 1} plots in {out}")
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from hpogrow.report import print_report
     from hpogrow.storage import default_storage_url
@@ -196,6 +223,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_task_options(train)
     _add_run_options(train)
     train.set_defaults(handler=_train)
+
+    coordcheck = commands.add_parser("coordcheck", help="mup coordinate check of SP, μP and warmstarted μP",
+                                     description="Activation size across widths after a few Adam steps (mup's "
+                                                 "get_coord_data), for SP, μP and warmstarted μP at several λ; "
+                                                 "writes a CSV and one PNG per configuration.")
+    coordcheck.add_argument("--widths", type=_positive_int, nargs="+", default=[64, 128, 256, 512],
+                            help="increasing widths; the first is the base (default 64 128 256 512)")
+    coordcheck.add_argument("--shrinks", type=float, nargs="+", default=[0.2, 0.4, 0.6, 0.8, 1.0],
+                            help="λ values of the warmstarted configurations (default 0.2 … 1.0)")
+    coordcheck.add_argument("--steps", type=_positive_int, default=4, help="Adam steps per model (default 4)")
+    coordcheck.add_argument("--seeds", type=_positive_int, default=2, help="seeds averaged (default 2)")
+    coordcheck.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate (default 0.01)")
+    coordcheck.add_argument("--depth", type=_positive_int, default=2, help="transformer blocks (default 2)")
+    coordcheck.add_argument("--head-size", type=_positive_int, default=32, help="head size (default 32)")
+    coordcheck.add_argument("--seq-len", type=_positive_int, default=64, help="context length (default 64)")
+    coordcheck.add_argument("--data", help="corpus (default: the CPython standard library source)")
+    coordcheck.add_argument("--out", default="studies/coordcheck", help="output folder (default studies/coordcheck)")
+    coordcheck.set_defaults(handler=_coordcheck)
 
     report = commands.add_parser("report", help="print a study's tables", description="Tables of a study written by hpogrow search.")
     report.add_argument("--study", default="lm-w128", help="study name (default lm-w128)")
