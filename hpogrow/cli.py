@@ -44,6 +44,21 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--workdir", default="studies", help="home of storage, checkpoints, plots, artifacts (default studies/)")
 
 
+def _add_growth_options(parser: argparse.ArgumentParser, factor_flag: str) -> None:
+    group = parser.add_argument_group("growth")
+    group.add_argument(factor_flag, dest="grow_factor" if factor_flag == "--grow-factor" else "factor", type=float,
+                       default=2.0, help="growth factor g = target/base parameters (default 2)")
+    group.add_argument("--grow-op", default="szp",
+                       help="szp (default), zero-pad, clone, stack, zero-block, or WIDTH+DEPTH e.g. szp+zero-block")
+    group.add_argument("--target-width", "--grow-width", dest="target_width", type=_positive_int,
+                       help="target width (overrides the factor for width growth)")
+    group.add_argument("--grow-depth", type=_positive_int, help="target depth for depth operators (overrides the factor)")
+    group.add_argument("--shrink", type=float, default=0.4, help="λ_shrink of szp (default 0.4; above 0.6 warns)")
+    group.add_argument("--noise-scale", type=float, help="perturbation scale: μP init × this (default 1 for szp, 0 for clone)")
+    group.add_argument("--carry-optimizer", action="store_true",
+                       help="carry Adam moments through growth, zero-padded (experiment; default: fresh optimizer)")
+
+
 def _make_task(args: argparse.Namespace):
     from hpogrow.tasks import FourierTask, LanguageTask
 
@@ -58,6 +73,8 @@ def _search(args: argparse.Namespace) -> int:
     config = SearchConfig(
         base_width=args.base_width, trials=args.trials, tokens_per_param=args.tokens_per_param,
         grow_factor=args.grow_factor, target_width=args.target_width, shrink=args.shrink, seed=args.seed,
+        grow_op=args.grow_op, target_depth=args.grow_depth, noise_scale=args.noise_scale, stages=args.stages,
+        carry_optimizer=args.carry_optimizer,
         study=args.study, storage=args.storage, workdir=args.workdir, space=args.space, pruner=args.pruner,
         schedule=args.schedule, evaluations=args.evaluations, device=args.device, precision=args.precision)
     run_pipeline(_make_task(args), config)
@@ -71,19 +88,24 @@ def _grow(args: argparse.Namespace) -> int:
     from hpogrow.grow import grow_checkpoint, plan_growth
     from hpogrow.tasks import task_from_spec
 
+    from hpogrow.growth import parse_operators
+
     source = read_checkpoint(args.checkpoint)
-    plan = plan_growth(task_from_spec(source.config["task"]), source.width, args.factor, args.target_width)
+    width_operator, depth_operator = parse_operators(args.grow_op)
+    plan = plan_growth(task_from_spec(source.config["task"]), source.width, args.factor, args.target_width,
+                       args.grow_depth, grow_width=width_operator is not None, grow_depth=depth_operator is not None)
     out = Path(args.out or f"{source.path}-grown-w{plan.target_width}")
     if out.exists():
         raise _usage(f"--out {out} already exists; remove it or pass another --out")
-    result = grow_checkpoint(source.path, out, factor=args.factor, target_width=args.target_width,
-                             shrink=args.shrink, noise_scale=args.noise_scale, seed=args.seed)
+    result = grow_checkpoint(source.path, out, factor=args.factor, target_width=plan.target_width,
+                             target_depth=plan.target_depth, operator=args.grow_op, shrink=args.shrink,
+                             noise_scale=args.noise_scale, seed=args.seed, carry_optimizer=args.carry_optimizer)
     console = Console()
     for message in result.warnings:
         console.print(f"[yellow]warning: {message}[/yellow]")
-    console.print(f"grew width {plan.base_width} → {plan.target_width} (width ×{plan.width_ratio:.2f}, "
-                  f"parameters {plan.base_params:,} → {plan.target_params:,} = ×{plan.param_ratio:.2f}) "
-                  f"with shrink λ={args.shrink}: {result.path}")
+    depth = f", depth {plan.base_depth} → {plan.target_depth}" if plan.target_depth != plan.base_depth else ""
+    console.print(f"grew width {plan.base_width} → {plan.target_width}{depth} with {args.grow_op} (width ×{plan.width_ratio:.2f}, "
+                  f"parameters {plan.base_params:,} → {plan.target_params:,} = ×{plan.param_ratio:.2f}): {result.path}")
     return 0
 
 
@@ -187,14 +209,14 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--trials", type=_positive_int, default=8, help="base trials the study should hold (default 8)")
     search.add_argument("--tokens-per-param", type=float, default=1.0,
                         help="token budget per parameter for every run (default 1: a quick CPU run; the papers use 20)")
-    search.add_argument("--grow-factor", type=float, default=2.0, help="growth factor g = target/base parameters (default 2)")
-    search.add_argument("--target-width", type=_positive_int, help="target width (overrides --grow-factor)")
-    search.add_argument("--shrink", type=float, default=0.4, help="λ_shrink of shrink–zero-pad–perturb (default 0.4)")
+    search.add_argument("--stages", type=_positive_int, default=1,
+                        help="successive warmstarting: grow this many times by --grow-factor (default 1)")
     search.add_argument("--study", help="study name (default {task}-w{base-width}); rerunning continues it")
     search.add_argument("--storage", help="Optuna storage: sqlite:///FILE.db, an RDB URL, or journal:FILE.log "
                                           "(default sqlite:///{workdir}/hpogrow.db)")
     search.add_argument("--space", help="search-space YAML (default search_spaces/{task}.yaml)")
     search.add_argument("--pruner", choices=("median", "none"), default="median", help="Optuna pruner (default median)")
+    _add_growth_options(search, "--grow-factor")
     _add_task_options(search)
     _add_run_options(search)
     search.set_defaults(handler=_search)
@@ -202,10 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     grow = commands.add_parser("grow", help="grow a checkpoint with shrink–zero-pad–perturb",
                                description="Write a grown checkpoint (fresh optimizer state, same μP base shapes).")
     grow.add_argument("checkpoint", help="checkpoint folder written by hpogrow")
-    grow.add_argument("--factor", type=float, default=2.0, help="growth factor g = target/base parameters (default 2)")
-    grow.add_argument("--target-width", type=_positive_int, help="target width (overrides --factor)")
-    grow.add_argument("--shrink", type=float, default=0.4, help="λ_shrink (default 0.4)")
-    grow.add_argument("--noise-scale", type=float, default=1.0, help="scale of the μP-init perturbation (default 1)")
+    _add_growth_options(grow, "--factor")
     grow.add_argument("--seed", type=int, default=0, help="seed of the perturbation (default 0)")
     grow.add_argument("--out", help="output folder (default CHECKPOINT-grown-wWIDTH)")
     grow.set_defaults(handler=_grow)

@@ -25,6 +25,7 @@ from rich.table import Table
 from hpogrow.errors import PipelineError, UsageError
 from hpogrow.executors import Executor, LocalExecutor, record_run
 from hpogrow.grow import GrowthPlan, grow_checkpoint, growth_warnings, plan_growth
+from hpogrow.growth import parse_operators
 from hpogrow.parametrize import build_model, check_width, count_parameters_at, resolve_device
 from hpogrow.progress import make_progress
 from hpogrow.report import attach_plot, plot_curves, print_report
@@ -54,6 +55,18 @@ class SearchConfig:
     """Overrides the width chosen from ``grow_factor``."""
     shrink: float = 0.4
     """λ_shrink of eq. 1 (paper 002)."""
+    grow_op: str = "szp"
+    """Growth operator(s): ``szp``, ``zero-pad``, ``clone``, ``stack``, ``zero-block``, or
+    WIDTH+DEPTH such as ``szp+zero-block`` (see :mod:`hpogrow.growth`)."""
+    target_depth: int | None = None
+    """Overrides the depth chosen for depth operators."""
+    noise_scale: float | None = None
+    """Perturbation scale of the width operator (default 1 for szp, 0 for clone)."""
+    stages: int = 1
+    """Successive warmstarting (paper 002 B.3): grow ``stages`` times by ``grow_factor``, each
+    stage trained on fresh tokens; the last stage is the warmstart trial."""
+    carry_optimizer: bool = False
+    """Carry Adam moments through growth, zero-padded (an experiment; the papers start fresh)."""
     seed: int = 0
     """Seed of the sampler and of every model initialisation."""
     study: str | None = None
@@ -86,6 +99,11 @@ class SearchConfig:
             raise UsageError(f"--pruner {self.pruner}: use median or none")
         if self.evaluations < 2:
             raise UsageError(f"--evaluations {self.evaluations}: need at least 2 to draw a curve")
+        if self.stages < 1:
+            raise UsageError(f"--stages {self.stages}: need at least 1")
+        if self.stages > 1 and (self.target_width or self.target_depth):
+            raise UsageError("--stages grows by --grow-factor at every stage; drop --target-width/--grow-depth")
+        parse_operators(self.grow_op)
 
     @property
     def storage_url(self) -> str:
@@ -97,11 +115,30 @@ class Plan:
     task: Task
     config: SearchConfig
     space: SearchSpace
-    growth: GrowthPlan
+    stages: tuple[GrowthPlan, ...]
+    """One growth step per stage; a single step unless ``--stages``."""
     study: str
     base_tokens: int
-    target_tokens: int
     template: TrainConfig
+
+    @property
+    def growth(self) -> GrowthPlan:
+        """Base to final target, over all stages."""
+        first, last = self.stages[0], self.stages[-1]
+        return GrowthPlan(first.base_width, last.target_width, first.base_params, last.target_params,
+                          first.base_depth, last.target_depth)
+
+    @property
+    def target_tokens(self) -> int:
+        return self.stage_tokens(len(self.stages) - 1)
+
+    def stage_tokens(self, index: int) -> int:
+        return round(self.config.tokens_per_param * self.stages[index].target_params)
+
+    def task_at(self, growth: GrowthPlan) -> Task:
+        """The task at a stage's target depth."""
+        same = growth.target_depth is None or growth.target_depth == getattr(self.task, "depth", None)
+        return self.task if same else self.task.with_depth(growth.target_depth)
 
     @property
     def base_study(self) -> str:
@@ -109,7 +146,9 @@ class Plan:
 
     @property
     def target_study(self) -> str:
-        return f"{self.study}/target-w{self.growth.target_width}"
+        growth = self.growth
+        depth = f"-d{growth.target_depth}" if growth.target_depth != growth.base_depth else ""
+        return f"{self.study}/target-w{growth.target_width}{depth}"
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -129,9 +168,16 @@ def make_plan(task: Task, config: SearchConfig) -> Plan:
     resolve_device(config.device)
     check_width(task, config.base_width, "--base-width")
     space = load_space(config.space, task.name)
-    growth = plan_growth(task, config.base_width, config.grow_factor, config.target_width)
+    width_operator, depth_operator = parse_operators(config.grow_op)
+    stages, width, current = [], config.base_width, task
+    for _ in range(config.stages):
+        step = plan_growth(current, width, config.grow_factor, config.target_width, config.target_depth,
+                           grow_width=width_operator is not None, grow_depth=depth_operator is not None)
+        stages.append(step)
+        width = step.target_width
+        current = current if step.target_depth == getattr(current, "depth", None) else current.with_depth(step.target_depth)
+    growth = stages[0]
     base_tokens = round(config.tokens_per_param * growth.base_params)
-    target_tokens = round(config.tokens_per_param * growth.target_params)
     smallest_budget = max(space.batch_sizes) * task.tokens_per_example * config.evaluations
     if base_tokens < smallest_budget:
         raise UsageError(f"--tokens-per-param {config.tokens_per_param} gives {base_tokens:,} tokens per base trial, "
@@ -140,8 +186,8 @@ def make_plan(task: Task, config: SearchConfig) -> Plan:
     template = TrainConfig(learning_rate=1.0, batch_size=max(space.batch_sizes), tokens=base_tokens,
                            schedule=config.schedule, evaluations=config.evaluations, seed=config.seed,
                            device=config.device, precision=config.precision)
-    return Plan(task, config, space, growth, config.study or f"{task.name}-w{config.base_width}",
-                base_tokens, target_tokens, template)
+    return Plan(task, config, space, tuple(stages), config.study or f"{task.name}-w{config.base_width}",
+                base_tokens, template)
 
 
 def measure_tokens_per_second(task: Task, width: int, base_width: int, config: TrainConfig, steps: int = 2) -> float:
@@ -164,15 +210,21 @@ def measure_tokens_per_second(task: Task, width: int, base_width: int, config: T
 def print_plan(plan: Plan, console: Console, remaining_trials: int) -> None:
     config, growth = plan.config, plan.growth
     base_speed = measure_tokens_per_second(plan.task, growth.base_width, growth.base_width, plan.template)
-    target_speed = measure_tokens_per_second(plan.task, growth.target_width, growth.base_width, plan.template)
-    seconds = 1.15 * (remaining_trials * plan.base_tokens / base_speed + 2 * plan.target_tokens / target_speed)
+    target_speed = measure_tokens_per_second(plan.task_at(growth), growth.target_width, growth.base_width, plan.template)
+    stage_tokens = sum(plan.stage_tokens(k) for k in range(len(plan.stages) - 1))
+    seconds = 1.15 * (remaining_trials * plan.base_tokens / base_speed
+                      + (2 * plan.target_tokens + stage_tokens) / target_speed)
     table = Table(title=f"hpogrow plan — task {plan.task.name}, device {resolve_device(config.device)}", show_header=False)
     table.add_row("base study", f"{plan.base_study}: {remaining_trials} of {config.trials} trials to run, "
                   f"lr {plan.space.learning_rate_low:g}…{plan.space.learning_rate_high:g}, batch {list(plan.space.batch_sizes)}")
     table.add_row("base width", f"{growth.base_width} ({growth.base_params:,} parameters), "
                   f"{plan.base_tokens:,} tokens per trial ({config.tokens_per_param:g} tokens/parameter)")
-    table.add_row("growth", f"{growth.base_width} → {growth.target_width}: width ×{growth.width_ratio:.2f}, "
-                  f"parameters ×{growth.param_ratio:.2f} (asked {config.grow_factor:g}), shrink λ={config.shrink}")
+    widths = " → ".join([str(growth.base_width)] + [str(s.target_width) for s in plan.stages])
+    depths = f", depth {growth.base_depth} → {growth.target_depth}" if growth.target_depth != growth.base_depth else ""
+    table.add_row("growth", f"{widths}{depths} with {config.grow_op}: width ×{growth.width_ratio:.2f}, "
+                  f"parameters ×{growth.param_ratio:.2f} (asked {config.grow_factor:g}"
+                  f"{' per stage' if len(plan.stages) > 1 else ''}), shrink λ={config.shrink}"
+                  + (", Adam moments carried" if config.carry_optimizer else ""))
     table.add_row("target runs", f"{plan.target_study}: warmstart and scratch, {growth.target_params:,} parameters, "
                   f"{plan.target_tokens:,} tokens each")
     table.add_row("throughput", f"{base_speed:,.0f} tokens/s at width {growth.base_width}, "
@@ -182,7 +234,7 @@ def print_plan(plan: Plan, console: Console, remaining_trials: int) -> None:
     if config.tokens_per_param < 20:
         console.print(f"[yellow]Small token budget: {config.tokens_per_param:g} tokens/parameter, far below the papers' 20 "
                       "(a quick CPU run). Raise --tokens-per-param on a GPU to reach their regime.[/yellow]")
-    for message in growth_warnings(growth.param_ratio, config.shrink):
+    for message in growth_warnings(plan.stages[0].param_ratio, config.shrink if config.grow_op.startswith("szp") else 0.0):
         console.print(f"[yellow]warning: {message}[/yellow]")
 
 
@@ -249,52 +301,69 @@ def run_pipeline(task: Task, config: SearchConfig = SearchConfig(), *, executor:
 
 
 def _run_target(plan: Plan, storage, winner: optuna.trial.FrozenTrial, progress, console: Console):
-    config, task = plan.config, plan.task
-    signature = {"task": task.describe(), "base_width": config.base_width, "target_width": plan.growth.target_width,
-                 "tokens": plan.target_tokens, "shrink": config.shrink, "schedule": config.schedule,
+    config, final = plan.config, plan.growth
+    signature = {"task": plan.task.describe(), "base_width": config.base_width, "target_width": final.target_width,
+                 "target_depth": final.target_depth, "tokens": plan.target_tokens, "grow_op": config.grow_op,
+                 "shrink": config.shrink, "noise_scale": config.noise_scale, "stages": config.stages,
+                 "carry_optimizer": config.carry_optimizer, "schedule": config.schedule,
                  "evaluations": config.evaluations, "seed": config.seed, "base_study": plan.base_study}
     study = load_or_create_study(storage, plan.target_study, signature)
     fail_abandoned_trials(study)
-    target_config = replace(plan.template, learning_rate=winner.params["learning_rate"],
-                            batch_size=winner.params["batch_size"], tokens=plan.target_tokens)
-    target_dir = plan.checkpoint_dir / f"target-w{plan.growth.target_width}"
-    base_checkpoint = winner.user_attrs["checkpoint"]
-    data_position = winner.user_attrs["data_position"]
-    common = {"width": plan.growth.target_width, "base_trial": winner.number, "base_study": plan.base_study}
+    hyperparameters = {"learning_rate": winner.params["learning_rate"], "batch_size": winner.params["batch_size"]}
+    target_dir = plan.checkpoint_dir / plan.target_study.split("/", 1)[1]
+    final_task = plan.task_at(final)
 
-    def run_role(role: str, run, extra: dict) -> optuna.trial.FrozenTrial:
+    def run_role(role: str, width: int, run, extra: dict) -> optuna.trial.FrozenTrial:
         done = _finished_run(study, role, winner)
         if done is not None:
             console.print(f"{role}: reusing finished trial {done.number} of {plan.target_study}")
             return done
-        study.enqueue_trial(winner.params, user_attrs={"role": role, **common, **extra}, skip_if_exists=False)
+        user_attrs = {"role": role, "width": width, "base_trial": winner.number, "base_study": plan.base_study, **extra}
+        study.enqueue_trial(winner.params, user_attrs=user_attrs, skip_if_exists=False)
         trial = study.ask(plan.space.distributions())
         if record_run(study, trial, run, prune=False) is None:
-            raise PipelineError(f"the {role} run at width {plan.growth.target_width} diverged "
-                             f"({trial.user_attrs.get('fail_reason', '')}); lower the learning rate range with --space")
+            raise PipelineError(f"the {role} run at width {width} diverged "
+                                f"({trial.user_attrs.get('fail_reason', '')}); lower the learning rate range with --space")
         return study.trials[trial.number]
 
-    scratch = run_role("scratch", lambda report: run_scratch(
-        task, plan.growth.target_width, config.base_width, target_config, data_position,
-        target_dir / "scratch", report, progress), {})
+    def config_for(stage: int) -> TrainConfig:
+        return replace(plan.template, **hyperparameters, tokens=plan.stage_tokens(stage))
 
-    grown = grow_checkpoint(base_checkpoint, target_dir / "grown", target_width=plan.growth.target_width,
-                            shrink=config.shrink, seed=config.seed, task=task)
-    lineage = {"grown_from": f"{plan.base_study}#{winner.number}", "grown_from_checkpoint": base_checkpoint,
-               "grow_factor": round(grown.plan.param_ratio, 4), "width_ratio": round(grown.plan.width_ratio, 4),
-               "shrink": config.shrink}
+    scratch = run_role("scratch", final.target_width, lambda report: run_scratch(
+        final_task, final.target_width, config.base_width, config_for(len(plan.stages) - 1),
+        winner.user_attrs["data_position"], target_dir / "scratch", report, progress), {})
+
+    # Successive warmstarting: every stage but the last is trained and grown again.
+    source, cost_tokens, cost_flops = winner.user_attrs["checkpoint"], winner.user_attrs["tokens"], winner.user_attrs["flops"]
+    current = plan.task
+    for index, step in enumerate(plan.stages):
+        last = index == len(plan.stages) - 1
+        grown = grow_checkpoint(source, target_dir / ("grown" if last else f"grown-stage{index + 1}"),
+                                target_width=step.target_width, target_depth=step.target_depth, operator=config.grow_op,
+                                shrink=config.shrink, noise_scale=config.noise_scale, seed=config.seed,
+                                carry_optimizer=config.carry_optimizer, task=current)
+        current = plan.task_at(step)
+        if last:
+            break
+        stage = run_role(f"stage {index + 1}", step.target_width, lambda report, path=grown.path, k=index: run_warmstart(
+            current, path, config_for(k), target_dir / f"stage{k + 1}", report, progress), {"stage": index + 1})
+        source = stage.user_attrs["checkpoint"]
+        cost_tokens, cost_flops = cost_tokens + stage.user_attrs["tokens"], cost_flops + stage.user_attrs["flops"]
+
+    lineage = {"grown_from": f"{plan.base_study}#{winner.number}", "grown_from_checkpoint": winner.user_attrs["checkpoint"],
+               "grow_op": config.grow_op, "grow_factor": round(final.param_ratio, 4),
+               "width_ratio": round(final.width_ratio, 4), "depth": final.target_depth, "shrink": config.shrink,
+               "stages": len(plan.stages), "stage_widths": [s.target_width for s in plan.stages],
+               "carry_optimizer": config.carry_optimizer}
 
     def warmstart_run(report):
-        outcome = run_warmstart(task, grown.path, target_config, target_dir / "warmstart", report, progress)
+        outcome = run_warmstart(current, grown.path, config_for(len(plan.stages) - 1), target_dir / "warmstart",
+                                report, progress)
         curve = [(e.tokens_seen, e.val_loss) for e in outcome.evaluations]
-        scratch_curve = sorted(scratch.intermediate_values.items())
-        speedup = compute_speedup(curve, scratch_curve, outcome.compute_params,
-                                  base_tokens=winner.user_attrs["tokens"], base_flops=winner.user_attrs["flops"])
-        outcome.extra = {**speedup.as_attrs(), "base_tokens": winner.user_attrs["tokens"],
-                         "base_flops": winner.user_attrs["flops"], "initial_loss": curve[0][1]}
+        speedup = compute_speedup(curve, sorted(scratch.intermediate_values.items()), outcome.compute_params,
+                                  base_tokens=cost_tokens, base_flops=cost_flops)
+        outcome.extra = {**speedup.as_attrs(), "base_tokens": cost_tokens, "base_flops": cost_flops}
         return outcome
 
-    warmstart = run_role("warmstart", warmstart_run, lineage)
+    warmstart = run_role("warmstart", final.target_width, warmstart_run, lineage)
     return warmstart, scratch, study
-
-

@@ -145,3 +145,34 @@ def test_no_full_budget_trial_is_a_clear_error(tmp_path, space_file):
     _enqueue(config, 1e30)
     with pytest.raises(PipelineError, match="no base trial .* ran its full budget"):
         run_pipeline(WaveRegression(), config, console=_quiet())
+
+
+def test_successive_warmstarting_accounts_every_stage(tmp_path, space_file):
+    config = SearchConfig(**{**_config(tmp_path, space_file, trials=1).__dict__, "stages": 2})
+    _enqueue(config, 1e-2)
+    result = run_pipeline(WaveRegression(), config, console=_quiet())
+    widths = [step.target_width for step in result.plan.stages]
+    assert len(widths) == 2 and 16 < widths[0] < widths[1]
+    target = optuna.load_study(study_name=result.plan.target_study, storage=config.storage_url)
+    roles = {t.user_attrs["role"]: t for t in target.trials}
+    assert set(roles) == {"scratch", "stage 1", "warmstart"}
+    stage, warm, scratch = roles["stage 1"], roles["warmstart"], roles["scratch"]
+    assert stage.user_attrs["width"] == widths[0] and warm.user_attrs["width"] == scratch.user_attrs["width"] == widths[1]
+    assert warm.user_attrs["stage_widths"] == widths
+    base_tokens = result.winner.user_attrs["tokens"] + stage.user_attrs["tokens"]
+    assert warm.user_attrs["base_tokens"] == base_tokens  # every earlier stage counts as the warmstart's cost
+    assert warm.user_attrs["base_flops"] == result.winner.user_attrs["flops"] + stage.user_attrs["flops"]
+    # each stage continues the token stream: fresh tokens all the way
+    assert result.winner.user_attrs["data_position"] < stage.user_attrs["data_position"] < warm.user_attrs["data_position"]
+
+
+def test_depth_growth_with_carried_optimizer(tmp_path):
+    config = SearchConfig(base_width=16, trials=1, tokens_per_param=16, workdir=str(tmp_path / "work"), evaluations=4,
+                          pruner="none", device="cpu", grow_op="szp+zero-block", carry_optimizer=True)
+    result = run_pipeline(hpogrow.FourierTask(depth=2, modes=64), config, console=_quiet())
+    assert result.plan.target_study.endswith(f"-d{result.plan.growth.target_depth}") and result.plan.growth.target_depth == 3
+    warm = result.warmstart.user_attrs
+    assert warm["grow_op"] == "szp+zero-block" and warm["depth"] == 3 and warm["carry_optimizer"] is True
+    grown = tmp_path / "work" / "checkpoints" / "mlp-w16" / result.plan.target_study.split("/")[1] / "grown"
+    assert (grown / "optimizer.pt").exists()
+    assert hpogrow.read_checkpoint(grown).config["task"]["depth"] == 3
