@@ -345,8 +345,9 @@ def _run_target(plan: Plan, storage, winner: optuna.trial.FrozenTrial, progress,
         current = plan.task_at(step)
         if last:
             break
-        stage = run_role(f"stage {index + 1}", step.target_width, lambda report, path=grown.path, k=index: run_warmstart(
-            current, path, config_for(k), target_dir / f"stage{k + 1}", report, progress), {"stage": index + 1})
+        stage = run_role(f"stage {index + 1}", step.target_width, lambda report, t=current, path=grown.path, k=index:
+                         run_warmstart(t, path, config_for(k), target_dir / f"stage{k + 1}", report, progress),
+                         {"stage": index + 1})
         source = stage.user_attrs["checkpoint"]
         cost_tokens, cost_flops = cost_tokens + stage.user_attrs["tokens"], cost_flops + stage.user_attrs["flops"]
 
