@@ -33,7 +33,8 @@ def _split_block(task: Task, name: str) -> tuple[int | None, str]:
     return (int(match.group(1)), match.group(2)) if match else (None, name)
 
 
-def _check(base: nn.Module, target: nn.Module, task: Task) -> dict[str, torch.Tensor]:
+def _prepare(base: nn.Module, target: nn.Module, task: Task) -> tuple[dict[str, torch.Tensor], int]:
+    """The base's parameters by name and its depth, after checking the target can take them."""
     if not task.residual_outputs:
         raise UsageError(f"task {task.name!r} does not support depth growth (no residual blocks declared)")
     base_parameters = dict(base.named_parameters())
@@ -41,11 +42,8 @@ def _check(base: nn.Module, target: nn.Module, task: Task) -> dict[str, torch.Te
         block, rest = _split_block(task, name)
         if block is None and (name not in base_parameters or base_parameters[name].shape != parameter.shape):
             raise UsageError(f"cannot grow depth: {name} differs between base and target; grow the width first")
-    return base_parameters
-
-
-def _base_depth(base_parameters: dict[str, torch.Tensor], task: Task) -> int:
-    return 1 + max(_split_block(task, name)[0] for name in base_parameters if _split_block(task, name)[0] is not None)
+    blocks = [_split_block(task, name)[0] for name in base_parameters]
+    return base_parameters, 1 + max(block for block in blocks if block is not None)
 
 
 @dataclass(frozen=True)
@@ -58,8 +56,7 @@ class Stack(GrowthOperator):
 
     @torch.no_grad()
     def grow(self, base: nn.Module, target: nn.Module, task: Task) -> nn.Module:
-        base_parameters = _check(base, target, task)
-        depth = _base_depth(base_parameters, task)
+        base_parameters, depth = _prepare(base, target, task)
         for name, parameter in target.named_parameters():
             block, rest = _split_block(task, name)
             source = name if block is None else f"{task.block_prefix}.{block % depth}.{rest}"
@@ -77,8 +74,7 @@ class ZeroBlock(GrowthOperator):
 
     @torch.no_grad()
     def grow(self, base: nn.Module, target: nn.Module, task: Task) -> nn.Module:
-        base_parameters = _check(base, target, task)
-        depth = _base_depth(base_parameters, task)
+        base_parameters, depth = _prepare(base, target, task)
         for name, parameter in target.named_parameters():
             block, rest = _split_block(task, name)
             if block is None or block < depth:
