@@ -1,0 +1,20 @@
+"""Smoke test: the growth-operator benchmark runs at its smallest size and records its result."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+
+def test_grow_operators_benchmark_quick(tmp_path):
+    path = Path(__file__).resolve().parents[1] / "bench" / "grow_operators.py"
+    spec = importlib.util.spec_from_file_location("grow_operators", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    results = tmp_path / "RESULTS.md"
+    record = module.main(["--quick", "--results", str(results)])
+    assert {row["operator"] for row in record["rows"]} == set(module.OPERATORS)
+    assert all(row["initial"] > row["final"] for row in record["rows"])
+    assert "grow_operators" in results.read_text()
+    assert json.loads((tmp_path / "results.jsonl").read_text())["benchmark"] == "grow_operators"
