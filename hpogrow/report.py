@@ -63,29 +63,33 @@ def target_tables(study: optuna.Study) -> list[Table]:
     warm, scratch = runs.get("warmstart"), runs.get("scratch")
     if warm is None or scratch is None:
         return [Table(title=f"{study.study_name}: warmstart or scratch run not finished yet")]
+    attrs = warm.user_attrs
     growth = Table(title="growth", show_header=False)
-    growth.add_row("grown from", str(warm.user_attrs.get("grown_from")))
-    growth.add_row("widths", f"{warm.user_attrs.get('width')} (×{warm.user_attrs.get('width_ratio')} width, "
-                   f"×{warm.user_attrs.get('grow_factor')} parameters = growth factor g)")
-    growth.add_row("operator", f"shrink–zero-pad–perturb, λ = {warm.user_attrs.get('shrink')}, perturbation = μP init")
+    growth.add_row("grown from", str(attrs.get("grown_from")))
+    stages = attrs.get("stage_widths") or [attrs.get("width")]
+    growth.add_row("shape", f"width {' → '.join(map(str, stages))}" + (f", depth {attrs['depth']}" if attrs.get("depth") else "")
+                   + f" (×{attrs.get('width_ratio')} width, ×{attrs.get('grow_factor')} parameters = growth factor g)")
+    operator = attrs.get("grow_op", "szp")
+    growth.add_row("operator", f"{operator}" + (f", λ = {attrs.get('shrink')}, perturbation = μP init" if operator.startswith("szp") else "")
+                   + (", Adam moments carried" if attrs.get("carry_optimizer") else ", fresh optimizer"))
     growth.add_row("hyperparameters", f"lr {warm.params['learning_rate']:.2e}, batch {warm.params['batch_size']} (μTransfer)")
     losses = Table(title=f"{study.study_name}: warmstart vs scratch (same width, tokens and hyperparameters)")
-    for column in ("run", "trial", "parameters", "tokens", "initial val loss", "final val loss"):
+    for column in ("run", "trial", "width", "parameters", "tokens", "initial val loss", "final val loss"):
         losses.add_column(column, justify="right")
-    for trial in (warm, scratch):
-        attrs = trial.user_attrs
-        losses.add_row(attrs["role"], str(trial.number), f"{attrs['n_params']:,}", f"{attrs['tokens']:,}",
-                       _fmt(attrs.get("initial_loss")), _fmt(trial.value))
+    stage_runs = sorted((t for role, t in runs.items() if role and role.startswith("stage ")), key=lambda t: t.user_attrs["stage"])
+    for trial in (*stage_runs, warm, scratch):
+        run = trial.user_attrs
+        losses.add_row(run["role"], str(trial.number), str(run["width"]), f"{run['n_params']:,}", f"{run['tokens']:,}",
+                       _fmt(run.get("initial_loss")), _fmt(trial.value))
     speed = Table(title="speedup of warmstart over scratch (to reach scratch's final loss)")
     for column in ("measure", "without base cost", "with base cost"):
         speed.add_column(column, justify="right")
-    attrs = warm.user_attrs
     speed.add_row("tokens", _speedup(attrs.get("speedup_tokens")), _speedup(attrs.get("speedup_tokens_with_base")))
     speed.add_row("FLOPs (6·N·D)", _speedup(attrs.get("speedup_flops")), _speedup(attrs.get("speedup_flops_with_base")))
     needed = attrs.get("warmstart_tokens_to_match")
     speed.caption = (f"warmstart reached {attrs.get('scratch_final_loss', 0):.4f} after "
                      f"{'—' if needed is None else f'{needed:,.0f}'} of {attrs.get('scratch_tokens', 0):,} tokens; "
-                     f"base model: {attrs.get('base_tokens', 0):,} tokens")
+                     f"base model{' and earlier stages' if stage_runs else ''}: {attrs.get('base_tokens', 0):,} tokens")
     return [growth, losses, speed]
 
 
