@@ -59,6 +59,23 @@ def _add_growth_options(parser: argparse.ArgumentParser, factor_flag: str) -> No
                        help="carry Adam moments through growth, zero-padded (experiment; default: fresh optimizer)")
 
 
+def _add_ray_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("executor (Ray Tune)")
+    group.add_argument("--executor", choices=("local", "ray"), default="local",
+                       help="local: in-process trials, one at a time (default); ray: Ray Tune trials under --scheduler")
+    group.add_argument("--scheduler", choices=("asha", "hyperband", "none"),
+                       help="Ray Tune scheduler, fidelity in tokens (default asha)")
+    group.add_argument("--reduction-factor", type=int, help="ratio between rungs (default 2: 2.5 → 5 → 10 → 20 tokens/parameter at 20)")
+    group.add_argument("--cpus-per-trial", type=float, help="CPUs per Ray trial (default 1)")
+    group.add_argument("--gpus-per-trial", type=float, help="GPUs per Ray trial; 0.5 puts two trials on a GPU (default 0)")
+    group.add_argument("--max-concurrent", type=_positive_int, help="Ray trials at once (default: what the resources fit)")
+    group.add_argument("--ray-address", help="join a running Ray cluster: auto or HOST:PORT (default: start a local one)")
+    group.add_argument("--verbose", action="store_true", help="show Ray's own console output")
+
+
+_RAY_FLAGS = ("scheduler", "reduction_factor", "cpus_per_trial", "gpus_per_trial", "max_concurrent", "ray_address")
+
+
 def _make_task(args: argparse.Namespace):
     from hpogrow.tasks import FourierTask, LanguageTask
 
@@ -70,13 +87,18 @@ def _make_task(args: argparse.Namespace):
 def _search(args: argparse.Namespace) -> int:
     from hpogrow.pipeline import SearchConfig, run_pipeline
 
+    given = [name for name in _RAY_FLAGS if getattr(args, name) is not None]
+    if given and args.executor != "ray":
+        raise _usage(f"--{given[0].replace('_', '-')} applies to Ray trials; add --executor ray")
+    ray_options = {name: getattr(args, name) for name in given}
     config = SearchConfig(
         base_width=args.base_width, trials=args.trials, tokens_per_param=args.tokens_per_param,
         grow_factor=args.grow_factor, target_width=args.target_width, shrink=args.shrink, seed=args.seed,
         grow_op=args.grow_op, target_depth=args.grow_depth, noise_scale=args.noise_scale, stages=args.stages,
         carry_optimizer=args.carry_optimizer,
         study=args.study, storage=args.storage, workdir=args.workdir, space=args.space, pruner=args.pruner,
-        schedule=args.schedule, evaluations=args.evaluations, device=args.device, precision=args.precision)
+        schedule=args.schedule, evaluations=args.evaluations, device=args.device, precision=args.precision,
+        executor=args.executor, verbose=args.verbose, **ray_options)
     run_pipeline(_make_task(args), config)
     return 0
 
@@ -217,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--space", help="search-space YAML (default search_spaces/{task}.yaml)")
     search.add_argument("--pruner", choices=("median", "none"), default="median", help="Optuna pruner (default median)")
     _add_growth_options(search, "--grow-factor")
+    _add_ray_options(search)
     _add_task_options(search)
     _add_run_options(search)
     search.set_defaults(handler=_search)

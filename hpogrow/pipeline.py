@@ -1,7 +1,8 @@
 """search → grow → warmstart vs scratch: the whole hpogrow pipeline, recorded in Optuna.
 
 1. Search learning rate and batch size at the base width (TPE + a pruner on intermediate
-   values, step = tokens seen) in the study ``{study}/base``.
+   values, step = tokens seen; or, with ``executor="ray"``, Ray Tune trials under ASHA or
+   HyperBand) in the study ``{study}/base``.
 2. Grow the best trial that ran its full budget by ``grow_factor`` (ratio of parameter counts)
    with shrink–zero-pad–perturb.
 3. Train the grown model with the winner's LR and batch size (μTransfer) on the tokens that
@@ -87,6 +88,23 @@ class SearchConfig:
     """``auto`` picks CUDA when present."""
     precision: Literal["fp32", "bf16"] = "fp32"
     """Training precision."""
+    executor: Literal["local", "ray"] = "local"
+    """Who runs the base trials: ``local`` (in process, one at a time, Optuna's pruner) or
+    ``ray`` (Ray Tune trials under ``scheduler``)."""
+    scheduler: Literal["asha", "hyperband", "none"] = "asha"
+    """Ray Tune scheduler of the base trials, with the fidelity measured in tokens."""
+    reduction_factor: int = 2
+    """Ratio between the scheduler's rungs (2: the papers' 2.5 → 5 → 10 → 20 tokens/parameter)."""
+    cpus_per_trial: float = 1.0
+    """CPUs Ray reserves for each trial."""
+    gpus_per_trial: float = 0.0
+    """GPUs Ray reserves for each trial; fractions share a GPU."""
+    max_concurrent: int | None = None
+    """Ray trials running at once (default: what the cluster's resources fit)."""
+    ray_address: str | None = None
+    """Join a running Ray cluster (``auto`` or ``HOST:PORT``); default: start a local one."""
+    verbose: bool = False
+    """Show Ray's own console output."""
 
     def __post_init__(self) -> None:
         if self.trials < 1:
@@ -103,6 +121,20 @@ class SearchConfig:
             raise UsageError(f"--stages {self.stages}: need at least 1")
         if self.stages > 1 and (self.target_width or self.target_depth):
             raise UsageError("--stages grows by --grow-factor at every stage; drop --target-width/--grow-depth")
+        if self.executor not in ("local", "ray"):
+            raise UsageError(f"--executor {self.executor}: use ray or local")
+        if self.scheduler not in ("asha", "hyperband", "none"):
+            raise UsageError(f"--scheduler {self.scheduler}: use asha, hyperband or none")
+        if not isinstance(self.reduction_factor, int) or self.reduction_factor < 2:
+            raise UsageError(f"--reduction-factor {self.reduction_factor}: must be an integer of at least 2")
+        if not self.cpus_per_trial > 0:
+            raise UsageError(f"--cpus-per-trial {self.cpus_per_trial}: must be positive")
+        if not self.gpus_per_trial >= 0:
+            raise UsageError(f"--gpus-per-trial {self.gpus_per_trial}: must be 0 or more (0.5 shares a GPU between two trials)")
+        if self.gpus_per_trial > 0 and self.device == "cpu":
+            raise UsageError(f"--gpus-per-trial {self.gpus_per_trial} with --device cpu: use --device auto or cuda")
+        if self.max_concurrent is not None and self.max_concurrent < 1:
+            raise UsageError(f"--max-concurrent {self.max_concurrent}: need at least 1")
         parse_operators(self.grow_op)
 
     @property
@@ -207,7 +239,19 @@ def measure_tokens_per_second(task: Task, width: int, base_width: int, config: T
     return steps * config.batch_size * task.tokens_per_example / elapsed
 
 
-def print_plan(plan: Plan, console: Console, remaining_trials: int) -> None:
+def make_executor(config: SearchConfig) -> Executor:
+    """The executor ``config.executor`` names (Ray is imported only when a search starts)."""
+    if config.executor == "local":
+        return LocalExecutor()
+    from hpogrow.executors.ray import RayExecutor
+
+    return RayExecutor(scheduler=config.scheduler, reduction_factor=config.reduction_factor,
+                       cpus_per_trial=config.cpus_per_trial, gpus_per_trial=config.gpus_per_trial,
+                       max_concurrent=config.max_concurrent, address=config.ray_address,
+                       storage_path=str(Path(config.workdir) / "ray"), verbose=config.verbose)
+
+
+def print_plan(plan: Plan, console: Console, remaining_trials: int, executor: Executor | None = None) -> None:
     config, growth = plan.config, plan.growth
     base_speed = measure_tokens_per_second(plan.task, growth.base_width, growth.base_width, plan.template)
     target_speed = measure_tokens_per_second(plan.task_at(growth), growth.target_width, growth.base_width, plan.template)
@@ -230,6 +274,11 @@ def print_plan(plan: Plan, console: Console, remaining_trials: int) -> None:
     table.add_row("throughput", f"{base_speed:,.0f} tokens/s at width {growth.base_width}, "
                   f"{target_speed:,.0f} at {growth.target_width} (measured)")
     table.add_row("estimated time", f"≤ {seconds / 60:.1f} min (pruned trials stop early)")
+    rungs = executor.rungs(plan.base_tokens, config.evaluations) if hasattr(executor, "rungs") else None
+    if rungs is not None:
+        per_param = " → ".join(f"{r / growth.base_params:.3g}" for r in rungs)
+        table.add_row("rungs", f"Ray Tune, {executor.scheduler}, reduction factor {executor.reduction_factor}: "
+                      f"{' → '.join(f'{r:,}' for r in rungs)} tokens ({per_param} tokens/parameter)")
     console.print(table)
     if config.tokens_per_param < 20:
         console.print(f"[yellow]Small token budget: {config.tokens_per_param:g} tokens/parameter, far below the papers' 20 "
@@ -278,15 +327,20 @@ def run_pipeline(task: Task, config: SearchConfig = SearchConfig(), *, executor:
               if config.pruner == "median" else optuna.pruners.NopPruner())
     base_study = load_or_create_study(storage, plan.base_study, signature,
                                       optuna.samplers.TPESampler(seed=config.seed, n_startup_trials=4), pruner)
+    if base_study.get_trials(deepcopy=False):
+        # A continued study: a sampler seeded as in the first run would draw that run's random
+        # start-up configurations again, so it gets fresh randomness.
+        base_study.sampler.reseed_rng()
     abandoned = fail_abandoned_trials(base_study)
     if abandoned:
         console.print(f"marked trials {abandoned} FAIL: their driver process died")
     finished = len(base_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)))
     remaining = max(0, config.trials - finished)
-    print_plan(plan, console, remaining)
+    executor = executor or make_executor(config)
+    print_plan(plan, console, remaining, executor)
 
     with make_progress(console) as progress:
-        (executor or LocalExecutor()).run(base_study, plan.space, remaining,
+        executor.run(base_study, plan.space, remaining,
                                           BaseTrial(task, config.base_width, plan.template, plan.checkpoint_dir / "base"),
                                           progress)
         winner = best_full_budget_trial(base_study)

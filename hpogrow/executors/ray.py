@@ -1,0 +1,251 @@
+"""Base trials as Ray Tune trials under ASHA or HyperBand, recorded truthfully in Optuna.
+
+Design:
+
+- **Fidelity is tokens.** The rung plan is ``budget / rf**K, …, budget / rf, budget`` tokens (with
+  the defaults rf = 2 and K = 3 rungs below the budget: the papers' 2.5 → 5 → 10 → 20
+  tokens/parameter at a 20 tokens/parameter budget), K lowered until the smallest rung holds at
+  least one evaluation. Trials report ``fidelity`` = tokens seen in units of the smallest rung,
+  and both schedulers use it as ``time_attr`` with ``max_t = rf**K``: Ray's HyperBand derives its
+  number of brackets from ``max_t``, so raw token counts would give it dozens of brackets.
+- **The record** is kept by :class:`hpogrow.executors.ray_bridge.OptunaBridge` in the driver (see
+  there for how each Optuna state is decided); workers never touch the study.
+- **Checkpoints**: trials checkpoint at rung boundaries (:mod:`hpogrow.executors.ray_trainable`);
+  Ray keeps the latest ``checkpoints_to_keep`` per trial while the experiment runs, which is
+  all a paused trial needs to continue, and they are deleted when the experiment ends. Full-budget
+  trials write their hpogrow checkpoint folder outside Ray's storage, at the path their
+  ``checkpoint`` user attribute names; that is what the pipeline grows. On a multi-node cluster
+  both the Ray storage path and hpogrow's work folder must be on shared storage.
+- **Resume** uses a fresh Tuner for the trials still missing, not ``Tuner.restore``. The Optuna
+  study is the single source of truth: finished trials are counted there, trials a killed
+  driver left RUNNING are marked FAIL by :func:`hpogrow.storage.fail_abandoned_trials` (they
+  record the driver's ``host:pid``), and a new experiment asks only for the remaining trials. A
+  restored Tuner would replay its own searcher state beside the study's and re-run or duplicate
+  the interrupted trials (GUIDE §3), and a restored experiment needs the same trainable object,
+  which a new process does not have.
+- **Concurrency**: ``max_concurrent`` caps the trials Tune asks for at once (default: what the
+  cluster's CPUs and GPUs fit), so TPE learns from finished trials. Under HyperBand it is not
+  applied: Ray counts PAUSED trials as live, and a cap smaller than a bracket would stop the
+  bracket from ever filling; resources bound the trials that run at once instead.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import math
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import optuna
+
+from hpogrow.errors import UsageError
+from hpogrow.executors.base import Executor
+from hpogrow.runs import BaseTrial
+from hpogrow.space import SearchSpace
+
+SCHEDULERS = ("asha", "hyperband", "none")
+
+
+def rung_count(reduction_factor: int, evaluations: int, max_rungs: int = 3) -> int:
+    """Rungs below the full budget: at most ``max_rungs``, and the smallest rung
+    (``budget / rf**K``) must hold at least one of the ``evaluations``."""
+    rungs = 0
+    while rungs < max_rungs and reduction_factor ** (rungs + 1) <= evaluations:
+        rungs += 1
+    return rungs
+
+
+def rung_plan(budget: int, scheduler: str = "asha", reduction_factor: int = 2, evaluations: int = 16,
+              max_rungs: int = 3) -> list[int]:
+    """Token milestones at which the scheduler compares trials; the last is the full budget.
+
+    Example::
+
+        >>> rung_plan(160_000, "asha", reduction_factor=2, evaluations=16)
+        [20000, 40000, 80000, 160000]
+    """
+    if scheduler == "none":
+        return [budget]
+    rungs = rung_count(reduction_factor, evaluations, max_rungs)
+    return [round(budget / reduction_factor ** (rungs - k)) for k in range(rungs + 1)]
+
+
+@dataclass(frozen=True)
+class RayExecutor(Executor):
+    """Runs base trials as Ray Tune trials (see the module docstring).
+
+    Example (CPU, a local Ray runtime, about a minute)::
+
+        from hpogrow import FourierTask, SearchConfig, run_pipeline
+        from hpogrow.executors.ray import RayExecutor
+        run_pipeline(FourierTask(modes=256), SearchConfig(base_width=32, trials=6, workdir="/tmp/hp"),
+                     executor=RayExecutor(scheduler="asha", storage_path="/tmp/hp/ray"))
+    """
+
+    scheduler: Literal["asha", "hyperband", "none"] = "asha"
+    """ASHA (asynchronous successive halving), synchronous HyperBand, or none (every trial runs
+    its full budget)."""
+    reduction_factor: int = 2
+    """Ratio between rungs; ASHA keeps the best 1/rf of the trials at each rung."""
+    max_rungs: int = 3
+    """Rungs below the full budget (fewer when the evaluations are too sparse)."""
+    cpus_per_trial: float = 1.0
+    """CPUs Ray reserves for each trial."""
+    gpus_per_trial: float = 0.0
+    """GPUs Ray reserves for each trial; fractions share a GPU (0.5: two trials per GPU)."""
+    max_concurrent: int | None = None
+    """Trials running at once; default: as many as the cluster's resources fit."""
+    address: str | None = None
+    """``None`` starts a local Ray runtime; ``auto`` or ``HOST:PORT`` joins a running cluster."""
+    num_cpus: int | None = None
+    """CPUs of a local Ray runtime (default: all of this machine's)."""
+    storage_path: str | None = None
+    """Where Ray keeps results and rung checkpoints; default ``ray/`` beside the checkpoints."""
+    checkpoints_to_keep: int = 1
+    """Ray checkpoints kept per trial while the experiment runs."""
+    reuse_actors: bool = True
+    """Run consecutive trials in the same Ray worker (saves importing torch for every trial)."""
+    verbose: bool = False
+    """Show Ray's own console output (hidden by default)."""
+
+    def __post_init__(self) -> None:
+        if self.scheduler not in SCHEDULERS:
+            raise UsageError(f"--scheduler {self.scheduler}: use asha, hyperband or none")
+        if not isinstance(self.reduction_factor, int) or self.reduction_factor < 2:
+            raise UsageError(f"--reduction-factor {self.reduction_factor}: must be an integer of at least 2")
+        if not self.cpus_per_trial > 0:
+            raise UsageError(f"--cpus-per-trial {self.cpus_per_trial}: must be positive")
+        if not self.gpus_per_trial >= 0:
+            raise UsageError(f"--gpus-per-trial {self.gpus_per_trial}: must be 0 or more (fractions share a GPU)")
+        if self.max_concurrent is not None and self.max_concurrent < 1:
+            raise UsageError(f"--max-concurrent {self.max_concurrent}: need at least 1")
+        if self.max_rungs < 0 or self.checkpoints_to_keep < 1:
+            raise UsageError("max_rungs must be >= 0 and checkpoints_to_keep >= 1")
+
+    def rungs(self, budget: int, evaluations: int) -> list[int]:
+        """Rung plan (token milestones) for trials of ``budget`` tokens and ``evaluations``."""
+        return rung_plan(budget, self.scheduler, self.reduction_factor, evaluations, self.max_rungs)
+
+    def run(self, study: optuna.Study, space: SearchSpace, n_trials: int, run_trial: BaseTrial,
+            progress=None) -> None:
+        if n_trials < 1:
+            return
+        import ray
+        from ray import tune
+
+        from hpogrow.executors.ray_bridge import OptunaBridge, TrialStatusCallback
+        from hpogrow.executors.ray_trainable import TrialSetup, run_ray_trial
+        from hpogrow.executors.ray_view import TrialBoard, board_in
+        from hpogrow.report import trial_line
+
+        started_ray = self._connect(ray)
+        try:
+            budget, evaluations = run_trial.template.tokens, run_trial.template.evaluations
+            rungs = 0 if self.scheduler == "none" else rung_count(self.reduction_factor, evaluations, self.max_rungs)
+            board = TrialBoard(self.rungs(budget, evaluations), f"{study.study_name} on Ray Tune ({self.scheduler})")
+            overall = progress.add_task("base search", total=n_trials, loss=float("nan")) if progress else None
+
+            def changed(number: int, state: str | None, tokens: int | None, loss: float | None) -> None:
+                board.update(number, state=state, tokens=tokens, loss=loss)
+                if state in ("COMPLETE", "PRUNED", "FAIL") and progress is not None:
+                    progress.console.print(trial_line(study.trials[number]))
+                    progress.update(overall, advance=1, loss=_best_value(study))
+
+            if self.gpus_per_trial == 0 and ray.cluster_resources().get("GPU", 0) > 0 \
+                    and run_trial.template.device != "cpu" and progress is not None:
+                progress.console.print("[yellow]warning: the Ray cluster has GPUs but --gpus-per-trial is 0, so Ray hides "
+                                       "them and trials train on CPU; pass --gpus-per-trial 1 (or 0.5 to share)[/yellow]")
+            bridge = OptunaBridge(study, space, n_trials, on_change=changed,
+                                  user_attrs={"role": "base", "width": run_trial.base_width})
+            setup = TrialSetup(run_trial, self.reduction_factor, rungs)
+            resources = {"cpu": self.cpus_per_trial, "gpu": self.gpus_per_trial}
+            trainable = tune.with_resources(tune.with_parameters(run_ray_trial, setup=setup), resources)
+            storage = Path(self.storage_path or Path(run_trial.checkpoint_dir).parent / "ray").resolve()
+            name = f"{study.study_name.replace('/', '-')}-{datetime.datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}"
+            tuner = tune.Tuner(
+                trainable,
+                tune_config=tune.TuneConfig(
+                    metric="val_loss", mode="min", search_alg=bridge, scheduler=self._scheduler(rungs),
+                    num_samples=n_trials, max_concurrent_trials=self._concurrency(ray),
+                    reuse_actors=self.reuse_actors),
+                run_config=tune.RunConfig(
+                    name=name, storage_path=str(storage), verbose=2 if self.verbose else 0,
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=self.checkpoints_to_keep),
+                    callbacks=[TrialStatusCallback(bridge, board)]))
+            try:
+                with board_in(progress, board):
+                    results = tuner.fit()
+            except BaseException as error:
+                bridge.fail_leftovers(f"search interrupted ({type(error).__name__})")
+                raise
+            leftovers = bridge.fail_leftovers("the Ray experiment ended before the trial did")
+            if progress is not None:
+                if leftovers:
+                    progress.console.print(f"[yellow]trials {leftovers} never finished in Ray; marked FAIL[/yellow]")
+                for error in results.errors[:3]:
+                    progress.console.print(f"[red]a Ray trial failed: {str(error).strip().splitlines()[-1][:300]}[/red]")
+                progress.update(overall, visible=False)
+            _drop_ray_checkpoints(storage / name)
+        finally:
+            if started_ray:
+                ray.shutdown()
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _connect(self, ray) -> bool:
+        """Start or join Ray unless this process already is connected; True if we started it."""
+        if not self.verbose:
+            os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the legacy reporter is silent at verbose=0
+            logging.getLogger("ray").setLevel(logging.ERROR)
+        os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")  # Ctrl-C aborts, as with --executor local
+        if ray.is_initialized():
+            return False
+        options = dict(log_to_driver=self.verbose, include_dashboard=False,
+                       logging_level=logging.INFO if self.verbose else logging.ERROR)
+        try:
+            if self.address is None:  # "local": never join a cluster that `ray start` left running
+                ray.init(address="local", num_cpus=self.num_cpus or os.cpu_count(), **options)
+            else:
+                ray.init(address=self.address, **options)
+        except ConnectionError as error:
+            raise UsageError(f"--ray-address {self.address}: cannot join a Ray cluster there ({str(error).splitlines()[0]}); "
+                             "start one with 'ray start --head' or drop --ray-address") from None
+        return True
+
+    def _concurrency(self, ray) -> int | None:
+        if self.scheduler == "hyperband":
+            return None
+        if self.max_concurrent is not None:
+            return self.max_concurrent
+        available = ray.cluster_resources()
+        fits = available.get("CPU", 1) / self.cpus_per_trial
+        if self.gpus_per_trial > 0:
+            fits = min(fits, available.get("GPU", 0) / self.gpus_per_trial)
+        return max(1, math.floor(fits + 1e-9))
+
+    def _scheduler(self, rungs: int):
+        from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, HyperBandScheduler
+
+        scale = self.reduction_factor ** rungs
+        if self.scheduler == "none" or rungs == 0:
+            return FIFOScheduler()
+        if self.scheduler == "hyperband":
+            return HyperBandScheduler(time_attr="fidelity", max_t=scale, reduction_factor=self.reduction_factor)
+        # grace a hair below 1 unit: ASHA counts its rungs with a floating-point log (rf**K / grace)
+        return AsyncHyperBandScheduler(time_attr="fidelity", max_t=scale, grace_period=1 - 1e-9,
+                                       reduction_factor=self.reduction_factor)
+
+
+def _drop_ray_checkpoints(experiment: Path) -> None:
+    """Retention at the end: rung checkpoints only served paused trials, and none is left."""
+    for folder in experiment.glob("*/checkpoint_*"):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _best_value(study: optuna.Study) -> float:
+    values = [t.value for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
+    return min(values) if values else float("nan")

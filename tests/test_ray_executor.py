@@ -1,0 +1,295 @@
+"""Base trials on a real local Ray runtime: the Optuna record ASHA, HyperBand, NaN and a killed
+driver leave behind, and joining a separately started cluster."""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import optuna
+import pytest
+import ray
+import ray.cloudpickle
+import torch
+from rich.console import Console
+
+import hpogrow.storage
+import test_pipeline
+from hpogrow.checkpoint import read_checkpoint
+from hpogrow.errors import UsageError
+from hpogrow.executors.ray import RayExecutor, rung_plan
+from hpogrow.executors.ray_bridge import OptunaBridge
+from hpogrow.pipeline import SearchConfig, best_full_budget_trial, make_plan, run_pipeline
+from hpogrow.runs import BaseTrial
+from hpogrow.space import load_space
+from test_pipeline import WaveRegression
+
+TrialState = optuna.trial.TrialState
+STUDY = "wave-regression-w16/base"
+TESTS = Path(__file__).parent
+# Ray workers cannot import this test folder: ship the custom task's class by value.
+ray.cloudpickle.register_pickle_by_value(test_pipeline)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ray_runtime():
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def space_file(tmp_path) -> str:
+    path = tmp_path / "space.yaml"
+    path.write_text("learning_rate: {low: 1.0e-3, high: 1.0, log: true}\nbatch_size: {powers_of_two: [32, 64]}\n")
+    return str(path)
+
+
+def _config(tmp_path, space: str, trials: int, **overrides) -> SearchConfig:
+    return SearchConfig(base_width=16, trials=trials, tokens_per_param=16, workdir=str(tmp_path / "work"), space=space,
+                        evaluations=8, pruner="none", device="cpu", executor="ray", **overrides)
+
+
+def _run(config: SearchConfig, scheduler: str):
+    executor = RayExecutor(scheduler=scheduler, storage_path=str(Path(config.workdir) / "ray"))
+    result = run_pipeline(WaveRegression(), config, executor=executor, console=Console(file=io.StringIO(), width=120))
+    return result, optuna.load_study(study_name=STUDY, storage=hpogrow.storage.open_storage(config.storage_url))
+
+
+def _check_record(study: optuna.Study, budget: int) -> None:
+    """What every Ray search must leave: nothing RUNNING, true states, curves and attributes."""
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    for trial in study.trials:
+        assert trial.user_attrs["driver"] == hpogrow.storage.driver_id() and trial.user_attrs["ray_trial_id"]
+        assert trial.user_attrs["role"] == "base" and trial.user_attrs["width"] == 16
+        if trial.state == TrialState.FAIL:
+            continue
+        steps = sorted(trial.intermediate_values)
+        assert steps[0] == 0 and trial.user_attrs["fidelity_reached"] == steps[-1] == trial.user_attrs["tokens"]
+        assert trial.value == trial.intermediate_values[steps[-1]]  # the last value before a stop is kept
+        assert trial.user_attrs["flops"] == 6 * trial.user_attrs["compute_params"] * steps[-1]
+        if trial.state == TrialState.COMPLETE:
+            assert steps[-1] >= budget and len(steps) == 8 + 1
+            assert read_checkpoint(trial.user_attrs["checkpoint"]).state.tokens_seen == steps[-1]
+        else:
+            assert trial.state == TrialState.PRUNED and steps[-1] < budget and "checkpoint" not in trial.user_attrs
+
+
+def test_rung_plan_is_the_schedulers_own(tmp_path):
+    from ray.tune.schedulers import AsyncHyperBandScheduler
+
+    assert rung_plan(160_000, "asha", 2, 16) == [20_000, 40_000, 80_000, 160_000]  # 2.5 → 20 tokens/param at 20
+    assert rung_plan(160_000, "hyperband", 3, 4) == [53_333, 160_000]  # the smallest rung holds an evaluation
+    assert rung_plan(160_000, "none") == [160_000]
+    for factor, rungs in ((2, 3), (3, 3), (10, 3), (3, 5)):  # ASHA counts rungs with a float log
+        executor = RayExecutor(reduction_factor=factor, max_rungs=rungs)
+        milestones = sorted(m for m, _ in executor._scheduler(rungs)._brackets[0]._rungs)
+        assert [round(m * 1000 / factor ** rungs) for m in milestones] == executor.rungs(1000, factor ** rungs)
+
+
+def test_study_that_maximizes_is_refused():
+    study = optuna.create_study(direction="maximize")
+    space = load_space(None, "mlp")
+    with pytest.raises(UsageError, match="maximizes"):
+        OptunaBridge(study, space, 1)
+    with pytest.raises(UsageError, match="minimizes"):
+        OptunaBridge(optuna.create_study(), space, 1, mode="max")
+
+
+def test_asha_prunes_early_stopped_trials_with_their_curves(tmp_path, space_file):
+    config = _config(tmp_path, space_file, trials=8)
+    result, study = _run(config, "asha")
+    _check_record(study, result.plan.base_tokens)
+    states = [t.state for t in study.trials]
+    assert states.count(TrialState.PRUNED) >= 1 and states.count(TrialState.COMPLETE) >= 1
+    pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
+    assert all(len(t.intermediate_values) >= 2 for t in pruned)  # stopped at a rung, not before the first
+    assert result.winner.number == best_full_budget_trial(study).number
+    assert not list((tmp_path / "work" / "ray").glob("*/*/checkpoint_*"))  # retention: rung checkpoints dropped
+
+
+def test_hyperband_full_length_winner_is_complete_and_grown(tmp_path, space_file):
+    config = _config(tmp_path, space_file, trials=8)
+    result, study = _run(config, "hyperband")
+    _check_record(study, result.plan.base_tokens)
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert result.winner.state == TrialState.COMPLETE
+    assert result.winner.number == min(complete, key=lambda t: t.value).number
+    assert result.warmstart.user_attrs["grown_from"] == f"{STUDY}#{result.winner.number}"
+    assert any(t.state == TrialState.PRUNED for t in study.trials)  # paused at a rung, then stopped
+    # promoted trials continued from their rung checkpoint, not from step 0 …
+    promoted = [t for t in complete if t.user_attrs["resumed_at_tokens"]]
+    assert promoted
+    # … and ended exactly where an uninterrupted run with the same hyperparameters ends
+    trial = promoted[0]
+    plan = make_plan(WaveRegression(), config)
+    alone = BaseTrial(WaveRegression(), 16, plan.template, tmp_path / "alone")(trial.params, None, 0)
+    assert alone.state.tokens_seen == trial.user_attrs["tokens"]
+    assert alone.state.data_position == trial.user_attrs["data_position"]
+    assert alone.final_loss == pytest.approx(trial.value, rel=1e-3)
+
+
+def test_nan_trial_fails_and_the_search_finishes(tmp_path):
+    space = tmp_path / "space.yaml"
+    space.write_text("learning_rate: {low: 1.0e-3, high: 1.0e+30, log: true}\nbatch_size: {powers_of_two: [32, 64]}\n")
+    config = _config(tmp_path, str(space), trials=3)
+    study = optuna.create_study(study_name=STUDY, storage=hpogrow.storage.open_storage(config.storage_url))
+    for learning_rate in (1e30, 1e-2, 3e-2):
+        study.enqueue_trial({"learning_rate": learning_rate, "batch_size": 32})
+    result, study = _run(config, "asha")
+    _check_record(study, result.plan.base_tokens)
+    diverged = study.trials[0]
+    assert diverged.state == TrialState.FAIL
+    assert "learning rate is probably too high" in diverged.user_attrs["fail_reason"]
+    assert diverged.user_attrs["fidelity_reached"] > 0
+    assert result.winner.number in (1, 2)
+
+
+_DRIVER = textwrap.dedent("""
+    import sys
+    sys.path[:0] = [{root!r}, {tests!r}]
+    import optuna, ray.cloudpickle, test_pipeline
+    from hpogrow.executors.ray import RayExecutor
+    from hpogrow.pipeline import SearchConfig, run_pipeline
+    ray.cloudpickle.register_pickle_by_value(test_pipeline)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    config = SearchConfig(**{config!r})
+    run_pipeline(test_pipeline.WaveRegression(), config,
+                 executor=RayExecutor(num_cpus=2, storage_path=config.workdir + "/ray"))
+    print("PIPELINE DONE")
+""")
+
+
+def _finished(storage_url: str) -> int:
+    try:
+        study = optuna.load_study(study_name=STUDY, storage=hpogrow.storage.open_storage(storage_url))
+    except KeyError:
+        return 0
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+
+
+def test_killed_driver_rerun_keeps_finished_trials_and_runs_nothing_twice(tmp_path, space_file):
+    config = replace(_config(tmp_path, space_file, trials=6), tokens_per_param=120, evaluations=4)
+    script = tmp_path / "driver.py"
+    script.write_text(_DRIVER.format(root=str(TESTS.parent), tests=str(TESTS), config=config.__dict__))
+    command = [sys.executable, str(script)]
+    env = {**os.environ, "RAY_ADDRESS": ""}
+    first = subprocess.Popen(command, cwd=TESTS.parent, env=env, start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while _finished(config.storage_url) < 1 and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert first.poll() is None, "the search ended before it could be killed"
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+    finally:
+        _kill_group(first.pid)  # whatever of that driver's local Ray runtime is left
+    before = optuna.load_study(study_name=STUDY, storage=hpogrow.storage.open_storage(config.storage_url))
+    kept = {t.number: t.state for t in before.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)}
+    running = [t.number for t in before.trials if t.state == TrialState.RUNNING]
+    assert running  # the kill left trials RUNNING for the rerun to reconcile
+
+    second = subprocess.run(command, cwd=TESTS.parent, env=env, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0 and "PIPELINE DONE" in second.stdout, second.stderr[-2000:]
+    study = optuna.load_study(study_name=STUDY, storage=hpogrow.storage.open_storage(config.storage_url))
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    assert len(study.trials) == 6  # finished + abandoned + new ones: not started over
+    assert all(study.trials[n].state == state for n, state in kept.items())
+    for number in running:
+        assert study.trials[number].state == TrialState.FAIL
+        assert study.trials[number].user_attrs["fail_reason"] == "driver process died"
+    params = [tuple(sorted(t.params.items())) for t in study.trials]
+    assert len(params) == len(set(params))  # no configuration ran twice
+    target = optuna.load_study(study_name="wave-regression-w16/target-w24", storage=hpogrow.storage.open_storage(config.storage_url))
+    assert sorted(t.user_attrs["role"] for t in target.trials if t.state == TrialState.COMPLETE) == ["scratch", "warmstart"]
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)  # the session we started for that process, nothing else
+    except ProcessLookupError:
+        pass
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_search_joins_a_separately_started_cluster(tmp_path):
+    port = _free_port()
+    temp_dir = tempfile.mkdtemp(prefix="hpray", dir="/tmp")  # short: Ray's socket paths have a length limit
+    log = tmp_path / "ray-start.log"
+    ray_cli = Path(sys.executable).with_name("ray")
+    head = subprocess.Popen([str(ray_cli), "start", "--head", "--block", f"--port={port}", "--num-cpus=2",
+                             "--node-ip-address=127.0.0.1", f"--temp-dir={temp_dir}", "--include-dashboard=false",
+                             "--disable-usage-stats"], stdout=log.open("w"), stderr=subprocess.STDOUT,
+                            start_new_session=True, cwd=TESTS.parent)
+    try:
+        deadline = time.monotonic() + 90
+        while "Ray runtime started" not in log.read_text() and head.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert head.poll() is None and "Ray runtime started" in log.read_text(), log.read_text()[-2000:]
+        workdir = tmp_path / "work"
+        search = subprocess.run(
+            [sys.executable, "-m", "hpogrow", "search", "--task", "mlp", "--base-width", "16", "--depth", "1",
+             "--trials", "3", "--tokens-per-param", "4", "--evaluations", "2", "--device", "cpu",
+             "--executor", "ray", "--scheduler", "asha", "--ray-address", f"127.0.0.1:{port}", "--workdir", str(workdir)],
+            cwd=TESTS.parent, env={**os.environ, "RAY_ADDRESS": ""}, capture_output=True, text=True, timeout=240)
+        assert search.returncode == 0, search.stderr[-2000:]
+        assert "rungs" in search.stdout and "Ray Tune, asha" in search.stdout
+        study = optuna.load_study(study_name="mlp-w16/base", storage=f"sqlite:///{workdir}/hpogrow.db")
+        assert len(study.trials) == 3 and not study.get_trials(states=(TrialState.RUNNING,))
+        assert any(t.state == TrialState.COMPLETE for t in study.trials)
+    finally:
+        head.send_signal(signal.SIGTERM)  # `ray start --block` stops what it started on SIGTERM
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pass
+        _kill_group(head.pid)
+        import shutil
+
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_fractional_gpus_per_trial(tmp_path, space_file):
+    config = _config(tmp_path, space_file, trials=4, device="auto", gpus_per_trial=0.5)
+    executor = RayExecutor(scheduler="asha", gpus_per_trial=0.5, storage_path=str(tmp_path / "ray"))
+    assert executor._concurrency(ray) == min(2, int(ray.cluster_resources().get("GPU", 0) / 0.5))
+    result = run_pipeline(WaveRegression(), config, executor=executor, console=Console(file=io.StringIO()))
+    study = optuna.load_study(study_name=STUDY, storage=config.storage_url)
+    _check_record(study, result.plan.base_tokens)
+    assert all(t.user_attrs["device"].startswith("cuda") for t in study.trials if t.state != TrialState.FAIL)
+    assert math.isfinite(result.warmstart.value)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--scheduler", "hyperband"], "--scheduler applies to Ray trials; add --executor ray"),
+    (["--executor", "ray", "--reduction-factor", "1"], "must be an integer of at least 2"),
+    (["--executor", "ray", "--gpus-per-trial", "-1"], "must be 0 or more"),
+    (["--executor", "ray", "--cpus-per-trial", "0"], "must be positive"),
+    (["--executor", "ray", "--gpus-per-trial", "0.5", "--device", "cpu"], "use --device auto or cuda"),
+])
+def test_ray_flags_are_checked_before_anything_starts(argv, message, tmp_path, capsys):
+    from hpogrow.cli import main
+
+    status = main(["search", *argv, "--workdir", str(tmp_path / "work")])
+    err = capsys.readouterr().err
+    assert status == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "work").exists()
