@@ -17,7 +17,7 @@ _EXPORTS = {
     "build_model": "hpogrow.parametrize", "count_parameters": "hpogrow.parametrize",
     "shrink_zero_pad_perturb": "hpogrow.grow", "grow_checkpoint": "hpogrow.grow", "plan_growth": "hpogrow.grow",
     "save_checkpoint": "hpogrow.checkpoint", "read_checkpoint": "hpogrow.checkpoint", "load_model": "hpogrow.checkpoint",
-    "Executor": "hpogrow.executors", "LocalExecutor": "hpogrow.executors",
+    "Executor": "hpogrow.executors", "LocalExecutor": "hpogrow.executors", "RayExecutor": "hpogrow.executors.ray",
     "UsageError": "hpogrow.errors", "TrainingDiverged": "hpogrow.errors", "PipelineError": "hpogrow.errors",
 }
 

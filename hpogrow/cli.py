@@ -61,19 +61,23 @@ def _add_growth_options(parser: argparse.ArgumentParser, factor_flag: str) -> No
 
 def _add_ray_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("executor (Ray Tune)")
-    group.add_argument("--executor", choices=("local", "ray"), default="local",
-                       help="local: in-process trials, one at a time (default); ray: Ray Tune trials under --scheduler")
+    group.add_argument("--executor", choices=("local", "ray"), default="ray",
+                       help="ray: Ray Tune trials under --scheduler (default); local: in process, one at a time, "
+                            "stopped by --pruner, no Ray start-up")
     group.add_argument("--scheduler", choices=("asha", "hyperband", "none"),
                        help="Ray Tune scheduler, fidelity in tokens (default asha)")
     group.add_argument("--reduction-factor", type=int, help="ratio between rungs (default 2: 2.5 → 5 → 10 → 20 tokens/parameter at 20)")
     group.add_argument("--cpus-per-trial", type=float, help="CPUs per Ray trial (default 1)")
-    group.add_argument("--gpus-per-trial", type=float, help="GPUs per Ray trial; 0.5 puts two trials on a GPU (default 0)")
+    group.add_argument("--gpus-per-trial", type=float, help="GPUs per Ray trial; 0.5 puts two trials on a GPU (default 1 with CUDA, else 0)")
     group.add_argument("--max-concurrent", type=_positive_int, help="Ray trials at once (default: what the resources fit)")
     group.add_argument("--ray-address", help="join a running Ray cluster: auto or HOST:PORT (default: start a local one)")
+    group.add_argument("--ray-storage", help="folder for Ray Tune's results and rung checkpoints; shared "
+                                             "storage on a multi-node cluster (default WORKDIR/ray)")
     group.add_argument("--verbose", action="store_true", help="show Ray's own console output")
 
 
-_RAY_FLAGS = ("scheduler", "reduction_factor", "cpus_per_trial", "gpus_per_trial", "max_concurrent", "ray_address")
+_RAY_FLAGS = ("scheduler", "reduction_factor", "cpus_per_trial", "gpus_per_trial", "max_concurrent", "ray_address",
+              "ray_storage")
 
 
 def _make_task(args: argparse.Namespace):
@@ -89,14 +93,16 @@ def _search(args: argparse.Namespace) -> int:
 
     given = [name for name in _RAY_FLAGS if getattr(args, name) is not None]
     if given and args.executor != "ray":
-        raise _usage(f"--{given[0].replace('_', '-')} applies to Ray trials; add --executor ray")
+        raise _usage(f"--{given[0].replace('_', '-')} applies to Ray trials; drop --executor local")
+    if args.pruner is not None and args.executor == "ray":
+        raise _usage("--pruner applies to --executor local; Ray trials are stopped early by --scheduler")
     ray_options = {name: getattr(args, name) for name in given}
     config = SearchConfig(
         base_width=args.base_width, trials=args.trials, tokens_per_param=args.tokens_per_param,
         grow_factor=args.grow_factor, target_width=args.target_width, shrink=args.shrink, seed=args.seed,
         grow_op=args.grow_op, target_depth=args.grow_depth, noise_scale=args.noise_scale, stages=args.stages,
         carry_optimizer=args.carry_optimizer,
-        study=args.study, storage=args.storage, workdir=args.workdir, space=args.space, pruner=args.pruner,
+        study=args.study, storage=args.storage, workdir=args.workdir, space=args.space, pruner=args.pruner or "median",
         schedule=args.schedule, evaluations=args.evaluations, device=args.device, precision=args.precision,
         executor=args.executor, verbose=args.verbose, **ray_options)
     run_pipeline(_make_task(args), config)
@@ -237,7 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--storage", help="Optuna storage: sqlite:///FILE.db, an RDB URL, or journal:FILE.log "
                                           "(default sqlite:///{workdir}/hpogrow.db)")
     search.add_argument("--space", help="search-space YAML (default search_spaces/{task}.yaml)")
-    search.add_argument("--pruner", choices=("median", "none"), default="median", help="Optuna pruner (default median)")
+    search.add_argument("--pruner", choices=("median", "none"),
+                        help="Optuna pruner of --executor local (default median); Ray trials are stopped by --scheduler")
     _add_growth_options(search, "--grow-factor")
     _add_ray_options(search)
     _add_task_options(search)

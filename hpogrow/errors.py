@@ -20,6 +20,9 @@ class TrainingDiverged(RuntimeError):
             f"loss became {loss} after {tokens_seen:,} tokens; the learning rate is probably too high"
         )
 
+    def __reduce__(self):  # pickles (e.g. from a Ray worker) with its own arguments
+        return type(self), (self.tokens_seen, self.loss)
+
 
 class PipelineError(RuntimeError):
     """The pipeline cannot go on with what the study holds (e.g. no trial ran its full budget)."""

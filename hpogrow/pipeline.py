@@ -14,7 +14,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -33,7 +35,7 @@ from hpogrow.report import attach_plot, plot_curves, print_report
 from hpogrow.runs import BaseTrial, run_scratch, run_warmstart
 from hpogrow.space import SearchSpace, load_space
 from hpogrow.speedup import compute_speedup
-from hpogrow.storage import default_storage_url, fail_abandoned_trials, load_or_create_study, open_storage
+from hpogrow.storage import default_storage_url, driver_id, fail_abandoned_trials, load_or_create_study, open_storage
 from hpogrow.tasks import Task
 from hpogrow.train import TrainConfig, make_optimizer
 
@@ -79,7 +81,8 @@ class SearchConfig:
     space: str | None = None
     """Search-space YAML file; default the one shipped for the task."""
     pruner: Literal["median", "none"] = "median"
-    """Optuna pruner on intermediate validation losses."""
+    """Optuna pruner on intermediate validation losses (``executor="local"``; Ray trials are
+    stopped by ``scheduler``)."""
     schedule: Literal["constant", "wsd"] = "constant"
     """Learning-rate schedule of every run."""
     evaluations: int = 16
@@ -88,21 +91,24 @@ class SearchConfig:
     """``auto`` picks CUDA when present."""
     precision: Literal["fp32", "bf16"] = "fp32"
     """Training precision."""
-    executor: Literal["local", "ray"] = "local"
-    """Who runs the base trials: ``local`` (in process, one at a time, Optuna's pruner) or
-    ``ray`` (Ray Tune trials under ``scheduler``)."""
+    executor: Literal["local", "ray"] = "ray"
+    """Who runs the trials: ``ray`` (Ray Tune trials under ``scheduler``; the target runs as Ray
+    tasks, concurrently) or ``local`` (in process, one at a time, Optuna's pruner, no Ray start-up)."""
     scheduler: Literal["asha", "hyperband", "none"] = "asha"
     """Ray Tune scheduler of the base trials, with the fidelity measured in tokens."""
     reduction_factor: int = 2
     """Ratio between the scheduler's rungs (2: the papers' 2.5 → 5 → 10 → 20 tokens/parameter)."""
     cpus_per_trial: float = 1.0
     """CPUs Ray reserves for each trial."""
-    gpus_per_trial: float = 0.0
-    """GPUs Ray reserves for each trial; fractions share a GPU."""
+    gpus_per_trial: float | None = None
+    """GPUs Ray reserves for each trial; fractions share a GPU. Default: 1 when this machine has
+    CUDA and ``device`` is not ``cpu``, else 0."""
     max_concurrent: int | None = None
     """Ray trials running at once (default: what the cluster's resources fit)."""
     ray_address: str | None = None
     """Join a running Ray cluster (``auto`` or ``HOST:PORT``); default: start a local one."""
+    ray_storage: str | None = None
+    """Where Ray Tune keeps results and rung checkpoints (default ``{workdir}/ray``)."""
     verbose: bool = False
     """Show Ray's own console output."""
 
@@ -129,9 +135,9 @@ class SearchConfig:
             raise UsageError(f"--reduction-factor {self.reduction_factor}: must be an integer of at least 2")
         if not self.cpus_per_trial > 0:
             raise UsageError(f"--cpus-per-trial {self.cpus_per_trial}: must be positive")
-        if not self.gpus_per_trial >= 0:
+        if self.gpus_per_trial is not None and not self.gpus_per_trial >= 0:
             raise UsageError(f"--gpus-per-trial {self.gpus_per_trial}: must be 0 or more (0.5 shares a GPU between two trials)")
-        if self.gpus_per_trial > 0 and self.device == "cpu":
+        if self.gpus_per_trial and self.device == "cpu":
             raise UsageError(f"--gpus-per-trial {self.gpus_per_trial} with --device cpu: use --device auto or cuda")
         if self.max_concurrent is not None and self.max_concurrent < 1:
             raise UsageError(f"--max-concurrent {self.max_concurrent}: need at least 1")
@@ -245,10 +251,13 @@ def make_executor(config: SearchConfig) -> Executor:
         return LocalExecutor()
     from hpogrow.executors.ray import RayExecutor
 
+    gpus = config.gpus_per_trial
+    if gpus is None:
+        gpus = 1.0 if config.device != "cpu" and torch.cuda.is_available() else 0.0
     return RayExecutor(scheduler=config.scheduler, reduction_factor=config.reduction_factor,
-                       cpus_per_trial=config.cpus_per_trial, gpus_per_trial=config.gpus_per_trial,
+                       cpus_per_trial=config.cpus_per_trial, gpus_per_trial=gpus,
                        max_concurrent=config.max_concurrent, address=config.ray_address,
-                       storage_path=str(Path(config.workdir) / "ray"), verbose=config.verbose)
+                       storage_path=config.ray_storage or str(Path(config.workdir) / "ray"), verbose=config.verbose)
 
 
 def print_plan(plan: Plan, console: Console, remaining_trials: int, executor: Executor | None = None) -> None:
@@ -320,9 +329,13 @@ def run_pipeline(task: Task, config: SearchConfig = SearchConfig(), *, executor:
     console = console or Console()
     plan = make_plan(task, config)
     storage = open_storage(config.storage_url)
+    executor = executor or make_executor(config)
+    # what stops trials early decides what PRUNED means: a study keeps one
+    stopping = (f"{executor.scheduler}, reduction factor {executor.reduction_factor}" if hasattr(executor, "scheduler")
+                else config.pruner)
     signature = {"task": task.describe(), "base_width": config.base_width, "tokens": plan.base_tokens,
                  "space": plan.space.as_dict(), "schedule": config.schedule, "evaluations": config.evaluations,
-                 "seed": config.seed, "pruner": config.pruner}
+                 "seed": config.seed, "stopping": stopping}
     pruner = (optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=plan.base_tokens // 4)
               if config.pruner == "median" else optuna.pruners.NopPruner())
     base_study = load_or_create_study(storage, plan.base_study, signature,
@@ -336,15 +349,13 @@ def run_pipeline(task: Task, config: SearchConfig = SearchConfig(), *, executor:
         console.print(f"marked trials {abandoned} FAIL: their driver process died")
     finished = len(base_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)))
     remaining = max(0, config.trials - finished)
-    executor = executor or make_executor(config)
     print_plan(plan, console, remaining, executor)
 
-    with make_progress(console) as progress:
+    with executor.session(), make_progress(console) as progress:
         executor.run(base_study, plan.space, remaining,
-                                          BaseTrial(task, config.base_width, plan.template, plan.checkpoint_dir / "base"),
-                                          progress)
+                     BaseTrial(task, config.base_width, plan.template, plan.checkpoint_dir / "base"), progress)
         winner = best_full_budget_trial(base_study)
-        warmstart, scratch, target_study = _run_target(plan, storage, winner, progress, console)
+        warmstart, scratch, target_study = _run_target(plan, storage, winner, executor, progress, console)
     if "plot" not in target_study.user_attrs or target_study.user_attrs.get("plot_for") != warmstart.number:
         workdir = Path(config.workdir)
         path = plot_curves(winner, warmstart, scratch, workdir / "plots" / f"{plan.target_study.replace('/', '_')}.png")
@@ -354,7 +365,7 @@ def run_pipeline(task: Task, config: SearchConfig = SearchConfig(), *, executor:
     return PipelineResult(plan, winner, warmstart, scratch)
 
 
-def _run_target(plan: Plan, storage, winner: optuna.trial.FrozenTrial, progress, console: Console):
+def _run_target(plan: Plan, storage, winner: optuna.trial.FrozenTrial, executor: Executor, progress, console: Console):
     config, final = plan.config, plan.growth
     signature = {"task": plan.task.describe(), "base_width": config.base_width, "target_width": final.target_width,
                  "target_depth": final.target_depth, "tokens": plan.target_tokens, "grow_op": config.grow_op,
@@ -367,25 +378,37 @@ def _run_target(plan: Plan, storage, winner: optuna.trial.FrozenTrial, progress,
     target_dir = plan.checkpoint_dir / plan.target_study.split("/", 1)[1]
     final_task = plan.task_at(final)
 
-    def run_role(role: str, width: int, run, extra: dict) -> optuna.trial.FrozenTrial:
+    def start(role: str, width: int, run, tokens: int, extra: dict, finish=None) -> Callable[[], optuna.trial.FrozenTrial]:
+        """Submit ``run`` to the executor as a trial of ``role``; the returned function waits for
+        it and records it (``finish`` may add attributes to the outcome first)."""
         done = _finished_run(study, role, winner)
         if done is not None:
             console.print(f"{role}: reusing finished trial {done.number} of {plan.target_study}")
-            return done
-        user_attrs = {"role": role, "width": width, "base_trial": winner.number, "base_study": plan.base_study, **extra}
+            return lambda: done
+        user_attrs = {"role": role, "width": width, "base_trial": winner.number, "base_study": plan.base_study,
+                      "driver": driver_id(), **extra}
         study.enqueue_trial(winner.params, user_attrs=user_attrs, skip_if_exists=False)
         trial = study.ask(plan.space.distributions())
-        if record_run(study, trial, run, prune=False) is None:
-            raise PipelineError(f"the {role} run at width {width} diverged "
-                                f"({trial.user_attrs.get('fail_reason', '')}); lower the learning rate range with --space")
-        return study.trials[trial.number]
+        job = executor.submit(run, f"{role} w{width}", tokens, progress)
+
+        def collect(report):
+            outcome = job.result(report)
+            return finish(outcome) if finish else outcome
+
+        def wait() -> optuna.trial.FrozenTrial:
+            if record_run(study, trial, collect, prune=False) is None:
+                raise PipelineError(f"the {role} run at width {width} diverged ({trial.user_attrs.get('fail_reason', '')}); "
+                                    "lower the learning rate range with --space")
+            return study.trials[trial.number]
+        return wait
 
     def config_for(stage: int) -> TrainConfig:
         return replace(plan.template, **hyperparameters, tokens=plan.stage_tokens(stage))
 
-    scratch = run_role("scratch", final.target_width, lambda report: run_scratch(
-        final_task, final.target_width, config.base_width, config_for(len(plan.stages) - 1),
-        winner.user_attrs["data_position"], target_dir / "scratch", report, progress), {})
+    last_config = config_for(len(plan.stages) - 1)
+    wait_scratch = start("scratch", final.target_width, partial(
+        run_scratch, final_task, final.target_width, config.base_width, last_config,
+        winner.user_attrs["data_position"], target_dir / "scratch"), last_config.tokens, {})
 
     # Successive warmstarting: every stage but the last is trained and grown again.
     source, cost_tokens, cost_flops = winner.user_attrs["checkpoint"], winner.user_attrs["tokens"], winner.user_attrs["flops"]
@@ -399,9 +422,10 @@ def _run_target(plan: Plan, storage, winner: optuna.trial.FrozenTrial, progress,
         current = plan.task_at(step)
         if last:
             break
-        stage = run_role(f"stage {index + 1}", step.target_width, lambda report, t=current, path=grown.path, k=index:
-                         run_warmstart(t, path, config_for(k), target_dir / f"stage{k + 1}", report, progress),
-                         {"stage": index + 1})
+        stage_config = config_for(index)
+        stage = start(f"stage {index + 1}", step.target_width, partial(
+            run_warmstart, current, grown.path, stage_config, target_dir / f"stage{index + 1}"),
+            stage_config.tokens, {"stage": index + 1})()
         source = stage.user_attrs["checkpoint"]
         cost_tokens, cost_flops = cost_tokens + stage.user_attrs["tokens"], cost_flops + stage.user_attrs["flops"]
 
@@ -411,14 +435,15 @@ def _run_target(plan: Plan, storage, winner: optuna.trial.FrozenTrial, progress,
                "stages": len(plan.stages), "stage_widths": [s.target_width for s in plan.stages],
                "carry_optimizer": config.carry_optimizer}
 
-    def warmstart_run(report):
-        outcome = run_warmstart(current, grown.path, config_for(len(plan.stages) - 1), target_dir / "warmstart",
-                                report, progress)
+    def with_speedup(outcome):
         curve = [(e.tokens_seen, e.val_loss) for e in outcome.evaluations]
         speedup = compute_speedup(curve, sorted(scratch.intermediate_values.items()), outcome.compute_params,
                                   base_tokens=cost_tokens, base_flops=cost_flops)
-        outcome.extra = {**speedup.as_attrs(), "base_tokens": cost_tokens, "base_flops": cost_flops}
+        outcome.extra.update(speedup.as_attrs(), base_tokens=cost_tokens, base_flops=cost_flops)
         return outcome
 
-    warmstart = run_role("warmstart", final.target_width, warmstart_run, lineage)
+    wait_warmstart = start("warmstart", final.target_width, partial(
+        run_warmstart, current, grown.path, last_config, target_dir / "warmstart"), last_config.tokens, lineage, with_speedup)
+    scratch = wait_scratch()
+    warmstart = wait_warmstart()
     return warmstart, scratch, study

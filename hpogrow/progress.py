@@ -17,4 +17,5 @@ def make_progress(console: Console | None = None) -> Progress:
         TimeRemainingColumn(),
         console=console,
         transient=False,
+        refresh_per_second=2,  # rich's default 10 redraws/s take CPU from training (bench/loop_overhead.py)
     )

@@ -31,7 +31,7 @@ def test_dashboard_shows_base_and_target_studies(tmp_path, storage):
     space = tmp_path / "space.yaml"
     space.write_text("learning_rate: {low: 1.0e-3, high: 1.0e-1, log: true}\nbatch_size: {choices: [32]}\n")
     config = SearchConfig(base_width=16, trials=2, tokens_per_param=16, workdir=str(tmp_path / "work"), storage=url,
-                          space=str(space), evaluations=3, device="cpu")
+                          space=str(space), evaluations=3, device="cpu", executor="local")
     _enqueue(config, 1e-2, 3e-2)
     result = run_pipeline(WaveRegression(), config, console=Console(file=io.StringIO()))
 

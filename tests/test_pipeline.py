@@ -50,7 +50,7 @@ def space_file(tmp_path):
 
 def _config(tmp_path, space_file, trials: int) -> SearchConfig:
     return SearchConfig(base_width=16, trials=trials, tokens_per_param=16, workdir=str(tmp_path / "work"),
-                        space=space_file, evaluations=4, pruner="none", device="cpu")
+                        space=space_file, evaluations=4, pruner="none", device="cpu", executor="local")
 
 
 def _quiet() -> Console:
@@ -109,7 +109,7 @@ def test_diverging_trial_is_failed_and_the_study_goes_on(tmp_path, space_file):
 
 def test_rerun_continues_the_study(tmp_path, space_file):
     config = _config(tmp_path, space_file, trials=2)
-    _enqueue(config, 1e-2, 3e-2, 1e-1)
+    _enqueue(config, 1e-2, 3e-2, 1e-1, 3e-3)  # the third goes to the orphan, the fourth to the rerun
     first = run_pipeline(WaveRegression(), config, console=_quiet())
 
     # a driver killed mid-trial leaves a RUNNING trial behind
@@ -130,6 +130,17 @@ def test_rerun_continues_the_study(tmp_path, space_file):
                                storage=config.storage_url)
     runs = [t for t in target.trials if t.user_attrs["base_trial"] == second.winner.number]
     assert sorted(t.user_attrs["role"] for t in runs) == ["scratch", "warmstart"]  # reused or run once
+
+
+def test_continued_study_draws_new_configurations(tmp_path):
+    # the same seeded sampler in a new process would draw the first run's start-up configurations again
+    space = tmp_path / "space.yaml"
+    space.write_text("learning_rate: {low: 1.0e-3, high: 3.0e-2, log: true}\nbatch_size: {powers_of_two: [32, 64]}\n")
+    for trials in (1, 2):
+        run_pipeline(WaveRegression(), _config(tmp_path, str(space), trials=trials), console=_quiet())
+    base = optuna.load_study(study_name="wave-regression-w16/base", storage=_config(tmp_path, str(space), 1).storage_url)
+    assert len(base.trials) == 2
+    assert base.trials[0].params != base.trials[1].params
 
 
 def test_study_with_other_settings_is_refused(tmp_path, space_file):
@@ -168,7 +179,8 @@ def test_successive_warmstarting_accounts_every_stage(tmp_path, space_file):
 
 def test_depth_growth_with_carried_optimizer(tmp_path):
     config = SearchConfig(base_width=16, trials=1, tokens_per_param=16, workdir=str(tmp_path / "work"), evaluations=4,
-                          pruner="none", device="cpu", grow_op="szp+zero-block", carry_optimizer=True)
+                          pruner="none", device="cpu", grow_op="szp+zero-block", carry_optimizer=True,
+                          executor="local")
     result = run_pipeline(hpogrow.FourierTask(depth=2, modes=64), config, console=_quiet())
     assert result.plan.target_study.endswith(f"-d{result.plan.growth.target_depth}") and result.plan.growth.target_depth == 3
     warm = result.warmstart.user_attrs

@@ -117,6 +117,12 @@ def test_asha_prunes_early_stopped_trials_with_their_curves(tmp_path, space_file
     assert all(len(t.intermediate_values) >= 2 for t in pruned)  # stopped at a rung, not before the first
     assert result.winner.number == best_full_budget_trial(study).number
     assert not list((tmp_path / "work" / "ray").glob("*/*/checkpoint_*"))  # retention: rung checkpoints dropped
+    # the target runs were Ray tasks too, recorded in the driver with their whole curves
+    for run in (result.warmstart, result.scratch):
+        assert run.state == TrialState.COMPLETE and run.user_attrs["ray_task_id"]
+        assert len(run.intermediate_values) == 8 + 1
+        assert run.user_attrs["tokens"] == max(run.intermediate_values) >= result.plan.target_tokens
+    assert result.warmstart.user_attrs["speedup_tokens"] > 0
 
 
 def test_hyperband_full_length_winner_is_complete_and_grown(tmp_path, space_file):
@@ -280,11 +286,12 @@ def test_fractional_gpus_per_trial(tmp_path, space_file):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--scheduler", "hyperband"], "--scheduler applies to Ray trials; add --executor ray"),
-    (["--executor", "ray", "--reduction-factor", "1"], "must be an integer of at least 2"),
-    (["--executor", "ray", "--gpus-per-trial", "-1"], "must be 0 or more"),
+    (["--executor", "local", "--scheduler", "hyperband"], "--scheduler applies to Ray trials; drop --executor local"),
+    (["--pruner", "median"], "--pruner applies to --executor local"),
+    (["--reduction-factor", "1"], "must be an integer of at least 2"),
+    (["--gpus-per-trial", "-1"], "must be 0 or more"),
     (["--executor", "ray", "--cpus-per-trial", "0"], "must be positive"),
-    (["--executor", "ray", "--gpus-per-trial", "0.5", "--device", "cpu"], "use --device auto or cuda"),
+    (["--gpus-per-trial", "0.5", "--device", "cpu"], "use --device auto or cuda"),
 ])
 def test_ray_flags_are_checked_before_anything_starts(argv, message, tmp_path, capsys):
     from hpogrow.cli import main

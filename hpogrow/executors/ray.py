@@ -23,6 +23,9 @@ Design:
   restored Tuner would replay its own searcher state beside the study's and re-run or duplicate
   the interrupted trials (GUIDE §3), and a restored experiment needs the same trainable object,
   which a new process does not have.
+- **Target runs** (:meth:`RayExecutor.submit`): the warmstarted run and the scratch baseline
+  are Ray tasks with the same per-trial resources, started together so they train concurrently
+  when the cluster has room; the driver records them in Optuna when they finish.
 - **Concurrency**: ``max_concurrent`` caps the trials Tune asks for at once (default: what the
   cluster's CPUs and GPUs fit), so TPE learns from finished trials. Under HyperBand it is not
   applied: Ray counts PAUSED trials as live, and a cap smaller than a bracket would stop the
@@ -31,21 +34,24 @@ Design:
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import math
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import optuna
 
-from hpogrow.errors import UsageError
-from hpogrow.executors.base import Executor
-from hpogrow.runs import BaseTrial
+from hpogrow.errors import PipelineError, TrainingDiverged, UsageError
+from hpogrow.executors.base import Executor, Job, Run
+from hpogrow.runs import BaseTrial, RunOutcome
 from hpogrow.space import SearchSpace
+from hpogrow.train import Report
 
 SCHEDULERS = ("asha", "hyperband", "none")
 
@@ -194,6 +200,27 @@ class RayExecutor(Executor):
             if started_ray:
                 ray.shutdown()
 
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """One Ray runtime for the base search and the target runs (stopped after, if started here)."""
+        import ray
+
+        started = self._connect(ray)
+        try:
+            yield
+        finally:
+            if started:
+                ray.shutdown()
+
+    def submit(self, run: Run, label: str, tokens: int, progress=None) -> Job:
+        """Start ``run`` now as a Ray task with this executor's per-trial resources."""
+        import ray
+
+        self._connect(ray)
+        remote = ray.remote(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial, max_retries=0)(_run_remote)
+        shown = progress.add_task(f"{label} on Ray", total=tokens, loss=float("nan")) if progress else None
+        return _RayJob(remote.remote(run), label, progress, shown)
+
     # -- helpers -----------------------------------------------------------------------------
 
     def _connect(self, ray) -> bool:
@@ -238,6 +265,44 @@ class RayExecutor(Executor):
         # grace a hair below 1 unit: ASHA counts its rungs with a floating-point log (rf**K / grace)
         return AsyncHyperBandScheduler(time_attr="fidelity", max_t=scale, grace_period=1 - 1e-9,
                                        reduction_factor=self.reduction_factor)
+
+
+def _run_remote(run: Run) -> RunOutcome | TrainingDiverged:
+    """A target run in a Ray worker; a divergence comes back as a value, to be raised in the driver."""
+    try:
+        return run(None, None)
+    except TrainingDiverged as error:
+        return error
+
+
+@dataclass
+class _RayJob:
+    ref: object
+    label: str
+    progress: object
+    shown: object
+
+    def result(self, report: Report | None) -> RunOutcome:
+        import ray
+
+        try:
+            outcome = ray.get(self.ref)
+        except ray.exceptions.RayTaskError as error:
+            raise PipelineError(f"a target run failed in Ray: {str(error).strip().splitlines()[-1][:300]}") from None
+        finally:
+            if self.progress is not None:
+                self.progress.update(self.shown, visible=False)
+        if isinstance(outcome, TrainingDiverged):
+            raise outcome
+        outcome.extra["ray_task_id"] = self.ref.task_id().hex()
+        if report is not None:
+            for evaluation in outcome.evaluations:
+                report(evaluation)
+        if self.progress is not None:
+            self.progress.console.print(f"{self.label} (Ray): "
+                                        f"{outcome.state.tokens_seen:,} tokens, final loss {outcome.final_loss:.4f}, "
+                                        f"{outcome.tokens_per_second:,.0f} tokens/s")
+        return outcome
 
 
 def _drop_ray_checkpoints(experiment: Path) -> None:

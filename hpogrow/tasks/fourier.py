@@ -34,11 +34,22 @@ class FourierTarget:
         weights = torch.randn(modes, generator=generator, dtype=torch.float64)
         self.weights = weights / weights.norm()  # (M,)
         self.phases = (torch.rand(modes, generator=generator) < 0.5).double() * (math.pi / 2)
+        self._on_device: dict[torch.device, tuple[torch.Tensor, ...]] = {}
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """``x (B, D) -> y (B,)`` in float64."""
-        angles = 2 * math.pi * x.double() @ self.frequencies.T + self.phases  # (B, M)
-        return math.sqrt(2) * torch.cos(angles) @ self.weights
+        """``x (B, D) -> y (B,)`` in float64, computed on ``x``'s device."""
+        frequencies, phases, weights = self._tensors_on(x.device)
+        angles = 2 * math.pi * x.double() @ frequencies.T + phases  # (B, M)
+        return math.sqrt(2) * torch.cos(angles) @ weights
+
+    def _tensors_on(self, device: torch.device) -> tuple[torch.Tensor, ...]:
+        if device not in self._on_device:
+            self._on_device[device] = tuple(t.to(device) for t in (self.frequencies, self.phases, self.weights))
+        return self._on_device[device]
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without the copies on accelerators."""
+        return {**self.__dict__, "_on_device": {}}
 
 
 class FourierTask(Task):
@@ -64,7 +75,10 @@ class FourierTask(Task):
     def batch(self, position: int, batch_size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + position)
         x = torch.rand(batch_size, 8, generator=generator) - 0.5  # (B, 8)
-        return x.to(device), self.target(x).float().to(device)
+        if device.type == "cuda":  # page-locked, so that the copy does not wait for the GPU
+            x = x.pin_memory()
+        x = x.to(device, non_blocking=True)
+        return x, self.target(x).float()  # the target is computed where the model runs
 
     def eval_batches(self, device: torch.device) -> list[tuple[torch.Tensor, torch.Tensor]]:
         return [self.batch(_EVAL_OFFSET, self.eval_examples, device)]

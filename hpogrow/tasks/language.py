@@ -56,6 +56,8 @@ class LanguageTask(Task):
     def batch(self, position: int, batch_size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         self.corpus  # loads the corpus and the stream on first use
         windows = self._train.windows(position, batch_size)  # (B, T+1)
+        if device.type == "cuda":  # page-locked, so that the copy does not wait for the GPU
+            windows = windows.pin_memory()
         windows = windows.to(device, non_blocking=True)
         return windows[:, :-1], windows[:, 1:]
 
