@@ -254,13 +254,16 @@ def test_search_joins_a_separately_started_cluster(tmp_path):
         search = subprocess.run(
             [sys.executable, "-m", "hpogrow", "search", "--task", "mlp", "--base-width", "16", "--depth", "1",
              "--trials", "3", "--tokens-per-param", "4", "--evaluations", "2", "--device", "cpu",
-             "--executor", "ray", "--scheduler", "asha", "--ray-address", f"127.0.0.1:{port}", "--workdir", str(workdir)],
+             "--executor", "ray", "--scheduler", "asha", "--ray-address", f"127.0.0.1:{port}", "--workdir", str(workdir),
+             "--ray-storage", str(tmp_path / "ray-results")],
             cwd=TESTS.parent, env={**os.environ, "RAY_ADDRESS": ""}, capture_output=True, text=True, timeout=240)
         assert search.returncode == 0, search.stderr[-2000:]
         assert "rungs" in search.stdout and "Ray Tune, asha" in search.stdout
         study = optuna.load_study(study_name="mlp-w16/base", storage=f"sqlite:///{workdir}/hpogrow.db")
         assert len(study.trials) == 3 and not study.get_trials(states=(TrialState.RUNNING,))
         assert any(t.state == TrialState.COMPLETE for t in study.trials)
+        assert list((tmp_path / "ray-results").glob("mlp-w16-base-*/*/result.json"))  # Ray's results where asked
+        assert not (workdir / "ray").exists()
     finally:
         head.send_signal(signal.SIGTERM)  # `ray start --block` stops what it started on SIGTERM
         try:
