@@ -27,6 +27,7 @@ from rich.table import Table
 
 from hpogrow.errors import PipelineError, UsageError
 from hpogrow.executors import Executor, LocalExecutor, record_run
+from hpogrow.executors.ray import RayExecutor, check_ray_options
 from hpogrow.grow import GrowthPlan, grow_checkpoint, growth_warnings, plan_growth
 from hpogrow.growth import parse_operators
 from hpogrow.parametrize import build_model, check_width, count_parameters_at, resolve_device
@@ -129,18 +130,10 @@ class SearchConfig:
             raise UsageError("--stages grows by --grow-factor at every stage; drop --target-width/--grow-depth")
         if self.executor not in ("local", "ray"):
             raise UsageError(f"--executor {self.executor}: use ray or local")
-        if self.scheduler not in ("asha", "hyperband", "none"):
-            raise UsageError(f"--scheduler {self.scheduler}: use asha, hyperband or none")
-        if not isinstance(self.reduction_factor, int) or self.reduction_factor < 2:
-            raise UsageError(f"--reduction-factor {self.reduction_factor}: must be an integer of at least 2")
-        if not self.cpus_per_trial > 0:
-            raise UsageError(f"--cpus-per-trial {self.cpus_per_trial}: must be positive")
-        if self.gpus_per_trial is not None and not self.gpus_per_trial >= 0:
-            raise UsageError(f"--gpus-per-trial {self.gpus_per_trial}: must be 0 or more (0.5 shares a GPU between two trials)")
+        check_ray_options(self.scheduler, self.reduction_factor, self.cpus_per_trial, self.gpus_per_trial or 0.0,
+                          self.max_concurrent)
         if self.gpus_per_trial and self.device == "cpu":
             raise UsageError(f"--gpus-per-trial {self.gpus_per_trial} with --device cpu: use --device auto or cuda")
-        if self.max_concurrent is not None and self.max_concurrent < 1:
-            raise UsageError(f"--max-concurrent {self.max_concurrent}: need at least 1")
         parse_operators(self.grow_op)
 
     @property
@@ -249,7 +242,6 @@ def make_executor(config: SearchConfig) -> Executor:
     """The executor ``config.executor`` names (Ray is imported only when a search starts)."""
     if config.executor == "local":
         return LocalExecutor()
-    from hpogrow.executors.ray import RayExecutor
 
     gpus = config.gpus_per_trial
     if gpus is None:

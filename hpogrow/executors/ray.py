@@ -1,4 +1,5 @@
-"""Base trials as Ray Tune trials under ASHA or HyperBand, recorded truthfully in Optuna.
+"""Base trials as Ray Tune trials under ASHA or HyperBand, recorded truthfully in Optuna; the
+target runs as concurrent Ray tasks.
 
 Design:
 
@@ -56,6 +57,21 @@ from hpogrow.train import Report
 SCHEDULERS = ("asha", "hyperband", "none")
 
 
+def check_ray_options(scheduler: str, reduction_factor: int, cpus_per_trial: float, gpus_per_trial: float,
+                      max_concurrent: int | None) -> None:
+    """Raise :class:`UsageError` (one line, named by its flag) for an option Ray cannot use."""
+    if scheduler not in SCHEDULERS:
+        raise UsageError(f"--scheduler {scheduler}: use asha, hyperband or none")
+    if not isinstance(reduction_factor, int) or reduction_factor < 2:
+        raise UsageError(f"--reduction-factor {reduction_factor}: must be an integer of at least 2")
+    if not cpus_per_trial > 0:
+        raise UsageError(f"--cpus-per-trial {cpus_per_trial}: must be positive")
+    if not gpus_per_trial >= 0:
+        raise UsageError(f"--gpus-per-trial {gpus_per_trial}: must be 0 or more (0.5 shares a GPU between two trials)")
+    if max_concurrent is not None and max_concurrent < 1:
+        raise UsageError(f"--max-concurrent {max_concurrent}: need at least 1")
+
+
 def rung_count(reduction_factor: int, evaluations: int, max_rungs: int = 3) -> int:
     """Rungs below the full budget: at most ``max_rungs``, and the smallest rung
     (``budget / rf**K``) must hold at least one of the ``evaluations``."""
@@ -82,7 +98,7 @@ def rung_plan(budget: int, scheduler: str = "asha", reduction_factor: int = 2, e
 
 @dataclass(frozen=True)
 class RayExecutor(Executor):
-    """Runs base trials as Ray Tune trials (see the module docstring).
+    """Runs base trials as Ray Tune trials and target runs as Ray tasks (see the module docstring).
 
     Example (CPU, a local Ray runtime, about a minute)::
 
@@ -119,16 +135,8 @@ class RayExecutor(Executor):
     """Show Ray's own console output (hidden by default)."""
 
     def __post_init__(self) -> None:
-        if self.scheduler not in SCHEDULERS:
-            raise UsageError(f"--scheduler {self.scheduler}: use asha, hyperband or none")
-        if not isinstance(self.reduction_factor, int) or self.reduction_factor < 2:
-            raise UsageError(f"--reduction-factor {self.reduction_factor}: must be an integer of at least 2")
-        if not self.cpus_per_trial > 0:
-            raise UsageError(f"--cpus-per-trial {self.cpus_per_trial}: must be positive")
-        if not self.gpus_per_trial >= 0:
-            raise UsageError(f"--gpus-per-trial {self.gpus_per_trial}: must be 0 or more (fractions share a GPU)")
-        if self.max_concurrent is not None and self.max_concurrent < 1:
-            raise UsageError(f"--max-concurrent {self.max_concurrent}: need at least 1")
+        check_ray_options(self.scheduler, self.reduction_factor, self.cpus_per_trial, self.gpus_per_trial,
+                          self.max_concurrent)
         if self.max_rungs < 0 or self.checkpoints_to_keep < 1:
             raise UsageError("max_rungs must be >= 0 and checkpoints_to_keep >= 1")
 
