@@ -242,7 +242,6 @@ def make_executor(config: SearchConfig) -> Executor:
     """The executor ``config.executor`` names (Ray is imported only when a search starts)."""
     if config.executor == "local":
         return LocalExecutor()
-
     gpus = config.gpus_per_trial
     if gpus is None:
         gpus = 1.0 if config.device != "cpu" and torch.cuda.is_available() else 0.0
