@@ -41,6 +41,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--seed", type=int, default=0, help="seed of sampler and initialisations (default 0)")
     group.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
     group.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="bf16 uses autocast (default fp32)")
+    group.add_argument("--compile", action="store_true", help="torch.compile the model (pays off on a GPU for long runs)")
     group.add_argument("--workdir", default="studies", help="home of storage, checkpoints, plots, artifacts (default studies/)")
 
 
@@ -104,7 +105,7 @@ def _search(args: argparse.Namespace) -> int:
         carry_optimizer=args.carry_optimizer,
         study=args.study, storage=args.storage, workdir=args.workdir, space=args.space, pruner=args.pruner or "median",
         schedule=args.schedule, evaluations=args.evaluations, device=args.device, precision=args.precision,
-        executor=args.executor, verbose=args.verbose, **ray_options)
+        compile=args.compile, executor=args.executor, verbose=args.verbose, **ray_options)
     run_pipeline(_make_task(args), config)
     return 0
 
@@ -168,7 +169,8 @@ def _train(args: argparse.Namespace) -> int:
     n_params = count_parameters(model).total
     tokens = args.tokens or round(args.tokens_per_param * n_params)
     config = TrainConfig(learning_rate=learning_rate, batch_size=batch_size, tokens=tokens, schedule=args.schedule,
-                         evaluations=args.evaluations, seed=args.seed, device=args.device, precision=args.precision)
+                         evaluations=args.evaluations, seed=args.seed, device=args.device, precision=args.precision,
+                         compile=args.compile)
     out = Path(args.out or Path(args.workdir) / "runs" / f"{task.name}-w{width}-lr{learning_rate:.2e}-b{batch_size}")
     if out.exists():
         raise _usage(f"--out {out} already exists; remove it or pass another --out")

@@ -92,6 +92,8 @@ class SearchConfig:
     """``auto`` picks CUDA when present."""
     precision: Literal["fp32", "bf16"] = "fp32"
     """Training precision."""
+    compile: bool = False
+    """``torch.compile`` every run's model (pays off on a GPU for long runs)."""
     executor: Literal["local", "ray"] = "ray"
     """Who runs the trials: ``ray`` (Ray Tune trials under ``scheduler``; the target runs as Ray
     tasks, concurrently) or ``local`` (in process, one at a time, Optuna's pruner, no Ray start-up)."""
@@ -216,7 +218,7 @@ def make_plan(task: Task, config: SearchConfig) -> Plan:
                          f"{smallest_budget / growth.base_params:.3g}")
     template = TrainConfig(learning_rate=1.0, batch_size=max(space.batch_sizes), tokens=base_tokens,
                            schedule=config.schedule, evaluations=config.evaluations, seed=config.seed,
-                           device=config.device, precision=config.precision)
+                           device=config.device, precision=config.precision, compile=config.compile)
     return Plan(task, config, space, tuple(stages), config.study or f"{task.name}-w{config.base_width}",
                 base_tokens, template)
 
