@@ -12,17 +12,13 @@ needs to reach scratch's final loss, and the speedup (scratch tokens / those tok
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import platform
-import subprocess
 import tempfile
 from pathlib import Path
 
-import torch
 from rich.console import Console
 from rich.table import Table
 
+from _harness import add_common_options, append_result, make_record
 from hpogrow.checkpoint import save_checkpoint
 from hpogrow.grow import grow_checkpoint, plan_growth
 from hpogrow.growth import parse_operators
@@ -43,8 +39,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--learning-rate", type=float, default=3.7e-3, help="the default search's winner (μTransfer)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seeds", type=int, default=1)
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, for the smoke test")
-    parser.add_argument("--results", default=str(Path(__file__).with_name("RESULTS.md")))
+    add_common_options(parser)
     args = parser.parse_args(argv)
     task = LanguageTask(depth=args.depth, head_size=16 if args.quick else 32, seq_len=32 if args.quick else 128,
                         eval_tokens=2048 if args.quick else 16384)
@@ -65,11 +60,8 @@ def main(argv: list[str] | None = None) -> dict:
                       "—" if row["tokens_to_match"] is None else f"{row['tokens_to_match']:,.0f}",
                       "not reached" if row["speedup"] is None else f"{row['speedup']:.2f}×")
     console.print(table)
-    record = {"benchmark": "grow_operators", "date": datetime.datetime.now().isoformat(timespec="seconds"),
-              "machine": f"{platform.machine()} {torch.get_num_threads()} threads", "python": platform.python_version(),
-              "torch": torch.__version__, "commit": _commit(), "args": vars(args), "rows": rows}
-    if not args.quick or args.results != parser.get_default("results"):
-        _append(Path(args.results), table, record, console)
+    record = make_record("grow_operators", argv, args, rows=rows)
+    append_result(args, record, [table], console=console)
     return record
 
 
@@ -105,31 +97,6 @@ def _one_seed(task, base_width, tokens_per_param, args, seed, folder: Path, cons
                      "scratch_final": scratch.final_loss, "tokens_to_match": speedup.warmstart_tokens_to_match,
                      "speedup": speedup.tokens, "tokens": config.tokens})
     return rows
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent).stdout.strip() or "unknown"
-    except OSError:
-        return "unknown"
-
-
-def _append(path: Path, table: Table, record: dict, console: Console) -> None:
-    text = Console(width=140, record=True, file=open("/dev/null", "w"))
-    text.print(table)
-    block = (f"\n## grow_operators — {record['date']}, commit {record['commit']}, {record['machine']}, "
-             f"Python {record['python']}, torch {record['torch']}\n\n"
-             f"`python bench/grow_operators.py {' '.join(_argv(record['args']))}`\n\n```\n{text.export_text()}```\n")
-    with path.open("a") as handle:
-        handle.write(block)
-    with path.with_name("results.jsonl").open("a") as handle:
-        handle.write(json.dumps(record) + "\n")
-    console.print(f"appended to {path}")
-
-
-def _argv(args: dict) -> list[str]:
-    return [f"--{k.replace('_', '-')} {v}" for k, v in args.items() if k not in ("results", "quick")]
 
 
 if __name__ == "__main__":

@@ -183,7 +183,9 @@ def _train(args: argparse.Namespace) -> int:
                                state=state, progress=progress, description=f"train w{width}", lineage=lineage)
     console.print(f"validation loss {outcome.evaluations[0].val_loss:.4f} → {outcome.final_loss:.4f} "
                   f"after {outcome.state.tokens_seen:,} tokens ({outcome.flops:.3g} FLOPs, "
-                  f"{outcome.tokens_per_second:,.0f} tokens/s); checkpoint: {outcome.checkpoint}")
+                  f"{outcome.tokens_per_second:,.0f} tokens/s"
+                  + (f", MFU {outcome.extra['mfu']:.1%}" if "mfu" in outcome.extra else "")
+                  + f"); checkpoint: {outcome.checkpoint}")
     return 0
 
 

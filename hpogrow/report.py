@@ -41,7 +41,8 @@ def trial_line(trial: optuna.trial.FrozenTrial) -> str:
     tokens = f"{trial.user_attrs.get('fidelity_reached', 0):,} tokens"
     if trial.state == TrialState.FAIL:
         return f"trial {trial.number} FAIL after {tokens} ({params}): {trial.user_attrs.get('fail_reason', '')}"
-    return f"trial {trial.number} {trial.state.name} at {tokens}, val loss {trial.value:.4f} ({params})"
+    mfu = f", MFU {trial.user_attrs['mfu']:.1%}" if "mfu" in trial.user_attrs else ""
+    return f"trial {trial.number} {trial.state.name} at {tokens}, val loss {trial.value:.4f} ({params}{mfu})"
 
 
 def base_table(study: optuna.Study, top: int = 5) -> Table:

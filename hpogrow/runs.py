@@ -53,7 +53,8 @@ def run_training(task: Task, model, config: TrainConfig, *, width: int, base_wid
                    description=description)
     counts = count_parameters(model)
     outcome = RunOutcome(result.evaluations, result.state, result.stopped_early, counts.total,
-                         counts.compute, result.tokens_per_second)
+                         counts.compute, result.tokens_per_second,
+                         extra={} if result.mfu is None else {"mfu": result.mfu})
     if checkpoint is not None and not result.stopped_early:
         outcome.checkpoint = save_checkpoint(
             checkpoint, model, task=task, width=width, base_width=base_width, seed=config.seed,

@@ -61,6 +61,24 @@ def test_bf16_autocast_path_runs_on_cpu(mlp_task):
     assert all(math.isfinite(e.val_loss) for e in result.evaluations)
 
 
+@pytest.mark.slow
+def test_compile_option_trains_through_torch_compile(mlp_task):
+    import torch._dynamo
+
+    def run(compile: bool):
+        model = build_model(mlp_task, 16, 16, seed=0)
+        return train(model, mlp_task, TrainConfig(learning_rate=1e-2, batch_size=32, tokens=32 * 8, evaluations=2,
+                                                  device="cpu", compile=compile))
+
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    compiled = run(True)  # real inductor on CPU: about 20 s
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0  # dynamo captured the model
+    eager = run(False)
+    assert [e.val_loss for e in compiled.evaluations] == pytest.approx([e.val_loss for e in eager.evaluations], rel=1e-4)
+    assert 0 < compiled.eval_seconds < compiled.seconds and compiled.mfu is None  # MFU on CUDA only
+
+
 def test_config_validation():
     with pytest.raises(ValueError, match="learning rate"):
         TrainConfig(learning_rate=0, batch_size=1, tokens=1)

@@ -1,0 +1,81 @@
+"""Smoke tests: every benchmark runs at its smallest size (``--quick``) into a temporary results
+file, so that none of them rots. The committed ``bench/RESULTS.md`` is never touched."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+@pytest.fixture
+def run_benchmark(tmp_path, monkeypatch):
+    """``run_benchmark(name, *argv)`` runs ``bench/{name}.py --quick`` and returns its record."""
+    monkeypatch.syspath_prepend(str(BENCH))  # the scripts import their shared _harness
+
+    def run(name: str, *argv: str) -> dict:
+        spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look their module up there
+        spec.loader.exec_module(module)
+        results = tmp_path / "RESULTS.md"
+        record = module.main(["--quick", "--results", str(results), *argv])
+        assert f"## {name} — " in results.read_text()
+        lines = (tmp_path / "results.jsonl").read_text().splitlines()
+        assert json.loads(lines[-1])["benchmark"] == name
+        assert record["command"].startswith(f"python bench/{name}.py --quick") and "--results" not in record["command"]
+        assert {"cpu", "cores", "gpu"} <= set(record["machine"]) and record["commit"] and record["date"]
+        return record
+
+    return run
+
+
+def test_loop_overhead_quick(run_benchmark):
+    record = run_benchmark("loop_overhead", "--precision", "bf16")  # the GPU path's autocast, on CPU
+    (row,) = record["rows"]
+    assert row["bare"] > 0 and row["hpogrow"] > 0 and row["ratio"] > 0
+    assert row["mfu"] is None  # CPU: no MFU
+
+
+def test_loop_overhead_bare_loop_learns_like_hpogrow(run_benchmark):
+    """The bare side is a fair baseline: same model, data and optimizer give the same losses."""
+    import torch
+
+    import loop_overhead  # noqa: F401  (bench/ is on the path through the fixture)
+    from hpogrow.parametrize import build_model
+    from hpogrow.tasks import LanguageTask
+    from hpogrow.train import TrainConfig, train
+
+    task = LanguageTask(depth=1, head_size=8, seq_len=16, eval_tokens=256)
+    config = TrainConfig(learning_rate=1e-2, batch_size=4, tokens=4 * 16 * 6, evaluations=2, device="cpu")
+    ours = [e.val_loss for e in train(build_model(task, 16, 16, seed=0), task, config).evaluations]
+    bare = loop_overhead.bare_loop(build_model(task, 16, 16, seed=0), task, config, torch.device("cpu"))
+    assert bare == pytest.approx(ours, rel=1e-5)
+
+
+def test_warmstart_speedup_quick(run_benchmark):
+    record = run_benchmark("warmstart_speedup")
+    assert {(cell["task"], cell["seeds"]) for cell in record["cells"]} == {("lm", 2), ("mlp", 2)}
+    for row in record["rows"]:
+        assert row["warm_final"] < row["warm_initial"] or row["task"] == "mlp"
+        assert math.isfinite(row["final_difference"])
+
+
+def test_cost_growth_quick(run_benchmark):
+    record = run_benchmark("cost_growth")
+    widths = record["width"]
+    assert [row["width"] for row in widths] == [32, 64] and widths[0]["time_ratio"] == 1.0
+    assert widths[1]["six_n_ratio"] > 2  # non-embedding parameters grow about as width²
+    assert all(row["peak_mib"] > 0 and row["seconds_per_token"] > 0 for row in widths + record["context"])
+
+
+def test_startup_quick(run_benchmark):
+    record = run_benchmark("startup")
+    help_row = next(row for row in record["rows"] if row["command"] == "hpogrow --help")
+    assert help_row["imports"] == []  # no torch, Ray, Optuna, NumPy, mup
