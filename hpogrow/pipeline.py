@@ -185,7 +185,8 @@ class Plan:
 
     @property
     def checkpoint_dir(self) -> Path:
-        return Path(self.config.workdir) / "checkpoints" / self.study
+        """Absolute: Ray workers run in folders of their own."""
+        return Path(self.config.workdir).resolve() / "checkpoints" / self.study
 
 
 @dataclass(frozen=True)

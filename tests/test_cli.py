@@ -110,8 +110,9 @@ def test_module_entry_point_exits_2_on_usage_error(tmp_path):
     assert not Path(tmp_path / "w").exists()
 
 
-def test_search_and_report_on_the_language_model(tmp_path, capsys):
-    workdir = str(tmp_path / "work")
+def test_search_and_report_on_the_language_model(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    workdir = "work"  # relative, as the default studies/ is: Ray workers run elsewhere
     status, _ = _run(["search", "--base-width", "16", "--head-size", "8", "--seq-len", "16", "--depth", "1",
                       "--trials", "3", "--tokens-per-param", "2", "--evaluations", "4", "--device", "cpu",
                       "--workdir", workdir], capsys)

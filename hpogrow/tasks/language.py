@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -32,7 +33,9 @@ class LanguageTask(Task):
     def __init__(self, depth: int = 2, head_size: int = 32, seq_len: int = 128,
                  data: str | None = None, eval_tokens: int = 16384, data_seed: int = 0) -> None:
         self.depth, self.head_size, self.seq_len = depth, head_size, seq_len
-        self.data, self.eval_tokens, self.data_seed = data, eval_tokens, data_seed
+        # absolute, so that Ray workers (which run in folders of their own) find it too
+        self.data = None if data is None else str(Path(data).resolve())
+        self.eval_tokens, self.data_seed = eval_tokens, data_seed
         self.width_step = head_size
         self.tokens_per_example = seq_len
         self._corpus: Corpus | None = None
