@@ -15,6 +15,7 @@ import tempfile
 import textwrap
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import optuna
@@ -31,8 +32,10 @@ from hpogrow.errors import UsageError
 from hpogrow.executors.ray import RayExecutor, rung_plan
 from hpogrow.executors.ray_bridge import OptunaBridge
 from hpogrow.pipeline import SearchConfig, best_full_budget_trial, make_plan, run_pipeline
-from hpogrow.runs import BaseTrial
+from hpogrow.progress import make_progress
+from hpogrow.runs import BaseTrial, run_scratch
 from hpogrow.space import load_space
+from hpogrow.train import TrainConfig
 from test_pipeline import WaveRegression
 
 TrialState = optuna.trial.TrialState
@@ -303,3 +306,19 @@ def test_ray_flags_are_checked_before_anything_starts(argv, message, tmp_path, c
     err = capsys.readouterr().err
     assert status == 2 and message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "work").exists()
+
+
+def test_target_runs_on_ray_move_their_progress_bars(tmp_path):
+    """Warmstart and scratch train in Ray workers; each evaluation reaches the driver's bar as it
+    happens, so the bar ends at the run's tokens and last loss instead of standing at 0."""
+    executor = RayExecutor()
+    config = TrainConfig(learning_rate=0.01, batch_size=32, tokens=32 * 40, evaluations=4, device="cpu")
+    with executor.session(), make_progress(Console(file=io.StringIO())) as progress:
+        jobs = [executor.submit(partial(run_scratch, WaveRegression(), width, 16, config, 0, None), f"scratch w{width}",
+                                config.tokens, progress) for width in (16, 32)]
+        outcomes = [job.result(None) for job in jobs]
+        for job, outcome in zip(jobs, outcomes):
+            bar = progress.tasks[job.shown]
+            assert bar.completed == outcome.state.tokens_seen == config.tokens
+            assert bar.fields["loss"] == outcome.final_loss
+    assert executor._feed.queue is None  # the session took its queue down

@@ -26,7 +26,8 @@ Design:
   which a new process does not have.
 - **Target runs** (:meth:`RayExecutor.submit`): the warmstarted run and the scratch baseline
   are Ray tasks with the same per-trial resources, started together so they train concurrently
-  when the cluster has room; the driver records them in Optuna when they finish.
+  when the cluster has room; their evaluations come back through a Ray queue as they happen, for
+  the driver's progress bars, and the driver records them in Optuna when they finish.
 - **Concurrency**: ``max_concurrent`` caps the trials Tune asks for at once (default: what the
   cluster's CPUs and GPUs fit), so TPE learns from finished trials. Under HyperBand it is not
   applied: Ray counts PAUSED trials as live, and a cap smaller than a bracket would stop the
@@ -42,7 +43,7 @@ import math
 import os
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -96,6 +97,35 @@ def rung_plan(budget: int, scheduler: str = "asha", reduction_factor: int = 2, e
     return [round(budget / reduction_factor ** (rungs - k)) for k in range(rungs + 1)]
 
 
+class _Feed:
+    """The target runs' evaluations as they happen: Ray workers put ``(label, tokens, loss)`` on
+    one queue, and the driver moves each run's progress bar while it waits for any of them."""
+
+    def __init__(self) -> None:
+        self.queue = None  # a ray.util.queue.Queue, opened with the first target run
+        self.bars: dict[str, tuple[object, object]] = {}  # label -> (progress, task)
+
+    def open(self, label: str, progress, shown):
+        """Register a run's bar; the queue its worker puts to."""
+        if self.queue is None:
+            from ray.util.queue import Queue
+
+            self.queue = Queue(actor_options={"num_cpus": 0})
+        self.bars[label] = (progress, shown)
+        return self.queue
+
+    def show(self) -> None:
+        for label, tokens, loss in self.queue.get_nowait_batch(self.queue.qsize()):
+            progress, shown = self.bars.get(label, (None, None))
+            if progress is not None:
+                progress.update(shown, completed=tokens, loss=loss)
+
+    def close(self) -> None:
+        if self.queue is not None:
+            self.queue.shutdown()
+        self.queue, self.bars = None, {}
+
+
 @dataclass(frozen=True)
 class RayExecutor(Executor):
     """Runs base trials as Ray Tune trials and target runs as Ray tasks (see the module docstring).
@@ -133,6 +163,7 @@ class RayExecutor(Executor):
     """Run consecutive trials in the same Ray worker (saves importing torch for every trial)."""
     verbose: bool = False
     """Show Ray's own console output (hidden by default)."""
+    _feed: _Feed = field(default_factory=_Feed, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_ray_options(self.scheduler, self.reduction_factor, self.cpus_per_trial, self.gpus_per_trial,
@@ -217,6 +248,7 @@ class RayExecutor(Executor):
         try:
             yield
         finally:
+            self._feed.close()
             if started:
                 ray.shutdown()
 
@@ -227,7 +259,8 @@ class RayExecutor(Executor):
         self._connect(ray)
         remote = ray.remote(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial, max_retries=0)(_run_remote)
         shown = progress.add_task(f"{label} on Ray", total=tokens, loss=float("nan")) if progress else None
-        return _RayJob(remote.remote(run), label, progress, shown)
+        queue = self._feed.open(label, progress, shown)
+        return _RayJob(remote.remote(run, queue, label), label, progress, shown, self._feed)
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -275,10 +308,11 @@ class RayExecutor(Executor):
                                        reduction_factor=self.reduction_factor)
 
 
-def _run_remote(run: Run) -> RunOutcome | TrainingDiverged:
-    """A target run in a Ray worker; a divergence comes back as a value, to be raised in the driver."""
+def _run_remote(run: Run, queue, label: str) -> RunOutcome | TrainingDiverged:
+    """A target run in a Ray worker: its evaluations go to ``queue`` as they happen (for the
+    driver's progress bars); a divergence comes back as a value, to be raised in the driver."""
     try:
-        return run(None, None)
+        return run(lambda evaluation: queue.put_nowait((label, evaluation.tokens_seen, evaluation.val_loss)), None)
     except TrainingDiverged as error:
         return error
 
@@ -289,12 +323,16 @@ class _RayJob:
     label: str
     progress: object
     shown: object
+    feed: _Feed
 
     def result(self, report: Report | None) -> RunOutcome:
         import ray
 
         try:
+            while not ray.wait([self.ref], timeout=0.5)[0]:
+                self.feed.show()
             outcome = ray.get(self.ref)
+            self.feed.show()
         except ray.exceptions.RayTaskError as error:
             raise PipelineError(f"a target run failed in Ray: {str(error).strip().splitlines()[-1][:300]}") from None
         finally:
