@@ -308,7 +308,7 @@ def test_ray_flags_are_checked_before_anything_starts(argv, message, tmp_path, c
     assert not (tmp_path / "work").exists()
 
 
-def test_target_runs_on_ray_move_their_progress_bars(tmp_path):
+def test_target_runs_on_ray_move_their_progress_bars():
     """Warmstart and scratch train in Ray workers; each evaluation reaches the driver's bar as it
     happens, so the bar ends at the run's tokens and last loss instead of standing at 0."""
     executor = RayExecutor()
