@@ -1,9 +1,12 @@
 """Self-describing checkpoint folders, written atomically.
 
 A folder holds ``model.pt`` (weights), ``optimizer.pt`` (when kept), ``config.yaml`` (task,
-width, base width, seed, training config and lineage), ``base_shapes.yaml`` (mup's base shapes)
-and ``state.json`` (step, tokens seen, data position, losses, parameter counts). ``grow`` and
-``train`` rebuild the model from the folder alone.
+width, base width, seed, training config, lineage and owner), ``base_shapes.yaml`` (mup's base
+shapes) and ``state.json`` (step, tokens seen, data position, losses, parameter counts). ``grow``
+and ``train`` rebuild the model from the folder alone.
+
+The owner (storage key, study and trial of the run that wrote it) lets the pipeline refuse a
+folder that another search has written over (:func:`check_owner`).
 """
 
 from __future__ import annotations
@@ -51,7 +54,8 @@ class Checkpoint:
 def save_checkpoint(path: str | Path, model: nn.Module, *, task: Task, width: int, base_width: int,
                     seed: int, state: TrainState, metrics: dict[str, Any] | None = None,
                     train_config: Any = None, optimizer: torch.optim.Optimizer | None = None,
-                    optimizer_state: dict | None = None, lineage: dict[str, Any] | None = None) -> Path:
+                    optimizer_state: dict | None = None, lineage: dict[str, Any] | None = None,
+                    owner: dict[str, Any] | None = None) -> Path:
     """Write a checkpoint folder atomically: everything goes to a temporary folder beside
     ``path`` that is renamed into place only when complete; an existing folder is replaced."""
     path = Path(path)
@@ -63,8 +67,8 @@ def save_checkpoint(path: str | Path, model: nn.Module, *, task: Task, width: in
             torch.save(optimizer_state or optimizer.state_dict(), staging / "optimizer.pt")
         config = {
             "task": task.describe(), "width": width, "base_width": base_width, "seed": seed,
-            "train": dataclasses.asdict(train_config) if dataclasses.is_dataclass(train_config) else train_config,
-            "lineage": lineage, "data": task.data_summary(),
+            "train": _plain(dataclasses.asdict(train_config) if dataclasses.is_dataclass(train_config) else train_config),
+            "lineage": lineage, "data": task.data_summary(), "owner": owner,
         }
         (staging / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         mup.shape.save_base_shapes(make_base_shapes(task, base_width), str(staging / "base_shapes.yaml"))
@@ -81,6 +85,29 @@ def save_checkpoint(path: str | Path, model: nn.Module, *, task: Task, width: in
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return path
+
+
+def _plain(value: Any) -> Any:
+    """Lists instead of tuples, so that YAML's safe dumper takes it."""
+    return json.loads(json.dumps(value))
+
+
+def check_owner(path: str | Path, storage_key: str, study: str, trial: int) -> Checkpoint:
+    """Read the checkpoint that trial ``trial`` of ``study`` names and make sure that trial wrote it.
+
+    Raises:
+        UsageError: the folder belongs to another storage, study or trial (another search wrote
+            over it, or the record points at a folder it does not own).
+    """
+    checkpoint = read_checkpoint(path)
+    owner = checkpoint.config.get("owner") or {}
+    expected = {"storage_key": storage_key, "study": study, "trial": trial}
+    if owner != expected:
+        found = (f"storage {owner.get('storage_key')}, study {owner.get('study')!r}, trial {owner.get('trial')}"
+                 if owner else "no owner")
+        raise UsageError(f"checkpoint {checkpoint.path} belongs to {found}, not to trial {trial} of {study!r} in "
+                         f"storage {storage_key}: something else wrote over it; rerun the search with a new --study")
+    return checkpoint
 
 
 def read_checkpoint(path: str | Path) -> Checkpoint:

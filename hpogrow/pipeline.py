@@ -2,13 +2,18 @@
 
 1. Search learning rate and batch size at the base width (TPE + a pruner on intermediate
    values, step = tokens seen; or, with ``executor="ray"``, Ray Tune trials under ASHA or
-   HyperBand) in the study ``{study}/base``.
+   HyperBand) in the study ``{study}/base``. Every trial, whatever its batch size, is evaluated
+   at the same token counts (the rungs and the full budget are whole steps of every batch size).
+   Several drivers may share the study: together they run ``trials`` trials.
 2. Grow the best trial that ran its full budget by ``grow_factor`` (ratio of parameter counts)
    with shrink–zero-pad–perturb.
 3. Train the grown model with the winner's LR and batch size (μTransfer) on the tokens that
    follow the base's, and a μP model from scratch at the same width on the same tokens, as
    trials ``role=scratch`` and ``role=warmstart`` of the study ``{study}/target-w{width}``.
 4. Record the speedup on the warmstart trial and print a summary.
+
+Steps 2–4 happen once per study however many drivers share it: the driver that holds the
+target lock does them, the others wait and print the same report.
 """
 
 from __future__ import annotations
@@ -25,18 +30,23 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from hpogrow.errors import PipelineError, UsageError
-from hpogrow.executors import Executor, LocalExecutor, record_run
-from hpogrow.executors.ray import RayExecutor, check_ray_options
+from hpogrow import record
+from hpogrow._crash import crash_point
+from hpogrow.checkpoint import check_owner
+from hpogrow.coordination import Coordinator, coordinator_for
+from hpogrow.errors import PipelineError, TrainingDiverged, UsageError
+from hpogrow.executors import Executor, Schedule, make_executor
+from hpogrow.executors.base import round_to
 from hpogrow.grow import GrowthPlan, grow_checkpoint, growth_warnings, plan_growth
 from hpogrow.growth import parse_operators
-from hpogrow.parametrize import build_model, check_width, count_parameters_at, resolve_device
+from hpogrow.parametrize import build_model, check_width, resolve_device
 from hpogrow.progress import make_progress
 from hpogrow.report import attach_plot, plot_curves, print_report
-from hpogrow.runs import BaseTrial, run_scratch, run_warmstart
+from hpogrow.runs import BaseTrial, CheckpointOwner, run_scratch, run_warmstart
+from hpogrow.sampler import make_sampler
 from hpogrow.space import SearchSpace, load_space
 from hpogrow.speedup import compute_speedup
-from hpogrow.storage import default_storage_url, driver_id, fail_abandoned_trials, load_or_create_study, open_storage
+from hpogrow.storage import default_storage_url, load_or_create_study, open_storage, storage_key
 from hpogrow.tasks import Task
 from hpogrow.train import TrainConfig, make_optimizer
 
@@ -50,7 +60,8 @@ class SearchConfig:
     base_width: int = 128
     """Width at which the hyperparameters are searched (and the μP base width)."""
     trials: int = 8
-    """Base trials the study should hold; rerunning continues up to this number."""
+    """Base trials the study should hold, all drivers together (trials abandoned by a killed
+    driver do not count); rerunning continues up to this number."""
     tokens_per_param: float = 1.0
     """Token budget per model parameter, for base trials and target runs (papers: 20)."""
     grow_factor: float = 2.0
@@ -130,10 +141,7 @@ class SearchConfig:
             raise UsageError(f"--stages {self.stages}: need at least 1")
         if self.stages > 1 and (self.target_width or self.target_depth):
             raise UsageError("--stages grows by --grow-factor at every stage; drop --target-width/--grow-depth")
-        if self.executor not in ("local", "ray"):
-            raise UsageError(f"--executor {self.executor}: use ray or local")
-        check_ray_options(self.scheduler, self.reduction_factor, self.cpus_per_trial, self.gpus_per_trial or 0.0,
-                          self.max_concurrent)
+        make_executor_for(self)  # validates the executor's options
         if self.gpus_per_trial and self.device == "cpu":
             raise UsageError(f"--gpus-per-trial {self.gpus_per_trial} with --device cpu: use --device auto or cuda")
         parse_operators(self.grow_op)
@@ -141,6 +149,10 @@ class SearchConfig:
     @property
     def storage_url(self) -> str:
         return self.storage or default_storage_url(self.workdir)
+
+    @property
+    def storage_key(self) -> str:
+        return storage_key(self.storage_url)
 
 
 @dataclass(frozen=True)
@@ -151,8 +163,13 @@ class Plan:
     stages: tuple[GrowthPlan, ...]
     """One growth step per stage; a single step unless ``--stages``."""
     study: str
-    base_tokens: int
+    schedule: Schedule
+    """The base trials' budget and rungs: the same token counts for every batch size."""
     template: TrainConfig
+
+    @property
+    def base_tokens(self) -> int:
+        return self.schedule.budget
 
     @property
     def growth(self) -> GrowthPlan:
@@ -183,10 +200,16 @@ class Plan:
         depth = f"-d{growth.target_depth}" if growth.target_depth != growth.base_depth else ""
         return f"{self.study}/target-w{growth.target_width}{depth}"
 
+    def base_trial(self) -> BaseTrial:
+        """The runner of this search's base trials."""
+        return BaseTrial(self.task, self.config.base_width, self.template, self.checkpoint_dir / "base",
+                         self.config.storage_key, self.base_study)
+
     @property
     def checkpoint_dir(self) -> Path:
-        """Absolute: Ray workers run in folders of their own."""
-        return Path(self.config.workdir).resolve() / "checkpoints" / self.study
+        """``{workdir}/checkpoints/{storage key}/{study}``: two storages never share a folder.
+        Absolute: Ray workers run in folders of their own."""
+        return Path(self.config.workdir).resolve() / "checkpoints" / self.config.storage_key / self.study
 
 
 @dataclass(frozen=True)
@@ -197,8 +220,14 @@ class PipelineResult:
     scratch: optuna.trial.FrozenTrial
 
 
-def make_plan(task: Task, config: SearchConfig) -> Plan:
-    """Validate everything and work out widths and budgets; writes nothing."""
+def make_plan(task: Task, config: SearchConfig, executor: Executor | None = None) -> Plan:
+    """Validate everything and work out widths and budgets; writes nothing.
+
+    The base budget is ``tokens_per_param`` × base parameters, rounded so that the executor's
+    rungs are whole steps of the largest batch size; every base trial evaluates at the rungs and
+    at ``evaluations`` points on the same grid, so all batch sizes are judged at equal tokens.
+    """
+    executor = executor or make_executor_for(config)
     resolve_device(config.device)
     check_width(task, config.base_width, "--base-width")
     space = load_space(config.space, task.name)
@@ -211,17 +240,20 @@ def make_plan(task: Task, config: SearchConfig) -> Plan:
         width = step.target_width
         current = current if step.target_depth == getattr(current, "depth", None) else current.with_depth(step.target_depth)
     growth = stages[0]
-    base_tokens = round(config.tokens_per_param * growth.base_params)
-    smallest_budget = max(space.batch_sizes) * task.tokens_per_example * config.evaluations
-    if base_tokens < smallest_budget:
-        raise UsageError(f"--tokens-per-param {config.tokens_per_param} gives {base_tokens:,} tokens per base trial, "
+    step_tokens = max(space.batch_sizes) * task.tokens_per_example  # every smaller power of two divides it
+    asked = config.tokens_per_param * growth.base_params
+    if asked < step_tokens * config.evaluations:
+        raise UsageError(f"--tokens-per-param {config.tokens_per_param} gives {asked:,.0f} tokens per base trial, "
                          f"fewer than {config.evaluations} steps of the largest batch; raise it to at least "
-                         f"{smallest_budget / growth.base_params:.3g}")
-    template = TrainConfig(learning_rate=1.0, batch_size=max(space.batch_sizes), tokens=base_tokens,
-                           schedule=config.schedule, evaluations=config.evaluations, seed=config.seed,
-                           device=config.device, precision=config.precision, compile=config.compile)
+                         f"{step_tokens * config.evaluations / growth.base_params:.3g}")
+    schedule = executor.schedule(asked, step_tokens)
+    grid = {round_to(schedule.budget * k / config.evaluations, step_tokens) for k in range(1, config.evaluations + 1)}
+    eval_tokens = tuple(sorted(t for t in grid | set(schedule.rungs) if t <= schedule.budget))
+    template = TrainConfig(learning_rate=1.0, batch_size=max(space.batch_sizes), tokens=schedule.budget,
+                           schedule=config.schedule, evaluations=config.evaluations, eval_tokens=eval_tokens,
+                           seed=config.seed, device=config.device, precision=config.precision, compile=config.compile)
     return Plan(task, config, space, tuple(stages), config.study or f"{task.name}-w{config.base_width}",
-                base_tokens, template)
+                schedule, template)
 
 
 def measure_tokens_per_second(task: Task, width: int, base_width: int, config: TrainConfig, steps: int = 2) -> float:
@@ -241,20 +273,21 @@ def measure_tokens_per_second(task: Task, width: int, base_width: int, config: T
     return steps * config.batch_size * task.tokens_per_example / elapsed
 
 
-def make_executor(config: SearchConfig) -> Executor:
-    """The executor ``config.executor`` names (Ray is imported only when a search starts)."""
-    if config.executor == "local":
-        return LocalExecutor()
+def make_executor_for(config: SearchConfig) -> Executor:
+    """The executor ``config.executor`` names, with the config's options (Ray is imported only
+    when a search starts)."""
+    if config.executor != "ray":
+        return make_executor(config.executor, pruner_name=config.pruner)
     gpus = config.gpus_per_trial
     if gpus is None:
         gpus = 1.0 if config.device != "cpu" and torch.cuda.is_available() else 0.0
-    return RayExecutor(scheduler=config.scheduler, reduction_factor=config.reduction_factor,
-                       cpus_per_trial=config.cpus_per_trial, gpus_per_trial=gpus,
-                       max_concurrent=config.max_concurrent, address=config.ray_address,
-                       storage_path=config.ray_storage or str(Path(config.workdir) / "ray"), verbose=config.verbose)
+    return make_executor("ray", scheduler=config.scheduler, reduction_factor=config.reduction_factor,
+                         cpus_per_trial=config.cpus_per_trial, gpus_per_trial=gpus,
+                         max_concurrent=config.max_concurrent, address=config.ray_address,
+                         storage_path=config.ray_storage or str(Path(config.workdir) / "ray"), verbose=config.verbose)
 
 
-def print_plan(plan: Plan, console: Console, remaining_trials: int, executor: Executor | None = None) -> None:
+def print_plan(plan: Plan, console: Console, remaining_trials: int, executor: Executor) -> None:
     config, growth = plan.config, plan.growth
     base_speed = measure_tokens_per_second(plan.task, growth.base_width, growth.base_width, plan.template)
     target_speed = measure_tokens_per_second(plan.task_at(growth), growth.target_width, growth.base_width, plan.template)
@@ -265,7 +298,8 @@ def print_plan(plan: Plan, console: Console, remaining_trials: int, executor: Ex
     table.add_row("base study", f"{plan.base_study}: {remaining_trials} of {config.trials} trials to run, "
                   f"lr {plan.space.learning_rate_low:g}…{plan.space.learning_rate_high:g}, batch {list(plan.space.batch_sizes)}")
     table.add_row("base width", f"{growth.base_width} ({growth.base_params:,} parameters), "
-                  f"{plan.base_tokens:,} tokens per trial ({config.tokens_per_param:g} tokens/parameter)")
+                  f"{plan.base_tokens:,} tokens per trial ({plan.base_tokens / growth.base_params:.3g} tokens/parameter; "
+                  f"asked {config.tokens_per_param:g}, rounded to whole steps of every batch size)")
     widths = " → ".join([str(growth.base_width)] + [str(s.target_width) for s in plan.stages])
     depths = f", depth {growth.base_depth} → {growth.target_depth}" if growth.target_depth != growth.base_depth else ""
     table.add_row("growth", f"{widths}{depths} with {config.grow_op}: width ×{growth.width_ratio:.2f}, "
@@ -277,11 +311,8 @@ def print_plan(plan: Plan, console: Console, remaining_trials: int, executor: Ex
     table.add_row("throughput", f"{base_speed:,.0f} tokens/s at width {growth.base_width}, "
                   f"{target_speed:,.0f} at {growth.target_width} (measured)")
     table.add_row("estimated time", f"≤ {seconds / 60:.1f} min (pruned trials stop early)")
-    rungs = executor.rungs(plan.base_tokens, config.evaluations) if hasattr(executor, "rungs") else None
-    if rungs is not None:
-        per_param = " → ".join(f"{r / growth.base_params:.3g}" for r in rungs)
-        table.add_row("rungs", f"Ray Tune, {executor.scheduler}, reduction factor {executor.reduction_factor}: "
-                      f"{' → '.join(f'{r:,}' for r in rungs)} tokens ({per_param} tokens/parameter)")
+    for label, text in executor.plan_rows(plan.schedule, growth.base_params):
+        table.add_row(label, text)
     console.print(table)
     if config.tokens_per_param < 20:
         console.print(f"[yellow]Small token budget: {config.tokens_per_param:g} tokens/parameter, far below the papers' 20 "
@@ -314,6 +345,10 @@ def run_pipeline(task: Task, config: SearchConfig = SearchConfig(), *, executor:
                  console: Console | None = None) -> PipelineResult:
     """Search at the base width, grow the winner and compare warmstart with scratch.
 
+    Several processes may run the same call against one storage: they share the base search
+    (``config.trials`` in all), and one of them grows the winner and trains the target runs
+    while the others wait for it.
+
     Example (CPU, about a minute)::
 
         from hpogrow import FourierTask, SearchConfig, run_pipeline
@@ -321,45 +356,60 @@ def run_pipeline(task: Task, config: SearchConfig = SearchConfig(), *, executor:
         print(result.warmstart.user_attrs["speedup_tokens"])
     """
     console = console or Console()
-    plan = make_plan(task, config)
+    executor = executor or make_executor_for(config)
+    plan = make_plan(task, config, executor)
     storage = open_storage(config.storage_url)
-    executor = executor or make_executor(config)
-    # what stops trials early decides what PRUNED means: a study keeps one
-    stopping = (f"{executor.scheduler}, reduction factor {executor.reduction_factor}" if hasattr(executor, "scheduler")
-                else config.pruner)
-    signature = {"task": task.describe(), "base_width": config.base_width, "tokens": plan.base_tokens,
-                 "space": plan.space.as_dict(), "schedule": config.schedule, "evaluations": config.evaluations,
-                 "seed": config.seed, "stopping": stopping}
-    pruner = (optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=plan.base_tokens // 4)
-              if config.pruner == "median" else optuna.pruners.NopPruner())
-    base_study = load_or_create_study(storage, plan.base_study, signature,
-                                      optuna.samplers.TPESampler(seed=config.seed, n_startup_trials=4), pruner)
-    if base_study.get_trials(deepcopy=False):
-        # A continued study: a sampler seeded as in the first run would draw that run's random
-        # start-up configurations again, so it gets fresh randomness.
-        base_study.sampler.reseed_rng()
-    abandoned = fail_abandoned_trials(base_study)
-    if abandoned:
-        console.print(f"marked trials {abandoned} FAIL: their driver process died")
-    finished = len(base_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)))
-    remaining = max(0, config.trials - finished)
-    print_plan(plan, console, remaining, executor)
-
-    with executor.session(), make_progress(console) as progress:
-        executor.run(base_study, plan.space, remaining,
-                     BaseTrial(task, config.base_width, plan.template, plan.checkpoint_dir / "base"), progress)
-        winner = best_full_budget_trial(base_study)
-        warmstart, scratch, target_study = _run_target(plan, storage, winner, executor, progress, console)
-    if "plot" not in target_study.user_attrs or target_study.user_attrs.get("plot_for") != warmstart.number:
-        workdir = Path(config.workdir)
-        path = plot_curves(winner, warmstart, scratch, workdir / "plots" / f"{plan.target_study.replace('/', '_')}.png")
-        attach_plot(target_study, path, workdir / "artifacts")
-        target_study.set_user_attr("plot_for", warmstart.number)
+    coordinator = coordinator_for(config.storage_url, config.workdir)
+    coordinator.register()
+    try:
+        signature = {"task": task.describe(), "base_width": config.base_width, "tokens": plan.base_tokens,
+                     "space": plan.space.as_dict(), "schedule": config.schedule, "evaluations": config.evaluations,
+                     "seed": config.seed, "stopping": executor.stopping}
+        base_study = load_or_create_study(storage, plan.base_study, signature, make_sampler(config.seed),
+                                          executor.pruner(plan.base_tokens))
+        counted = sum(record.counts_towards_total(t, coordinator) for t in base_study.get_trials(deepcopy=False))
+        print_plan(plan, console, max(0, config.trials - counted), executor)
+        with executor.session(), make_progress(console) as progress:
+            executor.run(base_study, plan.space, config.trials, plan.base_trial(), progress, coordinator)
+            _wait_for_other_drivers(base_study, coordinator, progress.console)
+            winner = best_full_budget_trial(base_study)
+            check_owner(winner.user_attrs["checkpoint"], config.storage_key, plan.base_study, winner.number)
+            with coordinator.lock(record.TARGET_LOCK.format(study=plan.study), on_wait=lambda: progress.console.print(
+                    "another driver is growing the winner and training the target runs; waiting for it "
+                    "(Ctrl-C leaves them to it)")):
+                warmstart, scratch, target_study = _run_target(plan, storage, winner, executor, progress,
+                                                               progress.console)
+                if target_study.user_attrs.get("plot_for") != warmstart.number:
+                    workdir = Path(config.workdir)
+                    path = plot_curves(winner, warmstart, scratch,
+                                       workdir / "plots" / f"{plan.target_study.replace('/', '_')}.png")
+                    attach_plot(target_study, path, workdir / "artifacts")
+                    target_study.set_user_attr("plot_for", warmstart.number)
+    finally:
+        coordinator.close()
     print_report(config.storage_url, plan.study, config.workdir, console)
     return PipelineResult(plan, winner, warmstart, scratch)
 
 
+def _wait_for_other_drivers(study: optuna.Study, coordinator: Coordinator, console: Console) -> None:
+    """Growth needs the whole search: wait while other live drivers still run base trials."""
+    announced = False
+    while True:
+        with coordinator.lock(record.CLAIM_LOCK.format(study=study.study_name)):
+            record.fail_abandoned(study, coordinator, role="base")
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if not running:
+            return
+        if not announced:
+            drivers = sorted({str(t.user_attrs.get("driver")) for t in running})
+            console.print(f"waiting for {len(running)} base trials of other drivers ({', '.join(drivers)}) to finish")
+            announced = True
+        time.sleep(2.0)
+
+
 def _run_target(plan: Plan, storage, winner: optuna.trial.FrozenTrial, executor: Executor, progress, console: Console):
+    """Grow the winner and train warmstart and scratch (and any intermediate stages), reusing the
+    runs the study already holds. Called holding the target lock: this driver alone writes there."""
     config, final = plan.config, plan.growth
     signature = {"task": plan.task.describe(), "base_width": config.base_width, "target_width": final.target_width,
                  "target_depth": final.target_depth, "tokens": plan.target_tokens, "grow_op": config.grow_op,
@@ -367,42 +417,48 @@ def _run_target(plan: Plan, storage, winner: optuna.trial.FrozenTrial, executor:
                  "carry_optimizer": config.carry_optimizer, "schedule": config.schedule,
                  "evaluations": config.evaluations, "seed": config.seed, "base_study": plan.base_study}
     study = load_or_create_study(storage, plan.target_study, signature)
-    fail_abandoned_trials(study)
+    abandoned = record.fail_abandoned(study, None, sole_writer=True)
+    if abandoned:
+        console.print(f"marked target trials {abandoned} FAIL: the driver running them died")
     hyperparameters = {"learning_rate": winner.params["learning_rate"], "batch_size": winner.params["batch_size"]}
     target_dir = plan.checkpoint_dir / plan.target_study.split("/", 1)[1]
     final_task = plan.task_at(final)
 
-    def start(role: str, width: int, run, tokens: int, extra: dict, finish=None) -> Callable[[], optuna.trial.FrozenTrial]:
-        """Submit ``run`` to the executor as a trial of ``role``; the returned function waits for
-        it and records it (``finish`` may add attributes to the outcome first)."""
+    def start(role: str, width: int, make_run, tokens: int, extra: dict, finish=None) -> Callable[[], optuna.trial.FrozenTrial]:
+        """Submit the run ``make_run(owner)`` to the executor as a trial of ``role``; the returned
+        function waits for it and records it (``finish`` may add attributes to the outcome first)."""
         done = _finished_run(study, role, winner)
         if done is not None:
             console.print(f"{role}: reusing finished trial {done.number} of {plan.target_study}")
             return lambda: done
-        user_attrs = {"role": role, "width": width, "base_trial": winner.number, "base_study": plan.base_study,
-                      "driver": driver_id(), **extra}
-        study.enqueue_trial(winner.params, user_attrs=user_attrs, skip_if_exists=False)
-        trial = study.ask(plan.space.distributions())
-        job = executor.submit(run, f"{role} w{width}", tokens, progress)
-
-        def collect(report):
-            outcome = job.result(report)
-            return finish(outcome) if finish else outcome
+        attrs = {"role": role, "width": width, "base_trial": winner.number, "base_study": plan.base_study, **extra}
+        trial = record.start_target_trial(study, hyperparameters, plan.space.distributions(), attrs)
+        job = executor.submit(make_run(CheckpointOwner(config.storage_key, plan.target_study, trial.number)),
+                              f"{role} w{width}", tokens, progress)
 
         def wait() -> optuna.trial.FrozenTrial:
-            if record_run(study, trial, collect, prune=False) is None:
-                raise PipelineError(f"the {role} run at width {width} diverged ({trial.user_attrs.get('fail_reason', '')}); "
-                                    "lower the learning rate range with --space")
+            try:
+                outcome = job.result(lambda evaluation: record.report(trial, evaluation))
+                if finish is not None:
+                    outcome = finish(outcome)
+            except TrainingDiverged as error:
+                record.fail(study, trial, str(error), fidelity_reached=error.tokens_seen, diverged=True)
+                raise PipelineError(f"the {role} run at width {width} diverged ({error}); "
+                                    "lower the learning rate range with --space") from None
+            except BaseException as error:
+                record.fail(study, trial, f"{type(error).__name__}: {error}")
+                raise
+            record.finish(study, trial, outcome.summary, complete=not outcome.stopped_early)
             return study.trials[trial.number]
         return wait
 
     def config_for(stage: int) -> TrainConfig:
-        return replace(plan.template, **hyperparameters, tokens=plan.stage_tokens(stage))
+        return replace(plan.template, **hyperparameters, tokens=plan.stage_tokens(stage), eval_tokens=())
 
     last_config = config_for(len(plan.stages) - 1)
-    wait_scratch = start("scratch", final.target_width, partial(
+    wait_scratch = start("scratch", final.target_width, lambda owner: partial(
         run_scratch, final_task, final.target_width, config.base_width, last_config,
-        winner.user_attrs["data_position"], target_dir / "scratch"), last_config.tokens, {})
+        winner.user_attrs["data_position"], target_dir / "scratch", owner=owner), last_config.tokens, {})
 
     # Successive warmstarting: every stage but the last is trained and grown again.
     source, cost_tokens, cost_flops = winner.user_attrs["checkpoint"], winner.user_attrs["tokens"], winner.user_attrs["flops"]
@@ -413,13 +469,15 @@ def _run_target(plan: Plan, storage, winner: optuna.trial.FrozenTrial, executor:
                                 target_width=step.target_width, target_depth=step.target_depth, operator=config.grow_op,
                                 shrink=config.shrink, noise_scale=config.noise_scale, seed=config.seed,
                                 carry_optimizer=config.carry_optimizer, task=current)
+        crash_point("after-growth")
         current = plan.task_at(step)
         if last:
             break
         stage_config = config_for(index)
-        stage = start(f"stage {index + 1}", step.target_width, partial(
-            run_warmstart, current, grown.path, stage_config, target_dir / f"stage{index + 1}"),
-            stage_config.tokens, {"stage": index + 1})()
+        stage = start(f"stage {index + 1}", step.target_width, lambda owner, task=current, path=grown.path,
+                      stage_config=stage_config, index=index: partial(
+                          run_warmstart, task, path, stage_config, target_dir / f"stage{index + 1}", owner=owner),
+                      stage_config.tokens, {"stage": index + 1})()
         source = stage.user_attrs["checkpoint"]
         cost_tokens, cost_flops = cost_tokens + stage.user_attrs["tokens"], cost_flops + stage.user_attrs["flops"]
 
@@ -436,8 +494,10 @@ def _run_target(plan: Plan, storage, winner: optuna.trial.FrozenTrial, executor:
         outcome.extra.update(speedup.as_attrs(), base_tokens=cost_tokens, base_flops=cost_flops)
         return outcome
 
-    wait_warmstart = start("warmstart", final.target_width, partial(
-        run_warmstart, current, grown.path, last_config, target_dir / "warmstart"), last_config.tokens, lineage, with_speedup)
+    wait_warmstart = start("warmstart", final.target_width, lambda owner: partial(
+        run_warmstart, current, grown.path, last_config, target_dir / "warmstart", owner=owner),
+        last_config.tokens, lineage, with_speedup)
     scratch = wait_scratch()
+    crash_point("between-target-runs")
     warmstart = wait_warmstart()
     return warmstart, scratch, study

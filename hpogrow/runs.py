@@ -1,11 +1,20 @@
-"""Training runs as the pipeline needs them: a base trial at the base width, a warmstarted
-run from a grown checkpoint, and a from-scratch run. Each returns a :class:`RunOutcome`.
+"""Training runs as the pipeline needs them: a base trial at the base width, a warmstarted run
+from a grown checkpoint, and a from-scratch run. Each returns a :class:`RunOutcome`.
 
-These are plain, picklable callables so that any executor (in-process, Ray) can run them.
+:class:`BaseTrial` is the one runner of base trials for every executor: in process it reports
+to Optuna's pruner, in a Ray worker to ``tune.report`` (thin adapters in
+:mod:`hpogrow.executors`). It knows nothing about Optuna or Ray: each evaluation goes to a
+callback as a :class:`TrialEvent`, with a checkpoint folder when one was written (at rungs, and
+at the full budget), and a run can resume from such a folder.
+
+These are plain, picklable callables so that any executor can run them.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -13,7 +22,37 @@ from typing import Any
 from hpogrow.checkpoint import load_model, load_optimizer_state, read_checkpoint, save_checkpoint
 from hpogrow.parametrize import build_model, count_parameters, resolve_device
 from hpogrow.tasks import Task
-from hpogrow.train import Evaluation, Report, TrainConfig, TrainState, make_optimizer, train
+from hpogrow.throughput import training_flops
+from hpogrow.train import Evaluation, Report, TrainConfig, TrainState, make_optimizer, total_steps, train
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What the record keeps of a run however it ended (complete, stopped at a rung, or still
+    going). Its fields travel as Ray metrics and become the trial's user attributes."""
+
+    n_params: int
+    compute_params: int
+    """Parameters that do matmul work (no embedding tables): the N of 6·N·D."""
+    tokens: int
+    """Tokens seen so far: the fidelity the run reached."""
+    data_position: int
+    """Examples of the training stream consumed, by this run and its ancestors."""
+    initial_loss: float | None
+    final_loss: float | None
+    """The latest held-out loss."""
+    tokens_per_second: float | None = None
+    checkpoint: str | None = None
+    """The checkpoint folder written at the full budget (``None`` before or without one)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Anything else worth recording (``mfu``, ``device``, ``node``, …)."""
+
+    @property
+    def flops(self) -> float:
+        return training_flops(self.compute_params, self.tokens)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 @dataclass
@@ -34,13 +73,31 @@ class RunOutcome:
     @property
     def flops(self) -> float:
         """6·N·D with N the compute parameters (no embedding tables) and D this run's tokens."""
-        return 6.0 * self.compute_params * self.state.tokens_seen
+        return training_flops(self.compute_params, self.state.tokens_seen)
+
+    @property
+    def summary(self) -> RunSummary:
+        return RunSummary(self.n_params, self.compute_params, self.state.tokens_seen, self.state.data_position,
+                          self.evaluations[0].val_loss, self.final_loss, round(self.tokens_per_second, 1),
+                          None if self.checkpoint is None else str(self.checkpoint), dict(self.extra))
+
+
+@dataclass(frozen=True)
+class CheckpointOwner:
+    """Whose checkpoint a folder is: the storage (by key), the study and the trial naming it."""
+
+    storage_key: str
+    study: str
+    trial: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 def run_training(task: Task, model, config: TrainConfig, *, width: int, base_width: int,
                  checkpoint: Path | None, state: TrainState = TrainState(), report: Report | None = None,
                  progress=None, description: str = "train", lineage: dict | None = None,
-                 optimizer_state: dict | None = None) -> RunOutcome:
+                 optimizer_state: dict | None = None, owner: CheckpointOwner | None = None) -> RunOutcome:
     """Train ``model`` and, when it ran its full budget, write its checkpoint.
 
     ``optimizer_state`` (e.g. Adam moments carried through growth) seeds the optimizer.
@@ -59,32 +116,141 @@ def run_training(task: Task, model, config: TrainConfig, *, width: int, base_wid
         outcome.checkpoint = save_checkpoint(
             checkpoint, model, task=task, width=width, base_width=base_width, seed=config.seed,
             state=result.state, train_config=config, optimizer=result.optimizer, lineage=lineage,
-            metrics={"val_loss": outcome.final_loss, "n_params": counts.total,
-                     "compute_params": counts.compute, "flops": outcome.flops})
+            owner=None if owner is None else owner.as_dict(),
+            metrics={"val_loss": outcome.final_loss, "initial_loss": outcome.evaluations[0].val_loss,
+                     "n_params": counts.total, "compute_params": counts.compute, "flops": outcome.flops})
     return outcome
 
 
 @dataclass(frozen=True)
+class TrialEvent:
+    """One evaluation of a base trial, as its executor's adapter receives it."""
+
+    evaluation: Evaluation
+    summary: RunSummary
+    complete: bool
+    """The trial has run its whole token budget (its final checkpoint is written)."""
+    checkpoint: Path | None = None
+    """A checkpoint folder of this moment (a rung, or the full budget); a rung's folder is
+    deleted once the callback returns, so the callback must copy what it keeps."""
+    resumed_from: int = 0
+    """Tokens the trial had seen when this process resumed it (0 for a fresh start)."""
+
+
+TrialReport = Callable[[TrialEvent], "bool | None"]
+
+
+@dataclass(frozen=True)
 class BaseTrial:
-    """One base-width trial: fresh μP model, hyperparameters from the sampler."""
+    """The one runner of base trials (width = μP base width), for every executor.
+
+    Example (CPU, seconds)::
+
+        from hpogrow import FourierTask, TrainConfig
+        from hpogrow.runs import BaseTrial
+        trial = BaseTrial(FourierTask(modes=64), 16, TrainConfig(1.0, 32, tokens=32 * 8, evaluations=2),
+                          Path("/tmp/hp-base"))
+        outcome = trial.run({"learning_rate": 1e-2, "batch_size": 32}, number=0)
+    """
 
     task: Task
     base_width: int
     template: TrainConfig
-    """Budget and everything but ``learning_rate`` and ``batch_size``."""
+    """Budget, evaluation points and everything but ``learning_rate`` and ``batch_size``."""
     checkpoint_dir: Path
+    """Full-budget checkpoints go to ``{checkpoint_dir}/trial-{number}``."""
+    storage_key: str = ""
+    """Identifies the storage whose study owns the checkpoints (see :class:`CheckpointOwner`)."""
+    study: str = ""
 
-    def __call__(self, params: dict[str, Any], report: Report | None, trial_number: int,
-                 progress=None) -> RunOutcome:
-        config = replace(self.template, learning_rate=params["learning_rate"], batch_size=params["batch_size"])
-        model = build_model(self.task, self.base_width, self.base_width, config.seed)
-        return run_training(self.task, model, config, width=self.base_width, base_width=self.base_width,
-                            checkpoint=self.checkpoint_dir / f"trial-{trial_number}", report=report,
-                            progress=progress, description=f"base trial {trial_number}")
+    def config(self, params: dict[str, Any]) -> TrainConfig:
+        return replace(self.template, learning_rate=params["learning_rate"], batch_size=params["batch_size"])
+
+    def checkpoint_path(self, number: int) -> Path:
+        return Path(self.checkpoint_dir) / f"trial-{number}"
+
+    def run(self, params: dict[str, Any], number: int, report: TrialReport | None = None, *,
+            resume: Path | None = None, rung_tokens: Sequence[int] = (), progress=None) -> RunOutcome:
+        """Train trial ``number`` with ``params`` (fresh, or from the checkpoint folder ``resume``).
+
+        Every evaluation goes to ``report`` (returning ``True`` stops the run). At each token
+        count in ``rung_tokens`` a checkpoint folder comes with the event (for executors that
+        pause and promote trials); at the full budget the trial's checkpoint is written first and
+        comes with the event.
+
+        Raises:
+            TrainingDiverged: the loss became non-finite.
+        """
+        config = self.config(params)
+        task = self.task
+        owner = CheckpointOwner(self.storage_key, self.study, number)
+        device = resolve_device(config.device)
+        saved: dict[str, Any] = {}
+        if resume is None:
+            model = build_model(task, self.base_width, self.base_width, config.seed, device)
+            state, optimizer_state = TrainState(), None
+        else:
+            source = read_checkpoint(resume)
+            model, _ = load_model(source, task, device)
+            state, optimizer_state, saved = source.state, load_optimizer_state(source), source.metrics
+        optimizer = make_optimizer(model, config)
+        if optimizer_state is not None:
+            optimizer.load_state_dict(optimizer_state)
+        counts = count_parameters(model)
+        steps, rungs = total_steps(task, config), set(rung_tokens)
+        initial_loss = saved.get("initial_loss")
+
+        def summary(evaluation: Evaluation, position: int, checkpoint: Path | None) -> RunSummary:
+            return RunSummary(counts.total, counts.compute, evaluation.tokens_seen, position, initial_loss,
+                              evaluation.val_loss, None, None if checkpoint is None else str(checkpoint),
+                              {"device": str(device)})
+
+        def save(path: Path, evaluation: Evaluation, position: int) -> Path:
+            at = TrainState(step=evaluation.step, tokens_seen=evaluation.tokens_seen, data_position=position)
+            return save_checkpoint(path, model, task=task, width=self.base_width, base_width=self.base_width,
+                                   seed=config.seed, state=at, train_config=config, optimizer=optimizer,
+                                   owner=owner.as_dict(), metrics={
+                                       "val_loss": evaluation.val_loss, "initial_loss": initial_loss,
+                                       "n_params": counts.total, "compute_params": counts.compute,
+                                       "flops": training_flops(counts.compute, evaluation.tokens_seen)})
+
+        def on_evaluation(evaluation: Evaluation) -> bool:
+            nonlocal initial_loss
+            if initial_loss is None:
+                initial_loss = evaluation.val_loss
+            position = state.data_position + (evaluation.step - state.step) * config.batch_size
+            complete = evaluation.step >= steps
+            if complete:
+                folder = save(self.checkpoint_path(number), evaluation, position)
+                return _emit(report, TrialEvent(evaluation, summary(evaluation, position, folder), True, folder,
+                                                state.tokens_seen))
+            if evaluation.tokens_seen in rungs and evaluation.step > state.step:
+                with tempfile.TemporaryDirectory(prefix="hpogrow-rung-") as staging:
+                    folder = save(Path(staging) / "run", evaluation, position)
+                    return _emit(report, TrialEvent(evaluation, summary(evaluation, position, None), False, folder,
+                                                    state.tokens_seen))
+            return _emit(report, TrialEvent(evaluation, summary(evaluation, position, None), False, None,
+                                            state.tokens_seen))
+
+        if state.step >= steps:  # promoted after it had already run its whole budget
+            last = Evaluation(state.step, state.tokens_seen, saved["val_loss"], None)
+            folder = self.checkpoint_path(number)
+            _emit(report, TrialEvent(last, summary(last, state.data_position, folder), True, folder, state.tokens_seen))
+            return RunOutcome([last], state, False, counts.total, counts.compute, 0.0, folder)
+        result = train(model, task, config, state=state, optimizer=optimizer, report=on_evaluation,
+                       progress=progress, description=f"base trial {number}")
+        extra = {"device": str(device)} | ({} if result.mfu is None else {"mfu": result.mfu})
+        return RunOutcome(result.evaluations, result.state, result.stopped_early, counts.total, counts.compute,
+                          result.tokens_per_second, None if result.stopped_early else self.checkpoint_path(number),
+                          extra)
+
+
+def _emit(report: TrialReport | None, event: TrialEvent) -> bool:
+    return bool(report(event)) if report is not None else False
 
 
 def run_warmstart(task: Task, grown: Path, config: TrainConfig, checkpoint: Path | None,
-                  report: Report | None = None, progress=None) -> RunOutcome:
+                  report: Report | None = None, progress=None, owner: CheckpointOwner | None = None) -> RunOutcome:
     """Train a grown checkpoint continuing the base's token stream (fresh optimizer unless the
     grown folder carries optimizer state)."""
     source = read_checkpoint(grown)
@@ -92,13 +258,15 @@ def run_warmstart(task: Task, grown: Path, config: TrainConfig, checkpoint: Path
     return run_training(task, model, config, width=source.width, base_width=source.base_width,
                         checkpoint=checkpoint, state=TrainState(data_position=source.state.data_position),
                         report=report, progress=progress, description=f"warmstart w{source.width}",
-                        lineage=source.config.get("lineage"), optimizer_state=load_optimizer_state(source))
+                        lineage=source.config.get("lineage"), optimizer_state=load_optimizer_state(source),
+                        owner=owner)
 
 
 def run_scratch(task: Task, width: int, base_width: int, config: TrainConfig, data_position: int,
-                checkpoint: Path | None, report: Report | None = None, progress=None) -> RunOutcome:
+                checkpoint: Path | None, report: Report | None = None, progress=None,
+                owner: CheckpointOwner | None = None) -> RunOutcome:
     """Train a fresh μP model at ``width`` on the same tokens as the warmstarted run."""
     model = build_model(task, width, base_width, config.seed)
     return run_training(task, model, config, width=width, base_width=base_width, checkpoint=checkpoint,
                         state=TrainState(data_position=data_position), report=report, progress=progress,
-                        description=f"scratch w{width}")
+                        description=f"scratch w{width}", owner=owner)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import socket
+import hashlib
 import warnings
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,26 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         raise UsageError(f"--storage {url}: cannot open it ({type(error).__name__}: {str(error).splitlines()[0]}); use sqlite:///FILE.db, an RDB URL or journal:FILE.log") from None
 
 
+def storage_key(url: str) -> str:
+    """A short name for a storage, the same from any working folder: ``hpogrow.db-1a2b3c4d``.
+
+    Files are named by their absolute path, servers by user, host, port and database (never the
+    password). Checkpoint folders are kept apart by it, so two storages never share one.
+    """
+    if url.startswith(JOURNAL_PREFIX) or url.startswith("sqlite:///"):
+        prefix = JOURNAL_PREFIX if url.startswith(JOURNAL_PREFIX) else "sqlite:///"
+        path = Path(url[len(prefix):]).resolve()
+        identity, name = f"{prefix}{path}", path.name
+    else:
+        import sqlalchemy
+
+        parsed = sqlalchemy.engine.make_url(url)
+        identity = parsed.set(password=None).render_as_string(hide_password=False)
+        name = parsed.database or parsed.get_backend_name()
+    readable = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)[:40]
+    return f"{readable}-{hashlib.sha256(identity.encode()).hexdigest()[:8]}"
+
+
 def dashboard_command(url: str, artifact_dir: str | Path) -> str:
     """The exact ``optuna-dashboard`` command that opens this storage with its artifacts."""
     target = url[len(JOURNAL_PREFIX):] if url.startswith(JOURNAL_PREFIX) else url
@@ -65,31 +84,3 @@ def load_or_create_study(storage: optuna.storages.BaseStorage, name: str, signat
         differing = sorted(k for k in set(stored) | set(signature) if stored.get(k) != signature.get(k))
         raise UsageError(f"study {name!r} exists with other settings ({', '.join(differing)}); rerun with the same flags or pass a new --study")
     return study
-
-
-def driver_id() -> str:
-    """``host:pid`` of this process, recorded on every trial it runs."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def fail_abandoned_trials(study: optuna.Study) -> list[int]:
-    """Mark FAIL the RUNNING trials whose driver process on this host no longer exists."""
-    host = socket.gethostname()
-    failed = []
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        driver_host, _, pid = str(trial.user_attrs.get("driver", "")).partition(":")
-        if driver_host == host and pid.isdigit() and not _alive(int(pid)):
-            optuna.trial.Trial(study, trial._trial_id).set_user_attr("fail_reason", "driver process died")
-            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-            failed.append(trial.number)
-    return failed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -37,6 +37,12 @@ def peak_tflops(device_name: str) -> float | None:
     return None
 
 
+def training_flops(compute_params: int, tokens: int) -> float:
+    """``6·N·D``: training FLOPs of ``tokens`` tokens through ``compute_params`` matmul parameters
+    (the papers' count; it leaves out attention scores, see :func:`training_flops_per_token`)."""
+    return 6.0 * compute_params * tokens
+
+
 def training_flops_per_token(model: nn.Module) -> float:
     """Forward plus backward model FLOPs per token: ``6·N`` (+ attention for the GPT).
 

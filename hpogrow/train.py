@@ -46,7 +46,12 @@ class TrainConfig:
     weight_decay: float = 0.0
     """Decoupled weight decay (0 as in the papers)."""
     evaluations: int = 16
-    """Held-out evaluations spread evenly over the run, plus one before the first step."""
+    """Held-out evaluations spread evenly over the run, plus one before the first step (used when
+    ``eval_tokens`` is empty)."""
+    eval_tokens: tuple[int, ...] = ()
+    """Token counts at which to evaluate (besides before the first step and at the end), each a
+    whole number of steps. A search sets them so that every batch size is judged at the same token
+    counts; empty: ``evaluations`` points evenly spaced in steps."""
     seed: int = 0
     """Seed of the model initialisation."""
     device: str = "auto"
@@ -70,6 +75,9 @@ class TrainConfig:
             raise ValueError(f"decay fraction must be in (0, 1], got {self.decay_fraction}")
         if self.evaluations < 1:
             raise ValueError("evaluations must be at least 1")
+        object.__setattr__(self, "eval_tokens", tuple(sorted({int(t) for t in self.eval_tokens})))
+        if any(not 0 < t <= self.tokens for t in self.eval_tokens):
+            raise ValueError(f"evaluation points must lie in (0, {self.tokens}], got {list(self.eval_tokens)}")
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be fp32 or bf16, got {self.precision!r}")
 
@@ -146,6 +154,23 @@ def total_steps(task: Task, config: TrainConfig) -> int:
     return math.ceil(config.tokens / (config.batch_size * task.tokens_per_example))
 
 
+def evaluation_steps(task: Task, config: TrainConfig) -> set[int]:
+    """Steps after which the held-out set is evaluated (step 0, before training, is always one).
+
+    With ``config.eval_tokens`` each point must be a whole number of steps of this batch size:
+    that is how runs of different batch sizes are compared at exactly the same token counts.
+    """
+    steps = total_steps(task, config)
+    if not config.eval_tokens:
+        return {round(k * steps / config.evaluations) for k in range(config.evaluations + 1)} | {steps}
+    tokens_per_step = config.batch_size * task.tokens_per_example
+    uneven = [t for t in config.eval_tokens if t % tokens_per_step]
+    if uneven:
+        raise ValueError(f"evaluation points {uneven} are not whole steps of {tokens_per_step} tokens (batch size "
+                         f"{config.batch_size}); choose multiples of the largest batch's step")
+    return {0, steps} | {t // tokens_per_step for t in config.eval_tokens}
+
+
 def train(model: nn.Module, task: Task, config: TrainConfig, *, state: TrainState = TrainState(),
           optimizer: torch.optim.Optimizer | None = None, report: Report | None = None,
           progress=None, description: str = "train") -> TrainResult:
@@ -171,7 +196,7 @@ def train(model: nn.Module, task: Task, config: TrainConfig, *, state: TrainStat
                 else contextlib.nullcontext())
     eval_batches = task.eval_batches(device)
     steps = total_steps(task, config)
-    eval_steps = {round(k * steps / config.evaluations) for k in range(config.evaluations + 1)}
+    eval_steps = evaluation_steps(task, config)
     log_every = max(1, min(10, steps // 50))
     tokens_per_step = config.batch_size * task.tokens_per_example
 
@@ -214,7 +239,7 @@ def train(model: nn.Module, task: Task, config: TrainConfig, *, state: TrainStat
         step, position, tokens_seen = step + 1, position + config.batch_size, tokens_seen + tokens_per_step
         loss_sum += loss.detach().float()
         losses_since_eval += 1
-        if step in eval_steps or step == steps:
+        if step in eval_steps:
             stop = evaluate()
         elif step % log_every == 0:
             running = float(loss_sum) / losses_since_eval  # one host sync every log_every steps

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import socket
 import subprocess
 import sys
 
@@ -116,16 +117,18 @@ def test_rerun_continues_the_study(tmp_path, space_file):
     study = optuna.load_study(study_name="wave-regression-w16/base", storage=config.storage_url)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     orphan = study.ask()
-    orphan.set_user_attr("driver", f"{hpogrow.storage.driver_id().split(':')[0]}:{dead.stdout.strip()}")
+    orphan.set_user_attr("driver", f"{socket.gethostname()}:{dead.stdout.strip()}")
 
     second = run_pipeline(WaveRegression(), _config(tmp_path, space_file, trials=4), console=_quiet())
     base = optuna.load_study(study_name="wave-regression-w16/base", storage=config.storage_url)
-    assert len(base.trials) == 4  # 2 kept + the orphan + 1 new: not started over
+    assert len(base.trials) == 5  # 2 kept + the orphan (abandoned, not counted) + 2 new: not started over
     assert base.trials[orphan.number].state == TrialState.FAIL
     assert base.trials[orphan.number].user_attrs["fail_reason"] == "driver process died"
+    assert base.trials[orphan.number].user_attrs["abandoned"] is True
     assert not base.get_trials(states=(TrialState.RUNNING,))
-    params = [tuple(sorted(t.params.items())) for t in base.trials if t.state == TrialState.COMPLETE]
-    assert len(params) == len(set(params)) == 3  # no configuration ran twice
+    counted = [t for t in base.trials if not t.user_attrs.get("abandoned")]
+    params = [tuple(sorted(t.params.items())) for t in counted]
+    assert len(params) == len(set(params)) == 4  # 4 trials as asked; no configuration ran twice
     target = optuna.load_study(study_name=f"wave-regression-w16/target-w{first.plan.growth.target_width}",
                                storage=config.storage_url)
     runs = [t for t in target.trials if t.user_attrs["base_trial"] == second.winner.number]
@@ -185,6 +188,6 @@ def test_depth_growth_with_carried_optimizer(tmp_path):
     assert result.plan.target_study.endswith(f"-d{result.plan.growth.target_depth}") and result.plan.growth.target_depth == 3
     warm = result.warmstart.user_attrs
     assert warm["grow_op"] == "szp+zero-block" and warm["depth"] == 3 and warm["carry_optimizer"] is True
-    grown = tmp_path / "work" / "checkpoints" / "mlp-w16" / result.plan.target_study.split("/")[1] / "grown"
+    grown = result.plan.checkpoint_dir / result.plan.target_study.split("/")[1] / "grown"
     assert (grown / "optimizer.pt").exists()
     assert hpogrow.read_checkpoint(grown).config["task"]["depth"] == 3

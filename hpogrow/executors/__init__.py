@@ -1,7 +1,31 @@
 """Executors run a study's base trials and the target runs: :class:`LocalExecutor` in process,
-:class:`hpogrow.executors.ray.RayExecutor` on Ray Tune (imported on demand: Ray is heavy)."""
+:class:`hpogrow.executors.ray.RayExecutor` on Ray Tune (Ray itself is imported on demand).
 
-from hpogrow.executors.base import Executor
-from hpogrow.executors.local import LocalExecutor, record_run
+:func:`make_executor` builds one by name; the pipeline uses nothing but the :class:`Executor`
+interface.
+"""
 
-__all__ = ["Executor", "LocalExecutor", "record_run"]
+from __future__ import annotations
+
+from typing import Any
+
+from hpogrow.errors import UsageError
+from hpogrow.executors.base import Executor, Schedule
+from hpogrow.executors.local import LocalExecutor
+
+EXECUTORS = ("ray", "local")
+
+
+def make_executor(name: str, **options: Any) -> Executor:
+    """``make_executor("local", pruner_name="median")`` or ``make_executor("ray", scheduler="asha", …)``
+    (the options are the executor's dataclass fields; validated there)."""
+    if name == "local":
+        return LocalExecutor(**options)
+    if name == "ray":
+        from hpogrow.executors.ray import RayExecutor
+
+        return RayExecutor(**options)
+    raise UsageError(f"--executor {name}: use {' or '.join(EXECUTORS)}")
+
+
+__all__ = ["EXECUTORS", "Executor", "LocalExecutor", "Schedule", "make_executor"]

@@ -1,14 +1,22 @@
-"""The executor extension point: who runs the base trials of a study, and the target runs."""
+"""The executor extension point: who runs the base trials of a study, and the target runs.
+
+The pipeline talks to executors through this interface only: what a base trial's budget and
+rungs are (:meth:`Executor.schedule`), what stops trials early (:attr:`Executor.stopping`, part
+of the study's signature, and :meth:`Executor.pruner`), what to show in the plan, and how to run
+base trials and target runs. The record itself is written by :mod:`hpogrow.record`.
+"""
 
 from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Protocol
 
 import optuna
 
+from hpogrow.coordination import Coordinator
 from hpogrow.runs import BaseTrial, RunOutcome
 from hpogrow.space import SearchSpace
 from hpogrow.train import Report
@@ -17,26 +25,55 @@ Run = Callable[[Report | None, object], RunOutcome]
 """A training run: ``run(report, progress) -> RunOutcome`` (a picklable closure)."""
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """When base trials are compared, in tokens: every rung is a whole number of steps of every
+    batch size, so trials of different batch sizes are judged at exactly the same token counts."""
+
+    budget: int
+    """Tokens of a full-budget trial (the same for every batch size)."""
+    rungs: tuple[int, ...]
+    """Token counts at which the scheduler compares trials, increasing; the last is ``budget``."""
+
+
+def round_to(tokens: float, unit: int) -> int:
+    """``tokens`` rounded to a positive multiple of ``unit``."""
+    return max(1, round(tokens / unit)) * unit
+
+
 class Job(Protocol):
     def result(self, report: Report | None) -> RunOutcome:
         """Wait for the run and pass each of its evaluations to ``report``."""
 
 
 class Executor(ABC):
-    """Runs ``n_trials`` new trials of ``study`` with ``run_trial`` and records them, and runs
-    the target-scale runs (warmstart, scratch) that the pipeline submits.
+    """Runs base trials of a study until it holds the number asked for, and the target-scale
+    runs (warmstart, scratch) that the pipeline submits. Trials are created with
+    :func:`hpogrow.record.claim_base_trial` and recorded with :mod:`hpogrow.record`."""
 
-    Implementations must record every evaluation as an intermediate value with step = tokens
-    seen, tell COMPLETE only for trials that ran their full budget, PRUNED for trials stopped
-    early, and FAIL (with a ``fail_reason``) for diverged ones, and set the user attributes
-    ``role``, ``width``, ``n_params``, ``tokens``, ``flops``, ``fidelity_reached`` and, for
-    complete trials, ``checkpoint``.
-    """
+    @property
+    @abstractmethod
+    def stopping(self) -> str:
+        """What stops base trials early (a study keeps one: it decides what PRUNED means)."""
 
     @abstractmethod
-    def run(self, study: optuna.Study, space: SearchSpace, n_trials: int, run_trial: BaseTrial,
-            progress=None) -> None:
-        """Run and record the trials; return when all have ended."""
+    def schedule(self, budget: float, step_tokens: int) -> Schedule:
+        """The budget near ``budget`` and the rungs, all multiples of ``step_tokens`` (the tokens of
+        one step of the largest batch size, which every smaller power-of-two batch divides)."""
+
+    @abstractmethod
+    def run(self, study: optuna.Study, space: SearchSpace, trials: int, base_trial: BaseTrial, progress=None,
+            coordinator: Coordinator | None = None) -> None:
+        """Run and record base trials until ``study`` holds ``trials`` (counting those of other
+        live drivers); return when all this executor started have ended."""
+
+    def pruner(self, budget: int) -> optuna.pruners.BasePruner:
+        """The Optuna pruner of the base study (none: trials are stopped by the executor)."""
+        return optuna.pruners.NopPruner()
+
+    def plan_rows(self, schedule: Schedule, base_params: int) -> list[tuple[str, str]]:
+        """Rows the plan table shows about how trials are stopped."""
+        return []
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:

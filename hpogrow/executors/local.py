@@ -2,82 +2,90 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
 
 import optuna
 
-from hpogrow.errors import TrainingDiverged
-from hpogrow.executors.base import Executor
+from hpogrow import record
+from hpogrow.coordination import Coordinator
+from hpogrow.errors import TrainingDiverged, UsageError
+from hpogrow.executors.base import Executor, Schedule, round_to
 from hpogrow.report import trial_line
-from hpogrow.runs import BaseTrial, RunOutcome
+from hpogrow.runs import BaseTrial, TrialEvent
 from hpogrow.space import SearchSpace
-from hpogrow.storage import driver_id
-from hpogrow.train import Evaluation, Report
 
 TrialState = optuna.trial.TrialState
+PRUNERS = ("median", "none")
 
 
-def record_run(study: optuna.Study, trial: optuna.Trial, run: Callable[[Report], RunOutcome],
-               prune: bool) -> RunOutcome | None:
-    """Run ``run`` inside ``trial`` and tell the study how it ended.
+@dataclass(frozen=True)
+class LocalExecutor(Executor):
+    """Runs trials one after another in this process (no Ray start-up), stopped early by
+    Optuna's median pruner (or not at all), which compares trials at every evaluation."""
 
-    Every evaluation becomes an intermediate value at step = tokens seen. COMPLETE only when the
-    run used its whole budget; PRUNED (its curve kept) when the pruner stopped it; FAIL with a
-    ``fail_reason`` when the loss diverged (returns ``None``, the study goes on) or anything else
-    went wrong (re-raised).
-    """
-    trial.set_user_attr("driver", driver_id())
+    pruner_name: Literal["median", "none"] = "median"
+    """``median``: stop a trial whose loss is worse than the median of earlier trials at the same
+    token count (after a quarter of the budget and two trials); ``none``: never stop early."""
 
-    def report(evaluation: Evaluation) -> bool:
-        trial.report(evaluation.val_loss, step=evaluation.tokens_seen)
+    def __post_init__(self) -> None:
+        if self.pruner_name not in PRUNERS:
+            raise UsageError(f"--pruner {self.pruner_name}: use median or none")
+
+    @property
+    def stopping(self) -> str:
+        return self.pruner_name
+
+    def schedule(self, budget: float, step_tokens: int) -> Schedule:
+        rounded = round_to(budget, step_tokens)
+        return Schedule(rounded, (rounded,))
+
+    def pruner(self, budget: int) -> optuna.pruners.BasePruner:
+        if self.pruner_name == "none":
+            return optuna.pruners.NopPruner()
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=budget // 4)
+
+    def plan_rows(self, schedule: Schedule, base_params: int) -> list[tuple[str, str]]:
+        return [("stopping", f"in process, Optuna's {self.pruner_name} pruner at every evaluation")]
+
+    def run(self, study: optuna.Study, space: SearchSpace, trials: int, base_trial: BaseTrial, progress=None,
+            coordinator: Coordinator | None = None) -> None:
+        overall = progress.add_task("base search", total=trials, loss=float("nan")) if progress else None
+        attrs = {"role": "base", "width": base_trial.base_width}
+        while (trial := record.claim_base_trial(study, space.distributions(), trials, attrs, coordinator)) is not None:
+            run_in_process(study, trial, base_trial, prune=self.pruner_name != "none", progress=progress)
+            if progress is not None:
+                progress.console.print(trial_line(study.trials[trial.number]))
+                counted = sum(record.counts_towards_total(t, None) for t in study.get_trials(deepcopy=False)
+                              if t.state.is_finished())
+                progress.update(overall, completed=counted, loss=_best_value(study))
+        if overall is not None:
+            progress.update(overall, visible=False)
+
+
+def run_in_process(study: optuna.Study, trial: optuna.Trial, base_trial: BaseTrial, *, prune: bool,
+                   progress=None) -> None:
+    """Train ``trial`` here and record it: each evaluation an intermediate value (the pruner
+    asked after each), then COMPLETE, PRUNED or FAIL (a divergence is recorded and the search
+    goes on; any other error is recorded and re-raised)."""
+
+    def on_event(event: TrialEvent) -> bool:
+        record.report(trial, event.evaluation)
         return prune and trial.should_prune()
 
     try:
-        outcome = run(report)
+        outcome = base_trial.run(trial.params, trial.number, on_event, progress=progress)
     except TrainingDiverged as error:
-        trial.set_user_attr("fail_reason", str(error))
-        trial.set_user_attr("fidelity_reached", error.tokens_seen)
-        study.tell(trial, state=TrialState.FAIL)
-        return None
-    except BaseException as error:
-        trial.set_user_attr("fail_reason", f"{type(error).__name__}: {error}"[:500])
-        study.tell(trial, state=TrialState.FAIL)
+        record.fail(study, trial, str(error), fidelity_reached=error.tokens_seen, diverged=True)
+        return
+    except (KeyboardInterrupt, SystemExit):
+        trial.set_user_attr(record.ABANDONED, True)
+        record.fail(study, trial, "interrupted")
         raise
-    for key, value in {"n_params": outcome.n_params, "compute_params": outcome.compute_params,
-                       "tokens": outcome.state.tokens_seen, "flops": outcome.flops,
-                       "fidelity_reached": outcome.state.tokens_seen,
-                       "data_position": outcome.state.data_position,
-                       "initial_loss": outcome.evaluations[0].val_loss, "final_loss": outcome.final_loss,
-                       "tokens_per_second": round(outcome.tokens_per_second, 1), **outcome.extra}.items():
-        trial.set_user_attr(key, value)
-    if outcome.checkpoint is not None:
-        trial.set_user_attr("checkpoint", str(outcome.checkpoint))
-    if outcome.stopped_early:
-        study.tell(trial, state=TrialState.PRUNED)
-    else:
-        study.tell(trial, outcome.final_loss)
-    return outcome
-
-
-class LocalExecutor(Executor):
-    """Runs trials one after another in this process (no Ray start-up)."""
-
-    def run(self, study: optuna.Study, space: SearchSpace, n_trials: int, run_trial: BaseTrial,
-            progress=None) -> None:
-        overall = progress.add_task("base search", total=n_trials, loss=float("nan")) if progress else None
-        for _ in range(n_trials):
-            trial = study.ask(space.distributions())
-            trial.set_user_attr("role", "base")
-            trial.set_user_attr("width", run_trial.base_width)
-            record_run(study, trial, lambda report: run_trial(trial.params, report, trial.number, progress),
-                       prune=True)
-            if progress is not None:
-                progress.console.print(trial_line(study.trials[trial.number]))
-            if overall is not None:
-                best = _best_value(study)
-                progress.update(overall, advance=1, loss=best)
-        if overall is not None:
-            progress.update(overall, visible=False)
+    except BaseException as error:
+        record.fail(study, trial, f"{type(error).__name__}: {error}")
+        raise
+    record.finish(study, trial, outcome.summary, complete=not outcome.stopped_early)
 
 
 def _best_value(study: optuna.Study) -> float:

@@ -3,12 +3,16 @@ target runs as concurrent Ray tasks.
 
 Design:
 
-- **Fidelity is tokens.** The rung plan is ``budget / rf**K, …, budget / rf, budget`` tokens (with
-  the defaults rf = 2 and K = 3 rungs below the budget: the papers' 2.5 → 5 → 10 → 20
-  tokens/parameter at a 20 tokens/parameter budget), K lowered until the smallest rung holds at
-  least one evaluation. Trials report ``fidelity`` = tokens seen in units of the smallest rung,
-  and both schedulers use it as ``time_attr`` with ``max_t = rf**K``: Ray's HyperBand derives its
-  number of brackets from ``max_t``, so raw token counts would give it dozens of brackets.
+- **Fidelity is tokens, the same for every batch size.** The rung plan is ``budget / rf**K, …,
+  budget / rf, budget`` tokens (with the defaults rf = 2 and K = 3 rungs below the budget: the
+  papers' 2.5 → 5 → 10 → 20 tokens/parameter at a 20 tokens/parameter budget). The budget is
+  rounded so that every rung is a whole number of steps of the largest batch size (and so of
+  every smaller power of two), and every trial evaluates exactly at every rung: trials of
+  different batch sizes are compared at the same token counts. K is lowered only when the
+  smallest rung would be less than one step of the largest batch. Trials report ``fidelity`` =
+  tokens seen in units of the smallest rung, and both schedulers use it as ``time_attr`` with
+  ``max_t = rf**K``: Ray's HyperBand derives its number of brackets from ``max_t``, so raw token
+  counts would give it dozens of brackets.
 - **The record** is kept by :class:`hpogrow.executors.ray_bridge.OptunaBridge` in the driver (see
   there for how each Optuna state is decided); workers never touch the study.
 - **Checkpoints**: trials checkpoint at rung boundaries (:mod:`hpogrow.executors.ray_trainable`);
@@ -18,9 +22,9 @@ Design:
   ``checkpoint`` user attribute names; that is what the pipeline grows. On a multi-node cluster
   both the Ray storage path and hpogrow's work folder must be on shared storage.
 - **Resume** uses a fresh Tuner for the trials still missing, not ``Tuner.restore``. The Optuna
-  study is the single source of truth: finished trials are counted there, trials a killed
-  driver left RUNNING are marked FAIL by :func:`hpogrow.storage.fail_abandoned_trials` (they
-  record the driver's ``host:pid``), and a new experiment asks only for the remaining trials. A
+  study is the single source of truth: trials are claimed there (:func:`hpogrow.record.claim_base_trial`),
+  trials a killed driver left RUNNING are marked FAIL (abandoned) when the next claim sees that
+  their driver is dead, and a new experiment asks only for the missing trials. A
   restored Tuner would replay its own searcher state beside the study's and re-run or duplicate
   the interrupted trials (GUIDE §3), and a restored experiment needs the same trainable object,
   which a new process does not have.
@@ -49,8 +53,9 @@ from typing import Literal
 
 import optuna
 
+from hpogrow.coordination import Coordinator
 from hpogrow.errors import PipelineError, TrainingDiverged, UsageError
-from hpogrow.executors.base import Executor, Job, Run
+from hpogrow.executors.base import Executor, Job, Run, Schedule, round_to
 from hpogrow.runs import BaseTrial, RunOutcome
 from hpogrow.space import SearchSpace
 from hpogrow.train import Report
@@ -73,28 +78,27 @@ def check_ray_options(scheduler: str, reduction_factor: int, cpus_per_trial: flo
         raise UsageError(f"--max-concurrent {max_concurrent}: need at least 1")
 
 
-def rung_count(reduction_factor: int, evaluations: int, max_rungs: int = 3) -> int:
-    """Rungs below the full budget: at most ``max_rungs``, and the smallest rung
-    (``budget / rf**K``) must hold at least one of the ``evaluations``."""
-    rungs = 0
-    while rungs < max_rungs and reduction_factor ** (rungs + 1) <= evaluations:
-        rungs += 1
-    return rungs
+def rung_schedule(budget: float, step_tokens: int, scheduler: str = "asha", reduction_factor: int = 2,
+                  max_rungs: int = 3) -> Schedule:
+    """The budget near ``budget`` and the token milestones at which the scheduler compares trials.
 
-
-def rung_plan(budget: int, scheduler: str = "asha", reduction_factor: int = 2, evaluations: int = 16,
-              max_rungs: int = 3) -> list[int]:
-    """Token milestones at which the scheduler compares trials; the last is the full budget.
+    Every milestone is a whole number of ``step_tokens`` (one step of the largest batch), so
+    every power-of-two batch size evaluates exactly there.
 
     Example::
 
-        >>> rung_plan(160_000, "asha", reduction_factor=2, evaluations=16)
-        [20000, 40000, 80000, 160000]
+        >>> rung_schedule(160_000, 4096, "asha", reduction_factor=2)
+        Schedule(budget=163840, rungs=(20480, 40960, 81920, 163840))
     """
     if scheduler == "none":
-        return [budget]
-    rungs = rung_count(reduction_factor, evaluations, max_rungs)
-    return [round(budget / reduction_factor ** (rungs - k)) for k in range(rungs + 1)]
+        rounded = round_to(budget, step_tokens)
+        return Schedule(rounded, (rounded,))
+    rungs = max_rungs
+    while rungs > 0 and budget / reduction_factor ** rungs < step_tokens:
+        rungs -= 1
+    smallest = round_to(budget / reduction_factor ** rungs, step_tokens)
+    return Schedule(smallest * reduction_factor ** rungs,
+                    tuple(smallest * reduction_factor ** k for k in range(rungs + 1)))
 
 
 class _Feed:
@@ -144,7 +148,7 @@ class RayExecutor(Executor):
     reduction_factor: int = 2
     """Ratio between rungs; ASHA keeps the best 1/rf of the trials at each rung."""
     max_rungs: int = 3
-    """Rungs below the full budget (fewer when the evaluations are too sparse)."""
+    """Rungs below the full budget (fewer when the smallest would be under one step)."""
     cpus_per_trial: float = 1.0
     """CPUs Ray reserves for each trial."""
     gpus_per_trial: float = 0.0
@@ -171,13 +175,25 @@ class RayExecutor(Executor):
         if self.max_rungs < 0 or self.checkpoints_to_keep < 1:
             raise UsageError("max_rungs must be >= 0 and checkpoints_to_keep >= 1")
 
-    def rungs(self, budget: int, evaluations: int) -> list[int]:
-        """Rung plan (token milestones) for trials of ``budget`` tokens and ``evaluations``."""
-        return rung_plan(budget, self.scheduler, self.reduction_factor, evaluations, self.max_rungs)
+    @property
+    def stopping(self) -> str:
+        return f"{self.scheduler}, reduction factor {self.reduction_factor}"
 
-    def run(self, study: optuna.Study, space: SearchSpace, n_trials: int, run_trial: BaseTrial,
-            progress=None) -> None:
-        if n_trials < 1:
+    def schedule(self, budget: float, step_tokens: int) -> Schedule:
+        return rung_schedule(budget, step_tokens, self.scheduler, self.reduction_factor, self.max_rungs)
+
+    def plan_rows(self, schedule: Schedule, base_params: int) -> list[tuple[str, str]]:
+        per_param = " → ".join(f"{r / base_params:.3g}" for r in schedule.rungs)
+        return [("rungs", f"Ray Tune, {self.scheduler}, reduction factor {self.reduction_factor}: "
+                          f"{' → '.join(f'{r:,}' for r in schedule.rungs)} tokens ({per_param} tokens/parameter), "
+                          "the same for every batch size")]
+
+    def run(self, study: optuna.Study, space: SearchSpace, trials: int, base_trial: BaseTrial, progress=None,
+            coordinator: Coordinator | None = None) -> None:
+        from hpogrow import record
+
+        missing = trials - sum(record.counts_towards_total(t, coordinator) for t in study.get_trials(deepcopy=False))
+        if missing < 1:
             return
         import ray
         from ray import tune
@@ -189,10 +205,11 @@ class RayExecutor(Executor):
 
         started_ray = self._connect(ray)
         try:
-            budget, evaluations = run_trial.template.tokens, run_trial.template.evaluations
-            rungs = 0 if self.scheduler == "none" else rung_count(self.reduction_factor, evaluations, self.max_rungs)
-            board = TrialBoard(self.rungs(budget, evaluations), f"{study.study_name} on Ray Tune ({self.scheduler})")
-            overall = progress.add_task("base search", total=n_trials, loss=float("nan")) if progress else None
+            template = base_trial.template
+            # the plan's schedule again (its budget is already rounded, so this changes nothing)
+            rungs = self.schedule(template.tokens, max(space.batch_sizes) * base_trial.task.tokens_per_example).rungs
+            board = TrialBoard(list(rungs), f"{study.study_name} on Ray Tune ({self.scheduler})")
+            overall = progress.add_task("base search", total=trials, loss=float("nan")) if progress else None
 
             def changed(number: int, state: str | None, tokens: int | None, loss: float | None) -> None:
                 board.update(number, state=state, tokens=tokens, loss=loss)
@@ -201,21 +218,21 @@ class RayExecutor(Executor):
                     progress.update(overall, advance=1, loss=_best_value(study))
 
             if self.gpus_per_trial == 0 and ray.cluster_resources().get("GPU", 0) > 0 \
-                    and run_trial.template.device != "cpu" and progress is not None:
+                    and template.device != "cpu" and progress is not None:
                 progress.console.print("[yellow]warning: the Ray cluster has GPUs but --gpus-per-trial is 0, so Ray hides "
                                        "them and trials train on CPU; pass --gpus-per-trial 1 (or 0.5 to share)[/yellow]")
-            bridge = OptunaBridge(study, space, n_trials, on_change=changed,
-                                  user_attrs={"role": "base", "width": run_trial.base_width})
-            setup = TrialSetup(run_trial, self.reduction_factor, rungs)
+            bridge = OptunaBridge(study, space, trials, coordinator=coordinator, on_change=changed,
+                                  attrs={"role": "base", "width": base_trial.base_width})
+            setup = TrialSetup(base_trial, rungs)
             resources = {"cpu": self.cpus_per_trial, "gpu": self.gpus_per_trial}
             trainable = tune.with_resources(tune.with_parameters(run_ray_trial, setup=setup), resources)
-            storage = Path(self.storage_path or Path(run_trial.checkpoint_dir).parent / "ray").resolve()
+            storage = Path(self.storage_path or Path(base_trial.checkpoint_dir).parent / "ray").resolve()
             name = f"{study.study_name.replace('/', '-')}-{datetime.datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}"
             tuner = tune.Tuner(
                 trainable,
                 tune_config=tune.TuneConfig(
-                    metric="val_loss", mode="min", search_alg=bridge, scheduler=self._scheduler(rungs),
-                    num_samples=n_trials, max_concurrent_trials=self._concurrency(ray),
+                    metric="val_loss", mode="min", search_alg=bridge, scheduler=self._scheduler(len(rungs) - 1),
+                    num_samples=missing, max_concurrent_trials=self._concurrency(ray),
                     reuse_actors=self.reuse_actors),
                 run_config=tune.RunConfig(
                     name=name, storage_path=str(storage), verbose=2 if self.verbose else 0,
@@ -225,7 +242,7 @@ class RayExecutor(Executor):
                 with board_in(progress, board):
                     results = tuner.fit()
             except BaseException as error:
-                bridge.fail_leftovers(f"search interrupted ({type(error).__name__})")
+                bridge.fail_leftovers(f"search interrupted ({type(error).__name__})", abandoned=True)
                 raise
             leftovers = bridge.fail_leftovers("the Ray experiment ended before the trial did")
             if progress is not None:

@@ -1,31 +1,32 @@
 """hpogrow's bridge from Ray Tune to Optuna: a ``ray.tune.search.Searcher`` over ask/tell.
 
 Ray's stock ``OptunaSearch`` gets the record wrong under multi-fidelity schedulers (GUIDE §3).
-This searcher runs in the driver, owns every write to the study, and decides each trial's
-Optuna state from what the trial itself reported, never from how Tune happened to end it:
+This searcher runs in the driver and decides each trial's Optuna state from what the trial
+itself reported, never from how Tune happened to end it; the writes go through
+:mod:`hpogrow.record`, like every other run's:
 
-- **Intermediate values**: every reported ``val_loss`` becomes ``trial.report(value, step=tokens
-  seen)``, from ``on_trial_result`` and again from ``on_trial_complete`` (Tune passes the result
-  that triggered a STOP only to the latter, so the last value before a stop is kept).
-- **COMPLETE** (value = final loss) only when the last result says ``complete``: the trial ran
-  its whole token budget. A trial that HyperBand paused at its full budget and stopped later is
-  COMPLETE, because Tune calls ``on_trial_complete`` without a result and the bridge falls back
-  on the last result it saw.
-- **PRUNED** (the curve kept, value = last intermediate value) when the trial ended before its
-  budget: stopped by ASHA at a rung, or paused by HyperBand and never promoted.
+- **Trials** are claimed with :func:`hpogrow.record.claim_base_trial` (so several drivers share a
+  study without overshooting ``--trials``); :attr:`Searcher.FINISHED` once the study is full.
+- **Intermediate values**: every reported ``val_loss`` at ``step = tokens seen``, from
+  ``on_trial_result`` and again from ``on_trial_complete`` (Tune passes the result that
+  triggered a STOP only to the latter, so the last value before a stop is kept).
+- **COMPLETE** only when the last result says ``complete``: the trial ran its whole token
+  budget. A trial that HyperBand paused at its full budget and stopped later is COMPLETE,
+  because Tune calls ``on_trial_complete`` without a result and the bridge falls back on the
+  last result it saw.
+- **PRUNED** (the curve kept) when the trial ended before its budget: stopped by ASHA at a rung,
+  or paused by HyperBand and never promoted.
 - **FAIL** with ``fail_reason`` when the trial reported ``diverged`` (a non-finite loss; the
-  trial stopped itself), when Ray reports an error, or when the experiment ended first.
+  trial stopped itself; ``diverged = True`` teaches the sampler), when Ray reports an error, or
+  when the experiment ended first.
 
-Each Optuna trial records ``role``, ``width``, ``driver`` (this process: a killed driver's
-RUNNING trials are recognised by :func:`hpogrow.storage.fail_abandoned_trials`), ``ray_trial_id``,
-``fidelity_reached`` (tokens), ``checkpoint`` (full-budget trials) and the other attributes
-:func:`hpogrow.executors.local.record_run` sets.
+Each trial also records ``ray_trial_id``, ``node`` and ``node_ip`` (where it ran), and
+``resumed_at_tokens`` (where HyperBand resumed it from a rung checkpoint).
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,9 +35,12 @@ import optuna
 from ray.tune import Callback
 from ray.tune.search import Searcher
 
+from hpogrow import record
+from hpogrow.coordination import Coordinator
 from hpogrow.errors import UsageError
+from hpogrow.runs import RunSummary
 from hpogrow.space import SearchSpace
-from hpogrow.storage import driver_id
+from hpogrow.train import Evaluation
 
 TrialState = optuna.trial.TrialState
 
@@ -44,11 +48,11 @@ TrialState = optuna.trial.TrialState
 @dataclass
 class _Tracked:
     trial: optuna.Trial
-    reported: set[int] = field(default_factory=set)
     curve: list[tuple[int, float]] = field(default_factory=list)
     last: dict[str, Any] | None = None
     resumed_at: list[int] = field(default_factory=list)
     diverged: dict[str, Any] | None = None
+    node: str | None = None
     told: bool = False
 
 
@@ -58,22 +62,24 @@ class OptunaBridge(Searcher):
     Args:
         study: a study that minimizes (checked).
         space: the distributions to ask with.
-        n_trials: trials to ask for; :attr:`Searcher.FINISHED` afterwards.
-        user_attrs: set on every asked trial (``role``, ``width``, …).
+        trials: base trials the study should hold (other live drivers' included);
+            :attr:`Searcher.FINISHED` afterwards.
+        attrs: set on every asked trial (``role``, ``width``, …).
+        coordinator: the storage's locks, shared with other drivers (``None``: this driver alone).
         on_change: called with ``(trial_number, state, tokens, loss)`` after every event, for
             the live view; ``state`` is an Optuna state name once the trial is told.
         metric: the reported metric that is the objective.
         mode: must be ``"min"``: hpogrow minimizes the validation loss.
     """
 
-    def __init__(self, study: optuna.Study, space: SearchSpace, n_trials: int, *,
-                 user_attrs: dict[str, Any] | None = None,
+    def __init__(self, study: optuna.Study, space: SearchSpace, trials: int, *,
+                 attrs: dict[str, Any] | None = None, coordinator: Coordinator | None = None,
                  on_change: Callable[[int, str | None, int | None, float | None], None] | None = None,
                  metric: str = "val_loss", mode: str = "min") -> None:
         _check_direction(study, mode)
         super().__init__(metric=metric, mode=mode)
-        self.study, self.space, self.n_trials = study, space, n_trials
-        self.user_attrs = dict(user_attrs or {})
+        self.study, self.space, self.trials = study, space, trials
+        self.attrs, self.coordinator = dict(attrs or {}), coordinator
         self.on_change = on_change
         self.by_ray_id: dict[str, _Tracked] = {}
         self.errored: list[int] = []
@@ -86,11 +92,10 @@ class OptunaBridge(Searcher):
         return metric in (None, self._metric) and mode in (None, self._mode)
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
-        if len(self.by_ray_id) >= self.n_trials:
+        trial = record.claim_base_trial(self.study, self.space.distributions(), self.trials,
+                                        {**self.attrs, "ray_trial_id": trial_id}, self.coordinator)
+        if trial is None:
             return Searcher.FINISHED
-        trial = self.study.ask(self.space.distributions())
-        for key, value in {**self.user_attrs, "driver": driver_id(), "ray_trial_id": trial_id}.items():
-            trial.set_user_attr(key, value)
         self.by_ray_id[trial_id] = _Tracked(trial)
         self._changed(trial.number, "PENDING", None, None)
         return {"params": dict(trial.params), "trial_number": trial.number}
@@ -127,74 +132,61 @@ class OptunaBridge(Searcher):
 
     # -- the record --------------------------------------------------------------------------
 
-    def fail_leftovers(self, reason: str) -> list[int]:
-        """FAIL every asked trial not told yet (the experiment ended or was interrupted first)."""
+    def fail_leftovers(self, reason: str, abandoned: bool = False) -> list[int]:
+        """FAIL every asked trial not told yet (the experiment ended or was interrupted first);
+        ``abandoned`` ones do not count towards the study's trials."""
         left = [t for t in self.by_ray_id.values() if not t.told]
         for tracked in left:
+            if abandoned:
+                tracked.trial.set_user_attr(record.ABANDONED, True)
             self._fail(tracked, reason)
         return [t.trial.number for t in left]
 
     def _record(self, tracked: _Tracked, result: dict[str, Any]) -> None:
         if "tokens_seen" not in result:  # e.g. Tune's bookkeeping result of a trial that never reported
             return
+        if result.get("node") and tracked.node != result["node"]:  # where it runs (again, if resumed elsewhere)
+            tracked.node = result["node"]
+            tracked.trial.set_user_attr("node", result["node"])
+            tracked.trial.set_user_attr("node_ip", result.get("node_ip"))
         if result.get("diverged"):
             tracked.diverged = result
-            tracked.last = {**(tracked.last or {}), **result}
             self._changed(tracked.trial.number, None, None, None)
             return
-        tokens, loss = int(result["tokens_seen"]), float(result[self._metric])
+        evaluation = Evaluation(int(result.get("step", 0)), int(result["tokens_seen"]), float(result[self._metric]),
+                                result.get("train_loss"))
         resumed = int(result.get("resumed_from") or 0)
         if resumed and resumed not in tracked.resumed_at:
             tracked.resumed_at.append(resumed)
         tracked.last = result
-        if tokens not in tracked.reported and math.isfinite(loss):
-            tracked.trial.report(loss, step=tokens)
-            tracked.reported.add(tokens)
-            tracked.curve.append((tokens, loss))
-        self._changed(tracked.trial.number, None, tokens, loss)
+        record.report(tracked.trial, evaluation)
+        if evaluation.tokens_seen not in dict(tracked.curve):
+            tracked.curve.append((evaluation.tokens_seen, evaluation.val_loss))
+        self._changed(tracked.trial.number, None, evaluation.tokens_seen, evaluation.val_loss)
 
     def _tell(self, tracked: _Tracked) -> None:
-        last, trial = tracked.last, tracked.trial
         if tracked.diverged is not None:
-            trial.set_user_attr("fidelity_reached", int(tracked.diverged.get("diverged_at_tokens", 0)))
-            self._fail(tracked, str(tracked.diverged.get("fail_reason", "the loss became non-finite")))
+            record.fail(self.study, tracked.trial, str(tracked.diverged.get("fail_reason", "the loss became non-finite")),
+                        fidelity_reached=int(tracked.diverged.get("diverged_at_tokens", 0)), diverged=True)
+            self._told(tracked, "FAIL")
             return
-        if last is None or not tracked.curve:
+        if tracked.last is None or not tracked.curve:
             self._fail(tracked, "the trial ended without reporting an evaluation")
             return
-        self._set_outcome_attrs(tracked)
-        if last.get("complete"):
-            if last.get("checkpoint"):
-                trial.set_user_attr("checkpoint", str(last["checkpoint"]))
-            self.study.tell(trial, tracked.curve[-1][1])
-            state = "COMPLETE"
-        else:
-            self.study.tell(trial, state=TrialState.PRUNED)
-            state = "PRUNED"
-        tracked.told = True
-        self._changed(trial.number, state, None, None)
-
-    def _set_outcome_attrs(self, tracked: _Tracked) -> None:
-        last, curve = tracked.last or {}, sorted(tracked.curve)
-        tokens = curve[-1][0]
-        compute_params = int(last.get("compute_params", 0))
-        attrs = {"n_params": last.get("n_params"), "compute_params": compute_params, "tokens": tokens,
-                 "flops": 6.0 * compute_params * tokens, "fidelity_reached": tokens,
-                 "data_position": last.get("data_position"), "initial_loss": last.get("initial_loss", curve[0][1]),
-                 "final_loss": curve[-1][1], "tokens_per_second": last.get("tokens_per_second"),
-                 "resumed_at_tokens": tracked.resumed_at, "device": last.get("device")}
-        for key, value in attrs.items():
-            if value is not None:
-                tracked.trial.set_user_attr(key, value)
+        tokens, loss = max(tracked.curve)
+        summary = RunSummary(**{**json.loads(tracked.last["summary"]), "tokens": tokens, "final_loss": loss})
+        state = record.finish(self.study, tracked.trial, summary, complete=bool(tracked.last.get("complete")),
+                              extra={"resumed_at_tokens": tracked.resumed_at})
+        self._told(tracked, state.name)
 
     def _fail(self, tracked: _Tracked, reason: str) -> None:
-        trial = tracked.trial
-        if tracked.curve and "fidelity_reached" not in trial.user_attrs:
-            trial.set_user_attr("fidelity_reached", sorted(tracked.curve)[-1][0])
-        trial.set_user_attr("fail_reason", reason[:500])
-        self.study.tell(trial, state=TrialState.FAIL)
+        tokens = max(tracked.curve)[0] if tracked.curve else None
+        record.fail(self.study, tracked.trial, reason, fidelity_reached=tokens)
+        self._told(tracked, "FAIL")
+
+    def _told(self, tracked: _Tracked, state: str) -> None:
         tracked.told = True
-        self._changed(trial.number, "FAIL", None, None)
+        self._changed(tracked.trial.number, state, None, None)
 
     def _changed(self, number: int, state: str | None, tokens: int | None, loss: float | None) -> None:
         if self.on_change is not None:

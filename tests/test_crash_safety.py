@@ -1,0 +1,130 @@
+"""SIGKILL of the driver at any point, then the same command again: the record stays true.
+
+Each test runs the whole pipeline in a child process (a custom task, in process, tiny) that a
+fault-injection hook (``HPOGROW_CRASH_AT``, :mod:`hpogrow._crash`) kills at a named point, or
+that the test kills at random times, and then runs the same command to its end. Afterwards:
+no trial RUNNING or WAITING, every trial under its true role, no COMPLETE trial lost, no
+configuration run twice, and the pipeline's result is there.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+TrialState = optuna.trial.TrialState
+TESTS = Path(__file__).parent
+STUDY = "wave-regression-w16"
+
+_DRIVER = textwrap.dedent("""
+    import sys
+    sys.path[:0] = [{tests!r}]
+    import optuna, io
+    from rich.console import Console
+    import test_pipeline
+    from hpogrow.pipeline import SearchConfig, run_pipeline
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    config = SearchConfig(base_width=16, trials=3, tokens_per_param=16, workdir={workdir!r}, space={space!r},
+                          evaluations=4, pruner="none", device="cpu", executor="local")
+    run_pipeline(test_pipeline.WaveRegression(), config, console=Console(file=io.StringIO()))
+    print("PIPELINE DONE")
+""")
+
+
+def _driver(tmp_path: Path) -> list[str]:
+    space = tmp_path / "space.yaml"
+    space.write_text("learning_rate: {low: 1.0e-3, high: 3.0e-2, log: true}\nbatch_size: {powers_of_two: [32, 64]}\n")
+    script = tmp_path / "driver.py"
+    script.write_text(_DRIVER.format(tests=str(TESTS), workdir=str(tmp_path / "work"), space=str(space)))
+    return [sys.executable, str(script)]
+
+
+def _studies(tmp_path: Path) -> list[optuna.Study]:
+    url = f"sqlite:///{tmp_path / 'work' / 'hpogrow.db'}"
+    try:
+        names = [s.study_name for s in optuna.get_all_study_summaries(url)]
+    except Exception:
+        return []
+    return [optuna.load_study(study_name=name, storage=url) for name in sorted(names)]
+
+
+def _complete(tmp_path: Path) -> dict[tuple[str, int], dict]:
+    return {(study.study_name, t.number): t.params for study in _studies(tmp_path)
+            for t in study.get_trials(states=(TrialState.COMPLETE,))}
+
+
+def _check_record(tmp_path: Path, complete_before: dict) -> None:
+    studies = {study.study_name: study for study in _studies(tmp_path)}
+    base, targets = studies[f"{STUDY}/base"], [s for name, s in studies.items() if "/target-" in name]
+    for study in studies.values():
+        assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING)), study.study_name
+    assert all(t.user_attrs.get("role") == "base" for t in base.trials)
+    counted = [t for t in base.trials if not t.user_attrs.get("abandoned")]
+    assert len(counted) == 3  # as asked: abandoned trials are replaced, not counted
+    params = [tuple(sorted(t.params.items())) for t in counted]
+    assert len(params) == len(set(params))  # no configuration ran twice
+    assert len(targets) == 1
+    target = targets[0]
+    assert all(t.user_attrs.get("role") in ("scratch", "warmstart") for t in target.trials if not t.user_attrs.get("abandoned"))
+    finished = sorted(t.user_attrs["role"] for t in target.get_trials(states=(TrialState.COMPLETE,)))
+    assert finished == ["scratch", "warmstart"]  # each run completed once, none twice
+    for (name, number), trial_params in complete_before.items():  # no COMPLETE trial lost or changed
+        trial = studies[name].trials[number]
+        assert trial.state == TrialState.COMPLETE and trial.params == trial_params
+    for trial in (t for s in studies.values() for t in s.trials if t.state == TrialState.FAIL):
+        assert trial.user_attrs.get("abandoned") and trial.user_attrs["fail_reason"].startswith("driver process died")
+
+
+@pytest.mark.slow
+def test_kill_at_each_named_point_then_rerun(tmp_path):
+    """The same command killed at one point after another (each run continues the study the
+    previous one left), then run to its end."""
+    command = _driver(tmp_path)
+    complete_before: dict = {}
+    for point in ("base-after-ask",        # asked, driver not recorded yet
+                  "before-tell@2",         # a base trial trained, its attributes written, not told
+                  "after-growth",          # the grown checkpoint written, the scratch trial running
+                  "target-after-enqueue",  # the scratch trial enqueued (WAITING), not asked
+                  "target-after-ask@2",    # scratch running, the warmstart asked
+                  "between-target-runs"):  # scratch COMPLETE, warmstart still running
+        killed = subprocess.run(command, env={**os.environ, "HPOGROW_CRASH_AT": point}, capture_output=True,
+                                text=True, timeout=300)
+        assert killed.returncode == -signal.SIGKILL, (point, killed.stderr[-2000:])
+        left = [t for s in _studies(tmp_path) for t in s.trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+        assert left, f"the kill at {point} left nothing to reconcile"
+        now = _complete(tmp_path)
+        assert complete_before.items() <= now.items()  # a COMPLETE trial is never lost or changed
+        complete_before = now
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0 and "PIPELINE DONE" in rerun.stdout, rerun.stderr[-2000:]
+    _check_record(tmp_path, complete_before)
+    reasons = {t.user_attrs["fail_reason"] for s in _studies(tmp_path) for t in s.trials if t.state == TrialState.FAIL}
+    assert reasons == {"driver process died", "driver process died before it recorded itself",
+                       "driver process died before the trial started"}
+
+
+@pytest.mark.slow
+def test_ten_kills_at_random_times_then_a_full_run(tmp_path):
+    command = _driver(tmp_path)
+    draw = random.Random(11)
+    complete_before: dict = {}
+    for _ in range(10):
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(draw.uniform(1.0, 8.0))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        now = _complete(tmp_path)
+        assert complete_before.items() <= now.items()  # a COMPLETE trial is never lost or changed
+        complete_before = now
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0 and "PIPELINE DONE" in rerun.stdout, rerun.stderr[-2000:]
+    _check_record(tmp_path, complete_before)
