@@ -191,3 +191,41 @@ def test_depth_growth_with_carried_optimizer(tmp_path):
     grown = result.plan.checkpoint_dir / result.plan.target_study.split("/")[1] / "grown"
     assert (grown / "optimizer.pt").exists()
     assert hpogrow.read_checkpoint(grown).config["task"]["depth"] == 3
+
+
+def _file_hashes(folder) -> dict:
+    import hashlib
+
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+def test_two_storages_sharing_a_workdir_never_share_a_checkpoint(tmp_path, space_file):
+    first = SearchConfig(**{**_config(tmp_path, space_file, trials=1).__dict__, "storage": f"sqlite:///{tmp_path}/a.db"})
+    second = SearchConfig(**{**first.__dict__, "storage": f"sqlite:///{tmp_path}/b.db"})
+    for config in (first, second):
+        _enqueue(config, 1e-2)
+    result_a = run_pipeline(WaveRegression(), first, console=_quiet())
+    before = _file_hashes(result_a.plan.checkpoint_dir)
+    result_b = run_pipeline(WaveRegression(), second, console=_quiet())
+    assert result_a.plan.checkpoint_dir != result_b.plan.checkpoint_dir
+    assert result_a.plan.checkpoint_dir.parent.parent == result_b.plan.checkpoint_dir.parent.parent  # same workdir
+    assert _file_hashes(result_a.plan.checkpoint_dir) == before  # byte-identical after the second search
+    owner = hpogrow.read_checkpoint(result_a.winner.user_attrs["checkpoint"]).config["owner"]
+    assert owner == {"storage_key": first.storage_key, "study": "wave-regression-w16/base",
+                     "trial": result_a.winner.number}
+
+
+def test_growth_refuses_a_checkpoint_its_trial_did_not_write(tmp_path, space_file):
+    import shutil
+
+    config = _config(tmp_path, space_file, trials=2)
+    _enqueue(config, 1e-2, 3e-2)
+    result = run_pipeline(WaveRegression(), config, console=_quiet())
+    base = optuna.load_study(study_name="wave-regression-w16/base", storage=config.storage_url)
+    winner, other = result.winner, next(t for t in base.trials if t.number != result.winner.number)
+    # another writer replaced the winner's folder with another trial's weights
+    shutil.rmtree(winner.user_attrs["checkpoint"])
+    shutil.copytree(other.user_attrs["checkpoint"], winner.user_attrs["checkpoint"])
+    with pytest.raises(hpogrow.UsageError, match=f"belongs to .*trial {other.number}, not to trial {winner.number}"):
+        run_pipeline(WaveRegression(), SearchConfig(**{**config.__dict__, "grow_factor": 3.0}), console=_quiet())
