@@ -18,6 +18,7 @@ Optuna state from what the trial itself reported, never from how Tune happened t
 
 Each Optuna trial records ``role``, ``width``, ``driver`` (this process: a killed driver's
 RUNNING trials are recognised by :func:`hpogrow.storage.fail_abandoned_trials`), ``ray_trial_id``,
+``node`` (the Ray node id it ran on, from its first report),
 ``fidelity_reached`` (tokens), ``checkpoint`` (full-budget trials) and the other attributes
 :func:`hpogrow.executors.local.record_run` sets.
 """
@@ -50,6 +51,7 @@ class _Tracked:
     resumed_at: list[int] = field(default_factory=list)
     diverged: dict[str, Any] | None = None
     told: bool = False
+    node: str | None = None
 
 
 class OptunaBridge(Searcher):
@@ -137,6 +139,9 @@ class OptunaBridge(Searcher):
     def _record(self, tracked: _Tracked, result: dict[str, Any]) -> None:
         if "tokens_seen" not in result:  # e.g. Tune's bookkeeping result of a trial that never reported
             return
+        if result.get("node") and result["node"] != tracked.node:  # where it runs (again, after a restore)
+            tracked.node = result["node"]
+            tracked.trial.set_user_attr("node", tracked.node)
         if result.get("diverged"):
             tracked.diverged = result
             tracked.last = {**(tracked.last or {}), **result}

@@ -75,6 +75,7 @@ def _task_loaded_once(task: Task) -> Task:
 
 def run_ray_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     """Train one base trial as a Ray Tune function trainable (see the module docstring)."""
+    import ray
     from ray import tune
 
     base = setup.base_trial
@@ -102,6 +103,7 @@ def run_ray_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     resumed_from = state.tokens_seen
     initial_loss = saved_metrics.get("initial_loss")
     last = {"tokens": state.tokens_seen, "fidelity": setup.fidelity(state.tokens_seen, budget)}
+    node = ray.get_runtime_context().get_node_id()  # the Ray node this trial runs on
     started = time.perf_counter()
 
     def metrics_for(evaluation: Evaluation, data_position: int) -> dict[str, Any]:
@@ -113,7 +115,7 @@ def run_ray_trial(config: dict[str, Any], setup: TrialSetup) -> None:
             "data_position": data_position, "complete": evaluation.step >= steps,
             "initial_loss": initial_loss, "n_params": counts.total, "compute_params": counts.compute,
             "tokens_per_second": round((evaluation.tokens_seen - resumed_from) / elapsed, 1),
-            "resumed_from": resumed_from, "trial_number": number, "device": str(device),
+            "resumed_from": resumed_from, "trial_number": number, "device": str(device), "node": node,
         }
 
     def save(path: Path, evaluation: Evaluation, metrics: dict[str, Any]) -> Path:
