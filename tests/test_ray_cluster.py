@@ -1,8 +1,8 @@
 """A real Ray cluster of two nodes on this machine, started as a user starts one (``ray start
 --head``, then ``ray start --address`` with ``RAY_AUTH_MODE=token``), with Ray's token
 authentication on: joining it by ``HOST:PORT``, ``auto`` and ``ray://``; base trials spread over
-both nodes; a worker node killed in the middle of a search; and a ``--workdir`` the nodes do
-not share.
+both nodes; a worker node killed in the middle of a search; and, through Ray Client, a
+``--workdir`` the nodes do not share.
 
 The nodes share this machine's folders, except ``private``: every node runs in a mount namespace
 of its own with an empty folder mounted there (where ``unshare`` is allowed), so a workdir under
@@ -98,14 +98,14 @@ def test_joins_by_host_port_auto_and_ray_client_with_the_token(cluster):
     assert "this machine has none; copy the head node's ~/.ray/auth_token" in missing, missing
 
 
-def _search(cluster: RayCluster, workdir: Path, trials: int, ray_storage: Path,
-            tokens_per_param: float = 2) -> subprocess.Popen:
-    """``hpogrow search`` joining the cluster by the address ``ray start --head`` printed; every
-    trial runs its full budget (705 parameters: 1,410 tokens at 2 tokens/parameter)."""
+def _search(cluster: RayCluster, workdir: Path, trials: int, ray_storage: Path, tokens_per_param: float = 2,
+            address: str | None = None, storage: str | None = None) -> subprocess.Popen:
+    """``hpogrow search`` joining the cluster (default: by the address ``ray start --head``
+    printed); every trial runs its full budget (705 parameters: 1,410 tokens at 2 tokens/parameter)."""
     command = [sys.executable, "-m", "hpogrow", "search", "--task", "mlp", "--base-width", "16", "--depth", "1",
                "--trials", str(trials), "--tokens-per-param", str(tokens_per_param), "--evaluations", "4", "--device", "cpu",
-               "--scheduler", "none", "--ray-address", cluster.address, "--workdir", str(workdir),
-               "--ray-storage", str(ray_storage)]
+               "--scheduler", "none", "--ray-address", address or cluster.address, "--workdir", str(workdir),
+               "--ray-storage", str(ray_storage), *(["--storage", storage] if storage else [])]
     return subprocess.Popen(command, env=cluster.ray_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
 
@@ -160,13 +160,21 @@ def test_trials_spread_over_nodes_and_a_killed_worker_node_loses_nothing(cluster
 
 
 def test_a_workdir_the_nodes_do_not_share_is_a_clear_error(cluster, tmp_path):
+    """Through Ray Client: the base search runs as a task on the head node and writes the study
+    (a storage every node reaches); the trial's checkpoint lands on its node's own disk, and
+    the driver says so instead of growing."""
     if not cluster.private_mounts:
         pytest.skip("no private mount namespaces here (unshare -m needs root or user namespaces)")
     workdir = cluster.private / "work"  # on this machine's disk only: every node writes into its own, empty one
-    search = _search(cluster, workdir, 1, tmp_path / "ray-results")
+    storage = f"sqlite:///{tmp_path / 'hpogrow.db'}"
+    search = _search(cluster, workdir, 1, tmp_path / "ray-results", address=f"ray://{cluster.host}:{cluster.client_port}",
+                     storage=storage)
     out, err = search.communicate(timeout=400)
     assert search.returncode == 2, err[-3000:]
+    assert "trial 0 COMPLETE" in out  # read from the study the head node's task wrote
     last = err.strip().splitlines()[-1]
     assert "the checkpoint of trial 0 of mlp-w16/base on Ray node" in last
     assert f"{workdir}/checkpoints/mlp-w16/base/trial-0, is not on this machine; on several machines, put --workdir" in last
     assert "Traceback" not in err
+    trial = optuna.load_study(study_name="mlp-w16/base", storage=storage).trials[0]
+    assert trial.state == TrialState.COMPLETE and trial.user_attrs["node"] in last
