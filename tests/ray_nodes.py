@@ -41,6 +41,7 @@ class RayNode:
                 pass
         self.kill()
         shutil.rmtree(self.temp_dir, ignore_errors=True)
+        self.log.unlink(missing_ok=True)
 
     def kill(self) -> None:
         """SIGKILL the node's every process (raylet, workers, …): the node dies as a crashed machine does."""
