@@ -126,6 +126,30 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     return Checkpoint(path=path, config=config, state=state, metrics=metrics)
 
 
+def reachable_checkpoint(path: str | Path, written_by: str) -> Path:
+    """``path``, checked to be a whole checkpoint folder that this process can read.
+
+    On a multi-node Ray cluster every trial writes its checkpoint on the node it runs on, at the
+    path the driver chose under ``--workdir``; the driver reads it to grow the winner, and the
+    nodes that run the target runs read the grown one. That works only when ``--workdir`` is on
+    storage every node (and the driver's machine) mounts at the same path.
+
+    Args:
+        path: the checkpoint folder a trial recorded.
+        written_by: who wrote it, for the message (e.g. ``trial 3 of lm-w128/base on Ray node 6f1c…``).
+
+    Raises:
+        UsageError: one line naming the folder and what a multi-node run needs.
+    """
+    folder = Path(path)
+    missing = [name for name in _FILES if not (folder / name).is_file()]
+    if missing:
+        found = "is not on this machine" if not folder.exists() else f"lacks {', '.join(missing)} here"
+        raise UsageError(f"the checkpoint of {written_by}, {folder}, {found}; on several machines, put --workdir "
+                         "(and --ray-storage) on storage that every node mounts at the same path")
+    return folder
+
+
 def load_model(checkpoint: Checkpoint | str | Path, task: Task | None = None,
                device: torch.device | str = "cpu") -> tuple[nn.Module, Task]:
     """Rebuild the model of a checkpoint with its base shapes and trained weights.

@@ -32,7 +32,7 @@ from rich.table import Table
 
 from hpogrow import record
 from hpogrow._crash import crash_point
-from hpogrow.checkpoint import check_owner
+from hpogrow.checkpoint import check_owner, reachable_checkpoint
 from hpogrow.coordination import Coordinator, coordinator_for
 from hpogrow.errors import PipelineError, TrainingDiverged, UsageError
 from hpogrow.executors import Executor, Schedule, make_executor
@@ -322,15 +322,18 @@ def print_plan(plan: Plan, console: Console, remaining_trials: int, executor: Ex
 
 
 def best_full_budget_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
-    """The lowest-loss COMPLETE trial whose checkpoint exists (PRUNED trials never qualify)."""
-    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if t.user_attrs.get("checkpoint") and Path(t.user_attrs["checkpoint"]).exists()]
+    """The lowest-loss COMPLETE trial (PRUNED trials never qualify), its checkpoint checked
+    readable here (:func:`hpogrow.checkpoint.reachable_checkpoint`)."""
+    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.user_attrs.get("checkpoint")]
     if not complete:
         counts = {state.name.lower(): len(study.get_trials(deepcopy=False, states=(state,)))
                   for state in (TrialState.PRUNED, TrialState.FAIL)}
         raise PipelineError(f"no base trial of {study.study_name!r} ran its full budget ({counts['pruned']} pruned, "
                          f"{counts['fail']} failed); add --trials, or narrow the learning-rate range with --space")
-    return min(complete, key=lambda t: t.value)
+    winner = min(complete, key=lambda t: t.value)
+    node = f" on Ray node {winner.user_attrs['node']}" if winner.user_attrs.get("node") else ""
+    reachable_checkpoint(winner.user_attrs["checkpoint"], f"trial {winner.number} of {study.study_name}{node}")
+    return winner
 
 
 def _finished_run(study: optuna.Study, role: str, winner: optuna.trial.FrozenTrial) -> optuna.trial.FrozenTrial | None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import re
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -19,21 +21,78 @@ def default_storage_url(workdir: str | Path) -> str:
 
 
 def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """``sqlite:///path.db`` / ``postgresql://…`` (RDB), or ``journal:path.log`` (journal file)."""
+    """``sqlite:///path.db`` / ``postgresql://user@host:port/database`` (RDB), or ``journal:path.log``
+    (Optuna's journal file).
+
+    Raises:
+        UsageError: one line naming the storage (password hidden) and what to do, when the URL
+            does not parse, its driver is not installed, or its server cannot be reached or has
+            no such database.
+    """
     if url.startswith(JOURNAL_PREFIX):
         path = Path(url[len(JOURNAL_PREFIX):])
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _make_parent(url, path)
         from optuna.storages.journal import JournalFileBackend
 
         return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
     if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        _make_parent(url, Path(url[len("sqlite:///"):]))
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
-    except (ImportError, ValueError, optuna.exceptions.StorageInternalError) as error:
-        raise UsageError(f"--storage {url}: cannot open it ({str(error).splitlines()[0]}); use sqlite:///FILE.db, an RDB URL or journal:FILE.log") from None
-    except Exception as error:  # sqlalchemy's ArgumentError and friends
-        raise UsageError(f"--storage {url}: cannot open it ({type(error).__name__}: {str(error).splitlines()[0]}); use sqlite:///FILE.db, an RDB URL or journal:FILE.log") from None
+        return _open_rdb(url)
+    except Exception as error:  # sqlalchemy's ArgumentError, the driver's OperationalError, ImportError
+        raise UsageError(f"--storage {_shown(url)}: {_storage_problem(error)}") from None
+
+
+def _open_rdb(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
+    """Optuna's RDB storage. Processes that open one new database at the same moment race to
+    create Optuna's tables, and the losers' ``CREATE`` fails (on PostgreSQL, a duplicate
+    ``pg_type`` row); opened again once the winner's tables exist, they succeed."""
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(1, attempts):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+        except (IntegrityError, ProgrammingError):
+            time.sleep(0.2 * attempt)
+    return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+
+
+def _make_parent(url: str, path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"--storage {url}: cannot create its folder {path.parent} ({error.strerror})") from None
+
+
+def _shown(url: str) -> str:
+    """The URL as it may be printed: its password replaced by ``***``."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL at all: nothing to hide
+        return url
+
+
+def _storage_problem(error: Exception) -> str:
+    """What went wrong opening an RDB storage, and what to do, in one line."""
+    from sqlalchemy.exc import ArgumentError, OperationalError
+
+    missing = error.__cause__ if isinstance(error.__cause__, ModuleNotFoundError) else None
+    if missing is not None:
+        return (f"its database driver is not installed (no module {missing.name!r}); pip install it, or use "
+                "postgresql://… (psycopg, installed with hpogrow) or sqlite:///FILE.db")
+    first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    if isinstance(error, ArgumentError):
+        return (f"not a storage URL ({first_line}); use sqlite:///FILE.db, "
+                "postgresql://USER@HOST:PORT/DATABASE or journal:FILE.log")
+    # the driver's own words, e.g. "(psycopg.OperationalError) connection failed: … failed: Connection refused"
+    reason = re.sub(r"^\([\w.]+\)\s*", "", first_line).split(" failed: ")[-1].removeprefix("FATAL:").strip()
+    if "does not exist" in reason and "database" in reason:
+        return f"{reason} on that server; create it first (createdb), or name an existing database"
+    if isinstance(error, OperationalError):
+        return f"cannot connect ({reason}); check that the server runs and that host, port, user and database are right"
+    return f"cannot open it ({type(error).__name__}: {first_line})"
 
 
 def storage_key(url: str) -> str:

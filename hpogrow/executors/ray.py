@@ -56,6 +56,7 @@ import optuna
 from hpogrow.coordination import Coordinator
 from hpogrow.errors import PipelineError, TrainingDiverged, UsageError
 from hpogrow.executors.base import Executor, Job, Run, Schedule, round_to
+from hpogrow.executors.ray_join import join_ray, through_ray_client
 from hpogrow.runs import BaseTrial, RunOutcome
 from hpogrow.space import SearchSpace
 from hpogrow.train import Report
@@ -112,14 +113,25 @@ class _Feed:
     def open(self, label: str, progress, shown):
         """Register a run's bar; the queue its worker puts to."""
         if self.queue is None:
+            import ray
             from ray.util.queue import Queue
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-            self.queue = Queue(actor_options={"num_cpus": 0})
+            # beside the driver: a worker node that dies (unnoticed by Ray for a few seconds)
+            # must not take the queue with it
+            here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+            self.queue = Queue(actor_options={"num_cpus": 0, "scheduling_strategy": here})
         self.bars[label] = (progress, shown)
         return self.queue
 
     def show(self) -> None:
-        for label, tokens, loss in self.queue.get_nowait_batch(self.queue.qsize()):
+        import ray
+
+        try:
+            events = self.queue.get_nowait_batch(self.queue.qsize())
+        except ray.exceptions.RayError:  # the queue's node died: the bars stop, the runs go on
+            return
+        for label, tokens, loss in events:
             progress, shown = self.bars.get(label, (None, None))
             if progress is not None:
                 progress.update(shown, completed=tokens, loss=loss)
@@ -156,7 +168,9 @@ class RayExecutor(Executor):
     max_concurrent: int | None = None
     """Trials running at once; default: as many as the cluster's resources fit."""
     address: str | None = None
-    """``None`` starts a local Ray runtime; ``auto`` or ``HOST:PORT`` joins a running cluster."""
+    """``None`` starts a local Ray runtime; ``auto``, ``HOST:PORT`` or ``ray://HOST:PORT`` joins a
+    running cluster, with Ray's token authentication when this machine has a token
+    (:mod:`hpogrow.executors.ray_join`)."""
     num_cpus: int | None = None
     """CPUs of a local Ray runtime (default: all of this machine's)."""
     storage_path: str | None = None
@@ -205,6 +219,9 @@ class RayExecutor(Executor):
 
         started_ray = self._connect(ray)
         try:
+            if through_ray_client():
+                _search_on_cluster(self, study, space, trials, base_trial, progress)
+                return
             template = base_trial.template
             # the plan's schedule again (its budget is already rounded, so this changes nothing)
             rungs = self.schedule(template.tokens, max(space.batch_sizes) * base_trial.task.tokens_per_example).rungs
@@ -274,7 +291,8 @@ class RayExecutor(Executor):
         import ray
 
         self._connect(ray)
-        remote = ray.remote(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial, max_retries=0)(_run_remote)
+        # retried (from the start, on another node) only when its node or worker process dies
+        remote = ray.remote(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial, max_retries=2)(_run_remote)
         shown = progress.add_task(f"{label} on Ray", total=tokens, loss=float("nan")) if progress else None
         queue = self._feed.open(label, progress, shown)
         return _RayJob(remote.remote(run, queue, label), label, progress, shown, self._feed)
@@ -289,16 +307,7 @@ class RayExecutor(Executor):
         os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")  # Ctrl-C aborts, as with --executor local
         if ray.is_initialized():
             return False
-        options = dict(log_to_driver=self.verbose, include_dashboard=False,
-                       logging_level=logging.INFO if self.verbose else logging.ERROR)
-        try:
-            if self.address is None:  # "local": never join a cluster that `ray start` left running
-                ray.init(address="local", num_cpus=self.num_cpus or os.cpu_count(), **options)
-            else:
-                ray.init(address=self.address, **options)
-        except ConnectionError as error:
-            raise UsageError(f"--ray-address {self.address}: cannot join a Ray cluster there ({str(error).splitlines()[0]}); "
-                             "start one with 'ray start --head' or drop --ray-address") from None
+        join_ray(self.address, self.num_cpus, self.verbose)
         return True
 
     def _concurrency(self, ray) -> int | None:
@@ -325,11 +334,70 @@ class RayExecutor(Executor):
                                        reduction_factor=self.reduction_factor)
 
 
+def _search_on_cluster(executor: RayExecutor, study: optuna.Study, space: SearchSpace, trials: int,
+                       base_trial: BaseTrial, progress=None) -> None:
+    """The base search through Ray Client (``ray://``), as one Ray task on the head node.
+
+    Ray Tune runs its driver loop next to the cluster in client mode, away from this process, and
+    the Optuna bridge cannot follow it there; so the whole search (Tune and the bridge) runs as a
+    task on the node Ray Client serves from, and writes the study itself. The study's storage
+    must therefore be reachable from that node under the same URL (PostgreSQL, or a file on
+    shared storage), as must the checkpoint and Ray storage folders. This process prints each
+    trial as it finishes, read from the study.
+    """
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    from hpogrow.report import trial_line
+
+    serving_node = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    search = ray.remote(num_cpus=0, max_retries=0, scheduling_strategy=serving_node)(_search_here)
+    reference = search.remote(executor, study, space, trials, base_trial)
+    shown = {t.number for t in study.get_trials(deepcopy=False, states=_FINISHED)}
+    overall = progress.add_task("base search (on the cluster)", total=trials, loss=float("nan")) if progress else None
+    try:
+        while True:
+            done = ray.wait([reference], timeout=1.0)[0]
+            for trial in study.get_trials(deepcopy=False, states=_FINISHED):
+                if trial.number not in shown and progress is not None:
+                    progress.console.print(trial_line(trial))
+                    progress.update(overall, advance=1, loss=_best_value(study))
+                shown.add(trial.number)
+            if done:
+                break
+        ray.get(reference)
+    except ray.exceptions.RayTaskError as error:
+        raise PipelineError(f"the base search failed on the cluster: {str(error).strip().splitlines()[-1][:300]}") from None
+    except BaseException:
+        ray.cancel(reference, force=True)
+        raise
+    finally:
+        if progress is not None:
+            progress.update(overall, visible=False)
+
+
+def _search_here(executor: RayExecutor, study: optuna.Study, space: SearchSpace, trials: int,
+                 base_trial: BaseTrial) -> None:
+    # no claim lock there: the locks of this machine's drivers do not travel (one driver per ray:// search)
+    executor.run(study, space, trials, base_trial, None, None)
+
+
+_FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
+
+
 def _run_remote(run: Run, queue, label: str) -> RunOutcome | TrainingDiverged:
     """A target run in a Ray worker: its evaluations go to ``queue`` as they happen (for the
     driver's progress bars); a divergence comes back as a value, to be raised in the driver."""
+    import ray
+
+    def show(evaluation) -> None:
+        try:
+            queue.put_nowait((label, evaluation.tokens_seen, evaluation.val_loss))
+        except ray.exceptions.RayError:  # the queue's node died: progress is lost, never the run
+            pass
+
     try:
-        return run(lambda evaluation: queue.put_nowait((label, evaluation.tokens_seen, evaluation.val_loss)), None)
+        return run(show, None)
     except TrainingDiverged as error:
         return error
 
