@@ -46,13 +46,18 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
 def _open_rdb(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
     """Optuna's RDB storage. Processes that open one new database at the same moment race to
     create Optuna's tables, and the losers' ``CREATE`` fails (on PostgreSQL, a duplicate
-    ``pg_type`` row); opened again once the winner's tables exist, they succeed."""
-    from sqlalchemy.exc import IntegrityError, ProgrammingError
+    ``pg_type`` row; on SQLite, "table … already exists"); opened again once the winner's
+    tables exist, they succeed."""
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
     for attempt in range(1, attempts):
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
         except (IntegrityError, ProgrammingError):
+            time.sleep(0.2 * attempt)
+        except OperationalError as error:
+            if "already exists" not in str(error):
+                raise
             time.sleep(0.2 * attempt)
     return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
 

@@ -15,9 +15,8 @@ from hpogrow.coordination import FileCoordinator, coordinator_for, driver_id
 
 _HOLDER = textwrap.dedent("""
     import sys, time
-    from pathlib import Path
-    from hpogrow.coordination import FileCoordinator
-    coordinator = FileCoordinator(Path(sys.argv[1]))
+    from hpogrow.coordination import coordinator_for
+    coordinator = coordinator_for(sys.argv[1], "/tmp")
     coordinator.register()
     assert coordinator.try_lock("target study")
     print(coordinator.driver, flush=True)
@@ -25,19 +24,30 @@ _HOLDER = textwrap.dedent("""
 """)
 
 
-@pytest.fixture
-def holder(tmp_path):
+def _holder(url: str) -> tuple[subprocess.Popen, str]:
     """Another driver: registered, holding a named lock, until it is killed."""
-    process = subprocess.Popen([sys.executable, "-c", _HOLDER, str(tmp_path / "locks")], stdout=subprocess.PIPE, text=True)
-    driver = process.stdout.readline().strip()
+    process = subprocess.Popen([sys.executable, "-c", _HOLDER, url], stdout=subprocess.PIPE, text=True)
+    return process, process.stdout.readline().strip()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def storage_url(request, tmp_path) -> str:
+    if request.param == "postgresql":
+        return request.getfixturevalue("postgres_url")
+    return f"sqlite:///{tmp_path}/study.db"
+
+
+@pytest.fixture
+def holder(storage_url):
+    process, driver = _holder(storage_url)
     yield process, driver
     process.kill()
     process.wait()
 
 
-def test_a_killed_drivers_locks_are_free_and_it_is_seen_dead(tmp_path, holder):
+def test_a_killed_drivers_locks_are_free_and_it_is_seen_dead(tmp_path, storage_url, holder):
     process, driver = holder
-    coordinator = FileCoordinator(tmp_path / "locks")
+    coordinator = coordinator_for(storage_url, tmp_path)
     assert coordinator.alive(driver) and not coordinator.try_lock("target study")
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
@@ -46,15 +56,16 @@ def test_a_killed_drivers_locks_are_free_and_it_is_seen_dead(tmp_path, holder):
     coordinator.close()
 
 
-def test_lock_waits_for_the_holder(tmp_path, holder):
+def test_lock_waits_for_the_holder(tmp_path, storage_url, holder):
     process, _ = holder
-    coordinator = FileCoordinator(tmp_path / "locks")
+    coordinator = coordinator_for(storage_url, tmp_path)
     waited = []
     killer = subprocess.Popen([sys.executable, "-c", f"import os, time; time.sleep(1.5); os.kill({process.pid}, 9)"])
     started = time.monotonic()
     with coordinator.lock("target study", on_wait=lambda: waited.append(True)):
         assert time.monotonic() - started >= 1.0 and waited == [True]
     killer.wait()
+    coordinator.close()
 
 
 def test_this_driver_is_alive_and_unregistered_ones_are_judged_by_their_process(tmp_path):

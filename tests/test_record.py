@@ -8,27 +8,29 @@ import sys
 import textwrap
 
 import optuna
+import pytest
 
 from hpogrow import record
 from hpogrow.coordination import FileCoordinator
 from hpogrow.runs import RunSummary
 from hpogrow.space import load_space
+from hpogrow.storage import open_storage
 from hpogrow.train import Evaluation
 
 TrialState = optuna.trial.TrialState
 
 _DRIVER = textwrap.dedent("""
     import sys, time
-    from pathlib import Path
     import optuna
     from hpogrow import record
     from hpogrow.coordination import coordinator_for
     from hpogrow.space import load_space
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url, total = sys.argv[1], int(sys.argv[2])
-    coordinator = coordinator_for(url, Path(url[len("sqlite:///"):]).parent)
+    coordinator = coordinator_for(url, "/tmp")
     coordinator.register()
-    study = optuna.load_study(study_name="s/base", storage=url)
+    from hpogrow.storage import open_storage
+    study = optuna.load_study(study_name="s/base", storage=open_storage(url))
     while (trial := record.claim_base_trial(study, load_space(None, "mlp").distributions(), total,
                                             {"role": "base"}, coordinator)) is not None:
         time.sleep(0.05)
@@ -36,12 +38,15 @@ _DRIVER = textwrap.dedent("""
 """)
 
 
-def test_concurrent_drivers_claim_exactly_the_trials_asked_for(tmp_path):
-    url = f"sqlite:///{tmp_path}/study.db"
-    optuna.create_study(study_name="s/base", storage=url)
+@pytest.mark.parametrize("backend", ["sqlite", "journal", "postgresql"])
+def test_concurrent_drivers_claim_exactly_the_trials_asked_for(tmp_path, backend, request):
+    url = {"sqlite": f"sqlite:///{tmp_path}/study.db", "journal": f"journal:{tmp_path}/study.log"}.get(backend) \
+        or request.getfixturevalue("postgres_url")
+    url_for_optuna = open_storage(url)
+    optuna.create_study(study_name="s/base", storage=url_for_optuna)
     drivers = [subprocess.Popen([sys.executable, "-c", _DRIVER, url, "12"]) for _ in range(4)]
     assert [driver.wait(timeout=300) for driver in drivers] == [0] * 4
-    study = optuna.load_study(study_name="s/base", storage=url)
+    study = optuna.load_study(study_name="s/base", storage=open_storage(url))
     assert len(study.trials) == 12 and all(t.state == TrialState.COMPLETE for t in study.trials)
     assert len({t.user_attrs["driver"] for t in study.trials}) >= 2  # shared, not one driver doing all
     assert len({t.params["learning_rate"] for t in study.trials}) == 12  # no configuration twice
