@@ -317,10 +317,10 @@ def build_parser() -> argparse.ArgumentParser:
     transfercheck.add_argument("--widths", type=_positive_int, nargs="+",
                                help="increasing widths, the μP base first (default mlp: 16 32 64 128 256; lm: 32 64 128)")
     transfercheck.add_argument("--lrs", type=float, nargs="+",
-                               help="learning rates, evenly spaced in log (default 2^-11 … 2^-4, step ×2)")
+                               help="learning rates, evenly spaced in log (default mlp 2^-11 … 2^-4, lm 2^-9 … 2^-4; step ×2)")
     transfercheck.add_argument("--batch-size", type=_positive_int, help="batch size of every run (default mlp 64, lm 16)")
     transfercheck.add_argument("--tokens", type=_positive_int,
-                               help="token budget of every run, equal at every width (default mlp 38,400; lm 307,200)")
+                               help="token budget of every run, equal at every width (default mlp 38,400; lm 131,072)")
     transfercheck.add_argument("--seeds", type=_positive_int,
                                help="initialisation seeds per width and learning rate, from --seed on (default mlp 3, lm 1)")
     transfercheck.add_argument("--tolerance", type=int, default=1,

@@ -17,8 +17,8 @@ PARAMETERIZATIONS = ("μP", "SP")
 _DEFAULTS = {  # each about 10 minutes on 2 busy CPU cores (bench/RESULTS.md)
     "mlp": {"widths": (16, 32, 64, 128, 256), "learning_rates": tuple(2.0**e for e in range(-11, -3)),
             "batch_size": 64, "tokens": 64 * 600, "seeds": 3},
-    "lm": {"widths": (32, 64, 128), "learning_rates": tuple(2.0**e for e in range(-11, -3)),
-           "batch_size": 16, "tokens": 16 * 64 * 300, "seeds": 1},
+    "lm": {"widths": (32, 64, 128), "learning_rates": tuple(2.0**e for e in range(-9, -3)),
+           "batch_size": 16, "tokens": 16 * 128 * 64, "seeds": 1},
 }
 _TASK_DEFAULTS = ("widths", "learning_rates", "batch_size", "tokens", "seeds")
 
@@ -30,11 +30,12 @@ class TransferConfig:
     widths: tuple[int, ...] | None = None
     """Increasing widths; the first is the μP base width (mlp: 16 32 64 128 256; lm: 32 64 128)."""
     learning_rates: tuple[float, ...] | None = None
-    """Increasing, evenly spaced in log: one grid step is their common ratio (default 2^-11 … 2^-4)."""
+    """Increasing, evenly spaced in log: one grid step is their common ratio (mlp 2^-11 … 2^-4,
+    lm 2^-9 … 2^-4)."""
     batch_size: int | None = None
     """Examples per step, the same for every run (mlp 64, lm 16)."""
     tokens: int | None = None
-    """Token budget of every run, the same at every width (mlp 38,400; lm 307,200)."""
+    """Token budget of every run, the same at every width (mlp 38,400; lm 131,072)."""
     seeds: int | None = None
     """Initialisation seeds per (width, learning rate): ``seed``, ``seed + 1``, … (mlp 3, lm 1)."""
     seed: int = 0

@@ -13,7 +13,7 @@ from rich.console import Console
 from torch import nn
 
 from hpogrow.errors import TrainingDiverged
-from hpogrow.parametrize import build_model, build_standard_model
+from hpogrow.parametrize import build_model, build_standard_model, count_parameters
 from hpogrow.progress import make_progress
 from hpogrow.runs import run_training
 from hpogrow.storage import default_storage_url, load_or_create_study, open_storage
@@ -68,7 +68,7 @@ def _train_run(task: Task, config: TransferConfig, parameterization: str, width:
     base_width = config.widths[0]
     model = (build_model(task, width, base_width, seed) if parameterization == "μP"
              else build_standard_model(task, width, seed))
-    n_params = sum(parameter.numel() for parameter in model.parameters())
+    n_params = count_parameters(model).total
     train_config = TrainConfig(learning_rate=learning_rate, batch_size=config.batch_size, tokens=config.tokens,
                                schedule=config.schedule, evaluations=config.evaluations, seed=seed,
                                device=config.device, precision=config.precision, compile=config.compile)
@@ -116,7 +116,7 @@ def run_transfercheck(task: Task, config: TransferConfig = TransferConfig(),
     console.print(describe_sweep(task.name, config, seeds, study_name, reused=len(wanted) - len(to_train),
                                  to_train=len(to_train)))
     memoized = _MemoizedTask(task)
-    with _torch_threads(config.threads), make_progress(console) as progress:
+    with _torch_threads(config.threads), make_progress(console if to_train else Console(quiet=True)) as progress:
         overall = progress.add_task("runs", total=len(to_train), loss=math.nan)
         for combination in to_train:
             run = _train_run(memoized, config, *combination, progress)

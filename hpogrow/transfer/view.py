@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -25,8 +26,9 @@ def describe_sweep(task_name: str, config: TransferConfig, seeds: tuple[int, ...
             f"study {study_name!r}: {reused} runs reused, {to_train} to train")
 
 
-def _rate(learning_rate: float | None) -> str:
-    return "—" if learning_rate is None else f"{learning_rate:.2e}"
+def _rate(learning_rate: float | None, digits: int = 2) -> str:
+    """``7.81e-3``: short enough for a table of eight learning rates in 80 columns."""
+    return "—" if learning_rate is None else f"{learning_rate:.{digits}e}".replace("e-0", "e-").replace("e+0", "e")
 
 
 def _verdict_line(verdict: Verdict, config: TransferConfig, seeds: int) -> str:
@@ -75,10 +77,11 @@ def print_transfer(result: TransferResult, console: Console) -> None:
     """The loss grid of each parameterization, the optima, the verdicts and where to look."""
     rates = result.config.learning_rates
     for name, verdict in result.verdicts.items():
-        grid = Table(title=f"{name}: final loss, mean over {len(result.seeds)} seeds (bold: optimum; ✗: a seed diverged)")
+        grid = Table(title=f"{name}: final loss, mean over {len(result.seeds)} seeds (bold: optimum; ✗: a seed diverged)",
+                     box=box.SIMPLE_HEAD, padding=(0, 0, 0, 2), pad_edge=False)
         grid.add_column("width", justify="right")
         for rate in rates:
-            grid.add_column(f"{rate:.1e}", justify="right")
+            grid.add_column(_rate(rate, digits=1), justify="right")
         for optimum in verdict.optima:
             grid.add_row(str(optimum.width), *(
                 "✗" if not math.isfinite(loss) else f"[bold]{loss:.4f}[/bold]" if index == optimum.best_index else f"{loss:.4f}"
