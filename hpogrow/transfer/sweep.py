@@ -88,7 +88,7 @@ def run_transfercheck(task: Task, config: TransferConfig = TransferConfig(),
                       console: Console | None = None) -> TransferResult:
     """Sweep learning rates at several widths in μP and SP, judge, record, plot, print.
 
-    Example (CPU, about a minute)::
+    Example (CPU, under a minute)::
 
         import hpogrow
 
