@@ -18,6 +18,8 @@ _EXPORTS = {
     "shrink_zero_pad_perturb": "hpogrow.grow", "grow_checkpoint": "hpogrow.grow", "plan_growth": "hpogrow.grow",
     "save_checkpoint": "hpogrow.checkpoint", "read_checkpoint": "hpogrow.checkpoint", "load_model": "hpogrow.checkpoint",
     "Executor": "hpogrow.executors", "LocalExecutor": "hpogrow.executors", "RayExecutor": "hpogrow.executors.ray",
+    "TransferConfig": "hpogrow.transfer", "run_transfercheck": "hpogrow.transfer",
+    "build_standard_model": "hpogrow.parametrize",
     "UsageError": "hpogrow.errors", "TrainingDiverged": "hpogrow.errors", "PipelineError": "hpogrow.errors",
 }
 

@@ -216,6 +216,19 @@ def _coordcheck(args: argparse.Namespace) -> int:
     return 0
 
 
+def _transfercheck(args: argparse.Namespace) -> int:
+    from hpogrow.transfer import TransferConfig, run_transfercheck
+
+    config = TransferConfig(
+        widths=tuple(args.widths) if args.widths else None,
+        learning_rates=tuple(args.lrs) if args.lrs else None, batch_size=args.batch_size, tokens=args.tokens,
+        seeds=args.seeds, seed=args.seed, tolerance=args.tolerance, study=args.study, storage=args.storage,
+        workdir=args.workdir, schedule=args.schedule, evaluations=args.evaluations, device=args.device,
+        precision=args.precision, compile=args.compile, threads=args.threads)
+    run_transfercheck(_make_task(args), config)
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from hpogrow.report import print_report
     from hpogrow.storage import default_storage_url
@@ -295,6 +308,32 @@ def build_parser() -> argparse.ArgumentParser:
     coordcheck.add_argument("--out", default="studies/coordcheck", help="output folder (default studies/coordcheck)")
     coordcheck.set_defaults(handler=_coordcheck)
 
+    transfercheck = commands.add_parser(
+        "transfercheck", help="μTransfer check: does the base width's best learning rate stay best at larger widths?",
+        description="Learning-rate sweeps at the base width and larger widths, in μP and standard parameterization "
+                    "(SP), on equal tokens; final loss against learning rate (PNG), and a verdict: in μP the optimum "
+                    "should stay within --tolerance grid steps across widths, in SP it moves. Recorded as the study "
+                    "{task}-transfer (one trial per run, role=transfer); a rerun reuses finished runs.")
+    transfercheck.add_argument("--widths", type=_positive_int, nargs="+",
+                               help="increasing widths, the μP base first (default mlp: 16 32 64 128 256; lm: 32 64 128)")
+    transfercheck.add_argument("--lrs", type=float, nargs="+",
+                               help="learning rates, evenly spaced in log (default mlp 2^-11 … 2^-4, lm 2^-9 … 2^-4; step ×2)")
+    transfercheck.add_argument("--batch-size", type=_positive_int, help="batch size of every run (default mlp 64, lm 16)")
+    transfercheck.add_argument("--tokens", type=_positive_int,
+                               help="token budget of every run, equal at every width (default mlp 38,400; lm 131,072)")
+    transfercheck.add_argument("--seeds", type=_positive_int,
+                               help="initialisation seeds per width and learning rate, from --seed on (default mlp 3, lm 1)")
+    transfercheck.add_argument("--tolerance", type=int, default=1,
+                               help="grid steps the optimum may move and still count as transferred (default 1)")
+    transfercheck.add_argument("--threads", type=_positive_int, default=1,
+                               help="CPU threads per run (default 1: the models are small, and on a busy machine "
+                                    "more threads per run were 10-40x slower)")
+    transfercheck.add_argument("--study", help="study name (default {task}-transfer); rerunning reuses its runs")
+    transfercheck.add_argument("--storage", help="Optuna storage URL (default sqlite:///{workdir}/hpogrow.db)")
+    _add_task_options(transfercheck)
+    _add_run_options(transfercheck)
+    transfercheck.set_defaults(handler=_transfercheck)
+
     report = commands.add_parser("report", help="print a study's tables", description="Tables of a study written by hpogrow search.")
     report.add_argument("--study", default="lm-w128", help="study name (default lm-w128)")
     report.add_argument("--storage", help="Optuna storage URL (default sqlite:///{workdir}/hpogrow.db)")
@@ -307,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from hpogrow.errors import PipelineError, TrainingDiverged, UsageError
 
-    if args.command in ("search", "report"):
+    if args.command in ("search", "report", "transfercheck"):
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # hpogrow prints its own tables

@@ -49,6 +49,25 @@ def build_model(task: Task, width: int, base_width: int, seed: int,
     return model.to(device)
 
 
+def build_standard_model(task: Task, width: int, seed: int, device: torch.device | str = "cpu") -> nn.Module:
+    """The same architecture in standard parameterization (SP), for contrast with μP.
+
+    PyTorch's default initialisation everywhere (the readout too: ``nn.Linear``'s, not a zero
+    readout) and no width multipliers: the base shapes are the model's own, so every
+    ``width_mult`` is 1 and mup's optimizers reduce to plain Adam(W) with one global learning
+    rate. Deterministic in ``seed``.
+    """
+    check_width(task, width)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = task.build_model(width)
+        mup.set_base_shapes(model, None)
+        for module in model.modules():
+            if isinstance(module, mup.MuReadout):
+                nn.Linear.reset_parameters(module)  # MuReadout's own reset would zero it
+    return model.to(device)
+
+
 def attach_base_shapes(model: nn.Module, base_shapes: dict | str) -> nn.Module:
     """Set ``infshape`` on a model whose weights are already trained (no rescaling)."""
     return mup.set_base_shapes(model, base_shapes, rescale_params=False)

@@ -1,0 +1,28 @@
+"""μTransfer check: does the learning rate tuned at the base width stay optimal at larger widths?
+
+1. For every parameterization (μP: :func:`hpogrow.parametrize.build_model` with mup's AdamW;
+   SP: :func:`hpogrow.parametrize.build_standard_model`, PyTorch's init and plain Adam), width,
+   learning rate of a log grid and seed, train one run from scratch. Every run sees the same
+   examples, batch size and token budget (equal-token judging). (:mod:`.sweep`)
+2. Read each width's optimum: the grid argmin of the seed-mean final loss. A diverged run
+   counts as the worst loss (+inf), so a learning rate at which any seed diverges cannot be the
+   optimum; diverged runs are counted, never dropped. A parabola through the argmin and its two
+   neighbours (in log learning rate) refines the optimum for the drift figure. (:mod:`.verdict`)
+3. Verdict: a parameterization transfers when every width's optimum lies within ``tolerance``
+   grid steps of the base width's. The same test on each seed alone says whether it holds on
+   every seed; the drift (octaves of learning rate per doubling of width, least squares over
+   widths) comes with its range over seeds. μP should transfer; SP should not.
+4. Record one trial per run (``role=transfer``) in the study ``{task}-transfer``; a rerun
+   reuses the runs it finds there. The figure (final loss against learning rate, one curve per
+   width, μP and SP side by side) goes under ``{workdir}/plots`` and into the study as an
+   artifact, the verdict into the study attribute ``transfer`` and the dashboard note.
+   (:mod:`.record`, :mod:`.view`)
+"""
+
+from hpogrow.transfer.config import TransferConfig
+from hpogrow.transfer.sweep import run_transfercheck
+from hpogrow.transfer.verdict import TransferResult, TransferRun, Verdict, WidthOptimum, judge
+from hpogrow.transfer.view import plot_transfer
+
+__all__ = ["TransferConfig", "TransferResult", "TransferRun", "Verdict", "WidthOptimum", "judge", "plot_transfer",
+           "run_transfercheck"]

@@ -1,0 +1,105 @@
+"""The Optuna record of a transfer check: one trial per run, the verdict on the study.
+
+Every write of the check goes through :func:`record_run` (trials) and :func:`record_verdict`
+(study attribute ``transfer``, the figure as an artifact, the dashboard note).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import optuna
+import optuna_dashboard
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+from hpogrow.tasks.base import Task
+from hpogrow.transfer.config import PARAMETERIZATIONS, TransferConfig
+from hpogrow.transfer.verdict import TransferResult, TransferRun, run_key
+from hpogrow.transfer.view import plot_transfer, transfer_note
+
+ROLE = "transfer"
+
+
+def signature(task: Task, config: TransferConfig) -> dict:
+    """What makes two runs comparable; a study made with another signature is not reused."""
+    return {"kind": "transfercheck", "task": task.describe(), "batch_size": config.batch_size,
+            "tokens": config.tokens, "schedule": config.schedule, "precision": config.precision}
+
+
+def record_run(study: optuna.Study, run: TransferRun, config: TransferConfig) -> None:
+    """Add ``run`` to ``study`` as one finished trial (COMPLETE, or FAIL when it diverged), in one
+    write: an interrupted sweep leaves no RUNNING trial behind."""
+    attributes = {
+        "role": ROLE, "parameterization": run.parameterization, "width": run.width,
+        "base_width": config.widths[0] if run.parameterization == "μP" else run.width,
+        "learning_rate": run.learning_rate, "batch_size": config.batch_size, "seed": run.seed,
+        "tokens": config.tokens, "n_params": run.n_params, "diverged": run.diverged,
+        "final_loss": None if run.diverged else run.final_loss,
+    }
+    if run.fail_reason:
+        attributes["fail_reason"] = run.fail_reason
+    trial = optuna.trial.create_trial(
+        state=optuna.trial.TrialState.FAIL if run.diverged else optuna.trial.TrialState.COMPLETE,
+        value=None if run.diverged else run.final_loss,
+        params={"learning_rate": run.learning_rate, "width": run.width, "parameterization": run.parameterization},
+        distributions={
+            "learning_rate": FloatDistribution(config.learning_rates[0], config.learning_rates[-1], log=True),
+            "width": IntDistribution(config.widths[0], config.widths[-1], log=True),
+            "parameterization": CategoricalDistribution(PARAMETERIZATIONS),
+        },
+        user_attrs=attributes,
+        intermediate_values={tokens: loss for tokens, loss in run.curve},
+    )
+    study.add_trial(trial)
+
+
+def recorded_runs(study: optuna.Study, base_width: int) -> dict[tuple, TransferRun]:
+    """Finished runs in ``study`` by key; μP runs count only with the same base width."""
+    runs = {}
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)):
+        attrs = trial.user_attrs
+        if attrs.get("role") != ROLE or (attrs["parameterization"] == "μP" and attrs["base_width"] != base_width):
+            continue
+        key = run_key(attrs["parameterization"], attrs["width"], attrs["learning_rate"], attrs["seed"])
+        runs.setdefault(key, TransferRun(
+            attrs["parameterization"], attrs["width"], attrs["learning_rate"], attrs["seed"],
+            math.inf if attrs["diverged"] else trial.value, tuple(sorted(trial.intermediate_values.items())),
+            attrs["n_params"], attrs.get("fail_reason")))
+    return runs
+
+
+def record_verdict(study: optuna.Study, result: TransferResult) -> None:
+    """The figure (as an artifact, redrawn when the runs behind it changed), the verdict as a
+    study attribute ``transfer`` and as the dashboard's note."""
+    from hpogrow.report import attach_plot  # imports optuna only; kept local like the plotting
+
+    summary = _summary(result)
+    if result.trained or study.user_attrs.get("transfer") != summary or not result.plot.exists():
+        plot_transfer(result, result.plot)
+        attach_plot(study, result.plot, Path(result.config.workdir) / "artifacts")
+    study.set_user_attr("transfer", summary)
+    optuna_dashboard.save_note(study, transfer_note(result))
+
+
+def _summary(result: TransferResult) -> dict:
+    """The verdict as JSON-safe values (``None`` where a number is missing)."""
+    def number(value: float | None) -> float | None:
+        return None if value is None or not math.isfinite(value) else value
+
+    config = result.config
+    return {
+        "widths": list(config.widths), "learning_rates": list(config.learning_rates), "seeds": list(result.seeds),
+        "tolerance": config.tolerance, "batch_size": config.batch_size, "tokens": config.tokens,
+        "passed": result.passed,
+        "verdicts": {name: {
+            "transfers": verdict.transfers, "shifts": list(verdict.shifts), "max_shift": verdict.max_shift,
+            "best_learning_rates": [None if o.best_index is None else config.learning_rates[o.best_index]
+                                    for o in verdict.optima],
+            "refined_learning_rates": [o.refined_learning_rate for o in verdict.optima],
+            "seeds_transferring": verdict.seeds_transferring, "drift": number(verdict.drift),
+            "drift_range": [number(value) for value in verdict.drift_range],
+            "diverged_runs": sum(sum(o.diverged) for o in verdict.optima),
+        } for name, verdict in result.verdicts.items()},
+    }
+
