@@ -25,6 +25,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from hpogrow.data.supply import TokenSupply, task_token_supply
 from hpogrow.errors import PipelineError, UsageError
 from hpogrow.executors import Executor, LocalExecutor, record_run
 from hpogrow.executors.ray import RayExecutor, check_ray_options
@@ -114,6 +115,9 @@ class SearchConfig:
     """Where Ray Tune keeps results and rung checkpoints (default ``{workdir}/ray``)."""
     verbose: bool = False
     """Show Ray's own console output."""
+    allow_repeat: bool = False
+    """Run even when the plan reads more training tokens than the data holds (each run records
+    its passes over the data as ``data_passes``); by default such a plan is refused."""
 
     def __post_init__(self) -> None:
         if self.trials < 1:
@@ -153,6 +157,8 @@ class Plan:
     study: str
     base_tokens: int
     template: TrainConfig
+    supply: TokenSupply | None = None
+    """The training tokens every run reads, against what the data holds."""
 
     @property
     def growth(self) -> GrowthPlan:
@@ -220,8 +226,12 @@ def make_plan(task: Task, config: SearchConfig) -> Plan:
     template = TrainConfig(learning_rate=1.0, batch_size=max(space.batch_sizes), tokens=base_tokens,
                            schedule=config.schedule, evaluations=config.evaluations, seed=config.seed,
                            device=config.device, precision=config.precision, compile=config.compile)
-    return Plan(task, config, space, tuple(stages), config.study or f"{task.name}-w{config.base_width}",
+    plan = Plan(task, config, space, tuple(stages), config.study or f"{task.name}-w{config.base_width}",
                 base_tokens, template)
+    supply = task_token_supply(task, plan.base_tokens, [plan.stage_tokens(k) for k in range(len(stages) - 1)],
+                               plan.target_tokens, batch_sizes=space.batch_sizes, allow_repeat=config.allow_repeat,
+                               budget_flag=("--tokens-per-param", config.tokens_per_param))
+    return replace(plan, supply=supply)
 
 
 def measure_tokens_per_second(task: Task, width: int, base_width: int, config: TrainConfig, steps: int = 2) -> float:
@@ -276,6 +286,8 @@ def print_plan(plan: Plan, console: Console, remaining_trials: int, executor: Ex
                   f"{plan.target_tokens:,} tokens each")
     table.add_row("throughput", f"{base_speed:,.0f} tokens/s at width {growth.base_width}, "
                   f"{target_speed:,.0f} at {growth.target_width} (measured)")
+    if plan.supply is not None:
+        table.add_row("data", plan.supply.describe())
     table.add_row("estimated time", f"≤ {seconds / 60:.1f} min (pruned trials stop early)")
     rungs = executor.rungs(plan.base_tokens, config.evaluations) if hasattr(executor, "rungs") else None
     if rungs is not None:

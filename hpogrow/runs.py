@@ -55,6 +55,9 @@ def run_training(task: Task, model, config: TrainConfig, *, width: int, base_wid
     outcome = RunOutcome(result.evaluations, result.state, result.stopped_early, counts.total,
                          counts.compute, result.tokens_per_second,
                          extra={} if result.mfu is None else {"mfu": result.mfu})
+    passes = task.data_passes(result.state.data_position)  # recorded as the trial's user attribute
+    if passes is not None:
+        outcome.extra["data_passes"] = round(passes, 4)
     if checkpoint is not None and not result.stopped_early:
         outcome.checkpoint = save_checkpoint(
             checkpoint, model, task=task, width=width, base_width=base_width, seed=config.seed,
