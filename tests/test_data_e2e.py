@@ -17,7 +17,7 @@ import ray
 import torch
 import yaml
 
-from hpogrow.cli import main
+from test_cli import _run as _hpogrow  # (argv, capsys) -> (exit status, stderr)
 
 TINY = ["--base-width", "16", "--head-size", "8", "--depth", "1", "--seq-len", "16", "--trials", "2",
         "--evaluations", "2", "--device", "cpu"]
@@ -65,14 +65,6 @@ def ray_runtime():
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     yield
     ray.shutdown()
-
-
-def _hpogrow(argv: list[str], capsys) -> tuple[int, str]:
-    try:
-        status = main(argv)
-    except SystemExit as exit_:  # argparse's own errors
-        status = exit_.code
-    return status, capsys.readouterr().err
 
 
 def _trials(workdir: Path, study: str) -> dict[str, optuna.trial.FrozenTrial]:
@@ -134,6 +126,13 @@ def test_a_search_that_would_repeat_tokens_is_refused_before_anything_is_written
                            capsys)
     assert status == 2 and "cpython-stdlib" in err and "tokens would repeat" in err
     assert not workdir.exists() and not (tmp_path / "studies").exists()
+
+    # one training run checks itself the same way
+    status, err = _hpogrow(["train", "--data", str(data["text file"]), "--width", "16", "--head-size", "8",
+                            "--depth", "1", "--seq-len", "16", "--lr", "0.01", "--batch-size", "16",
+                            "--tokens", "1000000", "--workdir", str(workdir)], capsys)
+    assert status == 2 and "tokens would repeat" in err and "--tokens 9" in err  # 95,000 bytes fit
+    assert not workdir.exists()
 
 
 @pytest.mark.slow

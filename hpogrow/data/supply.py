@@ -151,7 +151,7 @@ def check_token_supply(budget: TokenBudget, windows: int | None, *, source: str 
     if budget_flag is not None:
         flag, value = budget_flag
         fitting = value * supply.fitting_scale
-        lower = (f"{flag} {_round_down(fitting):g} or lower" if fitting > 0 and supply.fitting_scale > 0
+        lower = (f"{flag} {_round_down(fitting):.12g} or lower" if fitting > 0 and supply.fitting_scale > 0
                  else f"a smaller {flag}")
     raise UsageError(
         f"this command reads {budget.tokens:,} training tokens but {source} holds "
