@@ -11,7 +11,7 @@ its n-gram baselines and its entropy floor lie, and how GPTs of two widths learn
    rate — μP transfers it across width) trained on the same tokens, ``--seeds`` initialisations
    each; final validation loss against the floor, and CPU seconds per run (one thread).
 
-    python bench/synthetic_language.py            # widths 64 and 128, 2 seeds (~5 CPU-minutes)
+    python bench/synthetic_language.py            # widths 64 and 128, 2 seeds (~3 CPU-minutes)
     python bench/synthetic_language.py --quick    # smoke size
 """
 
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0, help="the language's seed")
     parser.add_argument("--widths", type=int, nargs="+", default=[64, 128])
-    parser.add_argument("--tokens", type=int, default=600_000, help="training tokens of each run")
+    parser.add_argument("--tokens", type=int, default=1_400_000, help="training tokens of each run (about a CPU-minute at width 128)")
     parser.add_argument("--learning-rate", type=float, default=1e-2)
     parser.add_argument("--seeds", type=int, default=2, help="initialisation seeds per width")
     parser.add_argument("--repeats", type=int, default=5)
