@@ -96,8 +96,8 @@ def _make_task(args: argparse.Namespace):
     from hpogrow.tasks import FourierTask, LanguageTask
 
     if args.task == "mlp":
-        if args.data is not None or args.vocab_size is not None:
-            raise _usage("--data and --vocab-size apply to --task lm; the mlp task generates its data from --seed")
+        if args.data is not None or args.vocab_size is not None or args.dtype != "uint16":
+            raise _usage("--data, --vocab-size and --dtype apply to --task lm; the mlp task generates its data from --seed")
         return FourierTask(depth=args.depth, seed=args.seed)
     return LanguageTask(depth=args.depth, head_size=args.head_size, seq_len=args.seq_len, data=args.data,
                         vocab_size=args.vocab_size, dtype=args.dtype)

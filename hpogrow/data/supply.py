@@ -123,9 +123,9 @@ class TokenSupply:
         reads = (f"reads {budget.tokens:,} training tokens (base {budget.base_examples * budget.tokens_per_example:,}"
                  + (f", then {budget.seeds} × {budget.pair_examples * budget.tokens_per_example:,} for warmstart/scratch"
                     if budget.pair_examples else "") + ")")
-        note = f"; {self.note}" if self.note else ""
         if self.windows is None:
-            return f"{self.source}: unbounded, every token fresh; this command {reads}{note}"
+            return f"{self.source}: {self.note or 'no training-set size declared, not checked'}; this command {reads}"
+        note = f"; {self.note}" if self.note else ""
         available = self.windows * budget.tokens_per_example
         repeats = ", TOKENS REPEAT (--allow-repeat)" if self.repeats else ""
         return (f"{self.source}: {available:,} training tokens; this command {reads}: "
@@ -169,8 +169,8 @@ def task_token_supply(task: Task, base_tokens: int, stage_tokens: Sequence[int],
                           tokens_per_example=task.tokens_per_example, batch_sizes=batch_sizes, start=start)
     summary = task.data_summary()
     floor = summary.get("entropy_floor")
-    note = (f"entropy floor {floor['value']:.4f} nats/token on the evaluation set (95% interval for the stream "
-            f"{floor['interval_95'][0]:.4f}–{floor['interval_95'][1]:.4f})" if floor else "")
+    note = (f"unbounded, every token fresh; entropy floor {floor['value']:.4f} nats/token on the evaluation set "
+            f"(95% interval for the stream {floor['interval_95'][0]:.4f}–{floor['interval_95'][1]:.4f})" if floor else "")
     return check_token_supply(budget, task.training_windows(), source=summary.get("source", f"task {task.name!r}"),
                               note=note, allow_repeat=allow_repeat, budget_flag=budget_flag)
 
