@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--sizes", type=int, nargs="+", default=[2_000_000, 200_000_000], help="train.bin tokens")
     parser.add_argument("--vocab-size", type=int, default=50257, help="tokens are drawn below it (GPT-2 BPE)")
     parser.add_argument("--width", type=int, default=64)
-    parser.add_argument("--tokens", type=int, default=131_072, help="training tokens of each run")
+    parser.add_argument("--tokens", type=int, default=32_768, help="training tokens of each run (16 steps)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--workdir", help="where to write the token files (default: a temporary folder)")
     add_common_options(parser)

@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0, help="the language's seed")
     parser.add_argument("--widths", type=int, nargs="+", default=[64, 128])
-    parser.add_argument("--tokens", type=int, default=1_400_000, help="training tokens of each run (about a CPU-minute at width 128)")
+    parser.add_argument("--tokens", type=int, default=1_400_000,
+                        help="training tokens of each run (about a CPU-minute at width 128)")
     parser.add_argument("--learning-rate", type=float, default=1e-2)
     parser.add_argument("--seeds", type=int, default=2, help="initialisation seeds per width")
     parser.add_argument("--repeats", type=int, default=5)

@@ -82,7 +82,7 @@ def vocabulary_size(data: str | None, vocab_size: int | None = None, dtype: str 
     return vocab_size or natural
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=4)
 def load_corpus(data: str | None = None, vocab_size: int | None = None, dtype: str = "uint16") -> Corpus:
     """Open the data ``--data`` names (see the module docstring). Text folders are read into
     memory; token files and single text files are memory-mapped; synthetic data is generated
