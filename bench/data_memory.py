@@ -44,8 +44,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--workdir", help="where to write the token files (default: a temporary folder)")
     add_common_options(parser)
     args = parser.parse_args(argv)
-    if args.quick:
-        args.sizes, args.tokens, args.repeats, args.width = [20_000, 2_000_000], 8192, 1, 32
+    if args.quick:  # a small vocabulary: the smoke test should not pay for 50,257-way logits
+        args.sizes, args.tokens, args.repeats, args.width, args.vocab_size = [20_000, 2_000_000], 4096, 1, 32, 1024
     console = Console(width=WIDTH)
     root = Path(tempfile.mkdtemp(prefix="hpogrow-data-memory-", dir=args.workdir))
     try:

@@ -69,13 +69,14 @@ def main(argv: list[str] | None = None) -> dict:
     task = LanguageTask(depth=2, head_size=32, seq_len=128, data=f"synthetic:{args.seed}")
     summary = task.data_summary()
     floor = summary["entropy_floor"]
-    sample = language.windows("validation", np.arange(_POSITION_WINDOWS), 129)  # (N, T+1)
+    position_windows = 256 if args.quick else _POSITION_WINDOWS
+    sample = language.windows("validation", np.arange(position_windows), 129)  # (N, T+1)
     by_position = language.bayes_loss(sample).mean(axis=0)  # (T,)
     entropies = {"unigram": summary["unigram_entropy"], "bigram": summary["bigram_entropy"], "floor": floor["value"],
                  "floor_interval": floor["interval_95"],
                  "floor_by_position": {position: float(by_position[position - 1]) for position in _POSITIONS}}
     losses = Table(title="entropies, nats/token (floor: Bayes-optimal loss on the evaluation set, context 128; "
-                         f"by position: mean over {_POSITION_WINDOWS:,} validation windows)")
+                         f"by position: mean over {position_windows:,} validation windows)")
     for column in ("unigram (no context)", "bigram (1 token)", "floor", "95% interval",
                    *(f"floor at position {position}" for position in _POSITIONS)):
         losses.add_column(column, justify="right")
