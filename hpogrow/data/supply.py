@@ -93,7 +93,8 @@ def token_budget(base_tokens: int, stage_tokens: Sequence[int], target_tokens: i
 
 @dataclass(frozen=True)
 class TokenSupply:
-    """A budget against the training windows of the data (``None``: a stream that never ends)."""
+    """A budget against the training windows of the data (``None``: nothing to check against — a
+    generated stream that never repeats, or a task that declares no size)."""
 
     budget: TokenBudget
     windows: int | None
@@ -103,7 +104,7 @@ class TokenSupply:
 
     @property
     def passes(self) -> float:
-        """Passes over the training windows the furthest-reading run reaches (0 if unbounded)."""
+        """Passes over the training windows the furthest-reading run reaches (0 when unchecked)."""
         return 0.0 if self.windows is None else self.budget.end / self.windows
 
     @property
@@ -137,7 +138,7 @@ def check_token_supply(budget: TokenBudget, windows: int | None, *, source: str 
     """Refuse, with one line and the ways out, a budget that would read a training window twice.
 
     Args:
-        windows: training windows of the data; ``None`` for a stream that never repeats.
+        windows: training windows of the data; ``None``: nothing to check (see :class:`TokenSupply`).
         allow_repeat: go on anyway (each run records its passes over the data).
         budget_flag: the flag that sets the budget and its value, to suggest one that fits.
 
