@@ -2,8 +2,8 @@
 
 A folder holds ``model.pt`` (weights), ``optimizer.pt`` (when kept), ``config.yaml`` (task,
 width, base width, seed, training config, lineage and owner), ``base_shapes.yaml`` (mup's base
-shapes) and ``state.json`` (step, tokens seen, data position, losses, parameter counts). ``grow``
-and ``train`` rebuild the model from the folder alone.
+shapes) and ``state.json`` (step, tokens seen, data position, passes over the training data,
+losses, parameter counts). ``grow`` and ``train`` rebuild the model from the folder alone.
 
 The owner (storage key, study and trial of the run that wrote it) lets the pipeline refuse a
 folder that another search has written over (:func:`check_owner`).
@@ -72,8 +72,10 @@ def save_checkpoint(path: str | Path, model: nn.Module, *, task: Task, width: in
         }
         (staging / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         mup.shape.save_base_shapes(make_base_shapes(task, base_width), str(staging / "base_shapes.yaml"))
+        passes = task.data_passes(state.data_position)  # above 1: the stream re-read training data
         (staging / "state.json").write_text(json.dumps(
-            {**dataclasses.asdict(state), **(metrics or {})}, indent=2))
+            {**dataclasses.asdict(state), **({} if passes is None else {"data_passes": round(passes, 4)}),
+             **(metrics or {})}, indent=2))
         if path.exists():
             retired = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
             os.replace(path, retired / path.name)

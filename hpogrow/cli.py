@@ -26,12 +26,23 @@ def _positive_int(text: str) -> int:
 def _add_task_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("task and model")
     group.add_argument("--task", choices=("lm", "mlp"), default="lm",
-                       help="lm: byte-level GPT on text (default); mlp: residual MLP on the Fourier target")
+                       help="lm: GPT on text, token files or the synthetic language (default); mlp: residual MLP on "
+                            "the Fourier target")
     group.add_argument("--depth", type=_positive_int, default=2, help="transformer blocks / residual blocks (default 2)")
     group.add_argument("--head-size", type=_positive_int, default=32, help="attention head size; widths are multiples of it (default 32)")
     group.add_argument("--seq-len", type=_positive_int, default=128, help="context length of the LM (default 128)")
-    group.add_argument("--data", help="text file, folder of text files, or folder with train.bin/val.bin "
-                                      "(default: the CPython standard library source, no download)")
+    data = parser.add_argument_group("data (--task lm)")
+    data.add_argument("--data", help="synthetic or synthetic:SEED (the built-in synthetic language: unbounded, known "
+                                     "entropy floor), a folder with nanoGPT's train.bin/val.bin, a folder of text files, "
+                                     "or a text file (default: the CPython standard library source, no download)")
+    data.add_argument("--vocab-size", type=_positive_int,
+                      help="vocabulary of train.bin/val.bin without a meta.pkl, e.g. 50257 for GPT-2 BPE (may also pad one)")
+    data.add_argument("--dtype", choices=("uint16", "uint32"), default="uint16",
+                      help="integer type of train.bin/val.bin (default uint16, as nanoGPT writes; uint32 for vocabularies "
+                           "above 65,536)")
+    data.add_argument("--allow-repeat", action="store_true",
+                      help="run even if the training tokens would be read more than once (refused by default); "
+                           "each run records its passes over the data")
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -85,8 +96,11 @@ def _make_task(args: argparse.Namespace):
     from hpogrow.tasks import FourierTask, LanguageTask
 
     if args.task == "mlp":
+        if args.data is not None or args.vocab_size is not None or args.dtype != "uint16":
+            raise _usage("--data, --vocab-size and --dtype apply to --task lm; the mlp task generates its data from --seed")
         return FourierTask(depth=args.depth, seed=args.seed)
-    return LanguageTask(depth=args.depth, head_size=args.head_size, seq_len=args.seq_len, data=args.data)
+    return LanguageTask(depth=args.depth, head_size=args.head_size, seq_len=args.seq_len, data=args.data,
+                        vocab_size=args.vocab_size, dtype=args.dtype)
 
 
 def _search(args: argparse.Namespace) -> int:
@@ -105,7 +119,8 @@ def _search(args: argparse.Namespace) -> int:
         carry_optimizer=args.carry_optimizer,
         study=args.study, storage=args.storage, workdir=args.workdir, space=args.space, pruner=args.pruner or "median",
         schedule=args.schedule, evaluations=args.evaluations, device=args.device, precision=args.precision,
-        compile=args.compile, executor=args.executor, verbose=args.verbose, **ray_options)
+        compile=args.compile, executor=args.executor, verbose=args.verbose, allow_repeat=args.allow_repeat,
+        **ray_options)
     run_pipeline(_make_task(args), config)
     return 0
 
@@ -142,6 +157,7 @@ def _train(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from hpogrow.checkpoint import load_model, read_checkpoint
+    from hpogrow.data.supply import task_token_supply
     from hpogrow.parametrize import build_model, check_width, count_parameters
     from hpogrow.progress import make_progress
     from hpogrow.runs import run_training
@@ -174,7 +190,10 @@ def _train(args: argparse.Namespace) -> int:
     out = Path(args.out or Path(args.workdir) / "runs" / f"{task.name}-w{width}-lr{learning_rate:.2e}-b{batch_size}")
     if out.exists():
         raise _usage(f"--out {out} already exists; remove it or pass another --out")
+    supply = task_token_supply(task, tokens, [], 0, batch_sizes=[batch_size], start=state.data_position,
+                               allow_repeat=args.allow_repeat, budget_flag=("--tokens", tokens))
     console = Console()
+    console.print(f"data: {supply.describe()}")
     console.print(f"training {task.name} at width {width} ({n_params:,} parameters, μP base width {base_width}) "
                   f"for {tokens:,} tokens, lr {learning_rate:.2e}, batch {batch_size}"
                   + (f", continuing data position {state.data_position:,}" if state.data_position else ""))

@@ -34,6 +34,7 @@ from hpogrow import record
 from hpogrow._crash import crash_point
 from hpogrow.checkpoint import check_owner, reachable_checkpoint
 from hpogrow.coordination import Coordinator, coordinator_for
+from hpogrow.data.supply import TokenSupply, task_token_supply
 from hpogrow.errors import PipelineError, TrainingDiverged, UsageError
 from hpogrow.executors import Executor, Schedule, make_executor
 from hpogrow.executors.base import round_to
@@ -125,6 +126,9 @@ class SearchConfig:
     """Where Ray Tune keeps results and rung checkpoints (default ``{workdir}/ray``)."""
     verbose: bool = False
     """Show Ray's own console output."""
+    allow_repeat: bool = False
+    """Run even when the plan reads more training tokens than the data holds (each run records
+    its passes over the data as ``data_passes``); by default such a plan is refused."""
 
     def __post_init__(self) -> None:
         if self.trials < 1:
@@ -166,6 +170,8 @@ class Plan:
     schedule: Schedule
     """The base trials' budget and rungs: the same token counts for every batch size."""
     template: TrainConfig
+    supply: TokenSupply | None = None
+    """The training tokens every run reads, against what the data holds."""
 
     @property
     def base_tokens(self) -> int:
@@ -252,8 +258,12 @@ def make_plan(task: Task, config: SearchConfig, executor: Executor | None = None
     template = TrainConfig(learning_rate=1.0, batch_size=max(space.batch_sizes), tokens=schedule.budget,
                            schedule=config.schedule, evaluations=config.evaluations, eval_tokens=eval_tokens,
                            seed=config.seed, device=config.device, precision=config.precision, compile=config.compile)
-    return Plan(task, config, space, tuple(stages), config.study or f"{task.name}-w{config.base_width}",
+    plan = Plan(task, config, space, tuple(stages), config.study or f"{task.name}-w{config.base_width}",
                 schedule, template)
+    supply = task_token_supply(task, plan.base_tokens, [plan.stage_tokens(k) for k in range(len(stages) - 1)],
+                               plan.target_tokens, batch_sizes=space.batch_sizes, allow_repeat=config.allow_repeat,
+                               budget_flag=("--tokens-per-param", config.tokens_per_param))
+    return replace(plan, supply=supply)
 
 
 def measure_tokens_per_second(task: Task, width: int, base_width: int, config: TrainConfig, steps: int = 2) -> float:
@@ -310,6 +320,8 @@ def print_plan(plan: Plan, console: Console, remaining_trials: int, executor: Ex
                   f"{plan.target_tokens:,} tokens each")
     table.add_row("throughput", f"{base_speed:,.0f} tokens/s at width {growth.base_width}, "
                   f"{target_speed:,.0f} at {growth.target_width} (measured)")
+    if plan.supply is not None:
+        table.add_row("data", plan.supply.describe())
     table.add_row("estimated time", f"≤ {seconds / 60:.1f} min (pruned trials stop early)")
     for label, text in executor.plan_rows(plan.schedule, growth.base_params):
         table.add_row(label, text)

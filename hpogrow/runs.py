@@ -94,6 +94,16 @@ class CheckpointOwner:
         return dataclasses.asdict(self)
 
 
+def run_facts(task: Task, data_position: int, device=None, mfu: float | None = None) -> dict[str, Any]:
+    """What else a run's record keeps: its device, its MFU (on CUDA) and, for a task with a
+    finite training set, ``data_passes`` (passes over it by ``data_position``; above 1 a token
+    was read twice)."""
+    passes = task.data_passes(data_position)
+    facts = {"device": None if device is None else str(device), "mfu": mfu,
+             "data_passes": None if passes is None else round(passes, 4)}
+    return {key: value for key, value in facts.items() if value is not None}
+
+
 def run_training(task: Task, model, config: TrainConfig, *, width: int, base_width: int,
                  checkpoint: Path | None, state: TrainState = TrainState(), report: Report | None = None,
                  progress=None, description: str = "train", lineage: dict | None = None,
@@ -111,7 +121,7 @@ def run_training(task: Task, model, config: TrainConfig, *, width: int, base_wid
     counts = count_parameters(model)
     outcome = RunOutcome(result.evaluations, result.state, result.stopped_early, counts.total,
                          counts.compute, result.tokens_per_second,
-                         extra={} if result.mfu is None else {"mfu": result.mfu})
+                         extra=run_facts(task, result.state.data_position, mfu=result.mfu))
     if checkpoint is not None and not result.stopped_early:
         outcome.checkpoint = save_checkpoint(
             checkpoint, model, task=task, width=width, base_width=base_width, seed=config.seed,
@@ -203,7 +213,7 @@ class BaseTrial:
         def summary(evaluation: Evaluation, position: int, checkpoint: Path | None) -> RunSummary:
             return RunSummary(counts.total, counts.compute, evaluation.tokens_seen, position, initial_loss,
                               evaluation.val_loss, None, None if checkpoint is None else str(checkpoint),
-                              {"device": str(device)})
+                              run_facts(task, position, device))
 
         def save(path: Path, evaluation: Evaluation, position: int) -> Path:
             at = TrainState(step=evaluation.step, tokens_seen=evaluation.tokens_seen, data_position=position)
@@ -239,7 +249,7 @@ class BaseTrial:
             return RunOutcome([last], state, False, counts.total, counts.compute, 0.0, folder)
         result = train(model, task, config, state=state, optimizer=optimizer, report=on_evaluation,
                        progress=progress, description=f"base trial {number}")
-        extra = {"device": str(device)} | ({} if result.mfu is None else {"mfu": result.mfu})
+        extra = run_facts(task, result.state.data_position, device, result.mfu)
         return RunOutcome(result.evaluations, result.state, result.stopped_early, counts.total, counts.compute,
                           result.tokens_per_second, None if result.stopped_early else self.checkpoint_path(number),
                           extra)

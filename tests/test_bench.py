@@ -79,3 +79,19 @@ def test_startup_quick(run_benchmark):
     record = run_benchmark("startup")
     help_row = next(row for row in record["rows"] if row["command"] == "hpogrow --help")
     assert help_row["imports"] == []  # no torch, Ray, Optuna, NumPy, mup
+
+
+def test_data_memory_quick(run_benchmark):
+    record = run_benchmark("data_memory")
+    small, large = record["rows"]
+    assert large["tokens"] == 100 * small["tokens"] and small["peak_mib"] > 0
+    assert record["within"] == (abs(large["over_smallest_mib"]) < record["limit_mib"])
+
+
+def test_synthetic_language_quick(run_benchmark):
+    record = run_benchmark("synthetic_language")
+    assert all(row["tokens_per_cpu_second"] > 0 for row in record["generation"])
+    entropies = record["entropies"]
+    assert entropies["floor"] < entropies["bigram"] < entropies["unigram"]
+    assert [row["width"] for row in record["rows"]] == [32, 64]
+    assert all(row["final_mean"] > entropies["floor"] for row in record["rows"])  # nothing beats the floor

@@ -105,3 +105,14 @@ class Task(ABC):
     def data_summary(self) -> dict[str, Any]:
         """Facts about the data recorded with every run (source, hash, sizes)."""
         return {}
+
+    def training_windows(self) -> int | None:
+        """Examples in the training stream before it repeats; ``None`` for a stream that never
+        does (generated data) or whose size is unknown. The token-supply check uses it."""
+        return None
+
+    def data_passes(self, data_position: int) -> float | None:
+        """Passes over the training examples that a stream read up to ``data_position`` has made
+        (above 1: some example was read twice); ``None`` when the stream never repeats."""
+        windows = self.training_windows()
+        return None if windows is None else data_position / windows
