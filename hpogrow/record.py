@@ -92,6 +92,18 @@ def fail(study: optuna.Study, trial: optuna.Trial, reason: str, *, fidelity_reac
     study.tell(trial, state=TrialState.FAIL)
 
 
+def add_finished(study: optuna.Study, params: dict[str, Any], distributions: dict, curve: list[tuple[int, float]],
+                 attrs: dict[str, Any], *, value: float | None = None, fail_reason: str | None = None) -> None:
+    """A run that has already ended, as one finished trial written at once (nothing is left
+    RUNNING if the process dies): COMPLETE with ``value``, or FAIL with ``fail_reason``."""
+    failed = fail_reason is not None
+    user_attrs = {**attrs, **({"fail_reason": fail_reason[:500]} if failed else {})}
+    study.add_trial(optuna.trial.create_trial(
+        state=TrialState.FAIL if failed else TrialState.COMPLETE, value=None if failed else value, params=params,
+        distributions=distributions, user_attrs=user_attrs,
+        intermediate_values={int(tokens): loss for tokens, loss in curve if math.isfinite(loss)}))
+
+
 def counts_towards_total(trial: optuna.trial.FrozenTrial, coordinator: Coordinator | None) -> bool:
     """Finished trials count, except abandoned ones; RUNNING ones while their driver lives."""
     if trial.state == TrialState.RUNNING:

@@ -1,7 +1,8 @@
 """The Optuna record of a transfer check: one trial per run, the verdict on the study.
 
-Every write of the check goes through :func:`record_run` (trials) and :func:`record_verdict`
-(study attribute ``transfer``, the figure as an artifact, the dashboard note).
+Trials are written by :func:`hpogrow.record.add_finished` (through :func:`record_run`); the
+study's verdict by :func:`record_verdict` (study attribute ``transfer``, the figure as an
+artifact, the dashboard note).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import optuna
 import optuna_dashboard
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
+from hpogrow import record
 from hpogrow.tasks.base import Task
 from hpogrow.transfer.config import PARAMETERIZATIONS, TransferConfig
 from hpogrow.transfer.verdict import TransferResult, TransferRun, run_key
@@ -37,21 +39,13 @@ def record_run(study: optuna.Study, run: TransferRun, config: TransferConfig) ->
         "tokens": config.tokens, "n_params": run.n_params, "diverged": run.diverged,
         "final_loss": None if run.diverged else run.final_loss,
     }
-    if run.fail_reason:
-        attributes["fail_reason"] = run.fail_reason
-    trial = optuna.trial.create_trial(
-        state=optuna.trial.TrialState.FAIL if run.diverged else optuna.trial.TrialState.COMPLETE,
-        value=None if run.diverged else run.final_loss,
-        params={"learning_rate": run.learning_rate, "width": run.width, "parameterization": run.parameterization},
-        distributions={
-            "learning_rate": FloatDistribution(config.learning_rates[0], config.learning_rates[-1], log=True),
-            "width": IntDistribution(config.widths[0], config.widths[-1], log=True),
-            "parameterization": CategoricalDistribution(PARAMETERIZATIONS),
-        },
-        user_attrs=attributes,
-        intermediate_values={tokens: loss for tokens, loss in run.curve},
-    )
-    study.add_trial(trial)
+    record.add_finished(
+        study, {"learning_rate": run.learning_rate, "width": run.width, "parameterization": run.parameterization},
+        {"learning_rate": FloatDistribution(config.learning_rates[0], config.learning_rates[-1], log=True),
+         "width": IntDistribution(config.widths[0], config.widths[-1], log=True),
+         "parameterization": CategoricalDistribution(PARAMETERIZATIONS)},
+        list(run.curve), attributes, value=None if run.diverged else run.final_loss,
+        fail_reason=(run.fail_reason or "the loss became non-finite") if run.diverged else None)
 
 
 def recorded_runs(study: optuna.Study, base_width: int) -> dict[tuple, TransferRun]:
