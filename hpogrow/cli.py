@@ -206,7 +206,7 @@ def _coordcheck(args: argparse.Namespace) -> int:
                               threshold=args.threshold, data=args.data)
     torch.set_num_threads(args.threads)
     out = Path(args.out)
-    console = Console() if sys.stdout.isatty() else Console(width=120)  # module names stay whole in logs
+    console = Console() if sys.stdout.isatty() else Console(width=140)  # module names stay whole in logs
     seeds = f"seeds {config.seed}–{config.seed + config.seeds - 1}"
     console.print(f"coordinate check: GPT depth {config.depth}, head size {config.head_size}, widths {list(config.widths)} "
                   f"with μP base width {config.base_width}; {config.steps} Adam steps (lr {config.learning_rate:g}, "
@@ -228,14 +228,14 @@ def _coordcheck(args: argparse.Namespace) -> int:
                       "training loss " + ", ".join(f"{b.first_loss:.2f} → {b.last_loss:.2f}" for b in result.bases)
                       + "; weights moved ‖θ − θ_init‖/‖θ_init‖ = "
                       + ", ".join(f"{b.relative_change:.2f}" for b in result.bases))
-    table = Table(title="width scaling against μP: largest slope gap over modules and steps "
-                        "(+: activations grow faster with width than under μP, −: slower)")
+    table = Table(title="largest slope gap against μP over modules and steps (+: activations grow faster with "
+                        "width than under μP, −: slower)")
     table.add_column("configuration", no_wrap=True)
-    table.add_column("largest gap [95% interval of |gap|]", no_wrap=True)
-    table.add_column("threshold")
+    table.add_column("gap [95% CI of |gap|]", no_wrap=True, min_width=21)
+    table.add_column("threshold", no_wrap=True)
     table.add_column("verdict", no_wrap=True)
-    table.add_column("at module, step", no_wrap=True)
-    table.add_column(f"largest |gap| t=1 → t={config.steps}", no_wrap=True)
+    table.add_column("where", no_wrap=True)
+    table.add_column(f"|gap| t=1 → {config.steps}", no_wrap=True)
     styles = {"μP-like": "green", "not μP-like": "red", "undecided": "yellow"}
     for name, verdict in result.verdicts.items():
         table.add_row(name, f"{verdict.signed_gap:+.3f} [{verdict.low:.3f}, {verdict.high:.3f}]", f"{verdict.threshold:g}",

@@ -306,9 +306,9 @@ def _configurations(task: LanguageTask, config: CoordCheckConfig,
         "μP": (mu, True),
     }
     if "torch-adam" in config.broken:
-        configurations["broken μP: torch-adam"] = (mu, False)
+        configurations["broken: torch-adam"] = (mu, False)
     if "readout-no-1/width" in config.broken:
-        configurations["broken μP: readout-no-1/width"] = (lambda width, seed: _cancel_readout_scaling(mu(width, seed)), True)
+        configurations["broken: readout-no-1/width"] = (lambda width, seed: _cancel_readout_scaling(mu(width, seed)), True)
     for shrink in config.shrinks:
         configurations[f"warmstart λ={shrink:g}"] = (
             lambda width, seed, shrink=shrink: shrink_zero_pad_perturb(bases[seed], mu(width, seed), shrink=shrink), True)
@@ -319,7 +319,7 @@ def run_coordcheck(config: CoordCheckConfig = CoordCheckConfig(),
                    on_progress: Callable[[str], None] | None = None) -> CoordCheckResult:
     """Coordinate data, slopes and verdicts for every configuration of ``config``.
 
-    Example (CPU, about 10 s)::
+    Example (CPU, a few seconds; prints ``not μP-like μP-like``)::
 
         from hpogrow.coordcheck import CoordCheckConfig, run_coordcheck
         result = run_coordcheck(CoordCheckConfig(widths=(32, 64, 128), base_width=16, head_size=16,

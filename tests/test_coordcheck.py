@@ -86,7 +86,7 @@ def test_flags_sp_and_broken_mup_and_passes_mup_by_a_wide_margin(first_seed):
     mu = verdicts["μP"]
     assert mu.label == "μP-like" and mu.gap < THRESHOLD / 3 and mu.high < 0.75 * THRESHOLD, mu
     assert verdicts["SP"].label == "not μP-like" and verdicts["SP"].gap > 2 * THRESHOLD, verdicts["SP"]
-    for name in ("broken μP: torch-adam", "broken μP: readout-no-1/width"):
+    for name in ("broken: torch-adam", "broken: readout-no-1/width"):
         assert verdicts[name].label == "not μP-like" and verdicts[name].gap > 1.4 * THRESHOLD, (name, verdicts[name])
     # λ = 0 is μP through the growth code: the same models, so exactly the same numbers
     assert verdicts["warmstart λ=0"] == mu
@@ -98,7 +98,7 @@ def test_coordcheck_command_prints_the_table_and_writes_csv_and_plots(tmp_path, 
                    "--shrinks", "0.4", "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert status == 0
-    for text in ("largest gap", "interval", "warmstart λ=0.4", "SP", "threshold 0.6", "weights moved"):
+    for text in ("largest slope gap", "95% CI", "warmstart λ=0.4", "SP", "threshold 0.6", "weights moved"):
         assert text in out, text
     data = pd.read_csv(tmp_path / "coordcheck.csv")
     assert list(data.columns) == ["configuration", "seed", "width", "module", "t", "l1"]
