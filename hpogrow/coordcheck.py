@@ -79,8 +79,8 @@ BROKEN: dict[str, str] = {
 
 @dataclass(frozen=True)
 class CoordCheckConfig:
-    """What to check. The defaults take about 2 CPU-minutes (one thread), 5½ minutes of wall time
-    on a 2-core machine shared at load 11."""
+    """What to check. The defaults take 100–120 s of CPU on one torch thread (2¾ minutes wall on
+    a 2-core machine at load 5, 5½ at load 11)."""
 
     widths: tuple[int, ...] = (64, 128, 256, 512)
     """Checked widths, increasing, all above ``base_width``."""
