@@ -58,7 +58,8 @@ THRESHOLD_NOTE = ("halfway on a log scale between μP's highest upper interval e
                   "0.052–0.152, SP 1.41–1.46")
 REFERENCE = "μP reference"
 _REFERENCE_SEED = 10_000
-"""Seeds of the μP reference start here, so they never coincide with a configuration's."""
+"""Seeds of the μP reference are offset by this, so they differ from a configuration's (for first
+seeds below 10,000)."""
 
 Builder = Callable[[int, int], nn.Module]
 """``(width, seed) -> model`` with base shapes set."""
@@ -172,6 +173,9 @@ class BaseSummary:
 
 @dataclass
 class CoordCheckResult:
+    """Everything one check measured: the raw ``l1`` data, a verdict per configuration (not the
+    reference) and the warmstart bases' summaries."""
+
     config: CoordCheckConfig
     data: pd.DataFrame
     """Columns ``configuration, seed, width, module, t, l1``."""
@@ -336,7 +340,8 @@ def run_coordcheck(config: CoordCheckConfig = CoordCheckConfig(),
             task.batch(first + step * config.batch_size, config.batch_size, torch.device("cpu"))
             for step in range(config.steps))]
 
-    # batch slots: seed k's configurations use slot 2k, the reference's seed k slot 2k + 1, bases come after
+    # batch slots: seed k of every configuration and of the reference trains on slot 2k (the odd
+    # slots are unused); the bases train on batches after all of them
     base_start = 2 * (config.seed + config.seeds) * batches_per_seed
     trained = {seed: _train_base(task, config, seed, base_start + seed * config.base_steps * config.batch_size)
                for seed in (seeds if config.shrinks else ())}
@@ -344,10 +349,9 @@ def run_coordcheck(config: CoordCheckConfig = CoordCheckConfig(),
     frames = []
     for name, (builder, use_mup) in _configurations(task, config, bases).items():
         for seed in seeds:
-            slot = 2 * seed
             with torch.random.fork_rng(devices=[]):  # get_coord_data seeds the global generator
                 frame = get_coord_data({width: (lambda width=width: builder(width, seed)) for width in config.widths},
-                                       batches(slot), optimizer="adam", lr=config.learning_rate, mup=use_mup,
+                                       batches(2 * seed), optimizer="adam", lr=config.learning_rate, mup=use_mup,
                                        nsteps=config.steps, nseeds=1, cuda=False, flatten_output=True,
                                        fix_data=False, show_progress=False)
             frames.append(frame.assign(configuration=name, seed=seed)[["configuration", "seed", "width", "module", "t", "l1"]])
