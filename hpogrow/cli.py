@@ -209,29 +209,66 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _coordcheck(args: argparse.Namespace) -> int:
+    import time
+
     from rich.console import Console
+    from rich.progress import Progress
+    import torch
     from rich.table import Table
 
-    from hpogrow.coordcheck import CoordCheckConfig, run_coordcheck, write_outputs
+    from hpogrow.coordcheck import BROKEN, THRESHOLD_NOTE, CoordCheckConfig, run_coordcheck, write_outputs
 
-    config = CoordCheckConfig(widths=tuple(args.widths), shrinks=tuple(args.shrinks), depth=args.depth,
-                              head_size=args.head_size, seq_len=args.seq_len, steps=args.steps, seeds=args.seeds,
-                              learning_rate=args.lr, data=args.data)
+    config = CoordCheckConfig(widths=tuple(args.widths), base_width=args.base_width, shrinks=tuple(args.shrinks),
+                              broken=tuple(args.broken), depth=args.depth, head_size=args.head_size,
+                              seq_len=args.seq_len, batch_size=args.batch_size, steps=args.steps, seeds=args.seeds,
+                              seed=args.seed, learning_rate=args.lr, base_steps=args.base_steps,
+                              threshold=args.threshold, data=args.data)
+    torch.set_num_threads(args.threads)
     out = Path(args.out)
-    console = Console()
-    console.print(f"coordinate check: widths {list(config.widths)}, {config.steps} Adam steps (lr {config.learning_rate}), "
-                  f"{config.seeds} seeds; SP, μP and warmstarted μP at λ ∈ {list(config.shrinks)}")
-    with console.status("running mup's coordinate check"):
-        result = run_coordcheck(config)
-    written = write_outputs(result, out)
-    table = Table(title=f"does activation size stay flat across width? (flat: slope < {config.flat_slope})")
-    for column in ("configuration", "steepest log-log slope", "module", "verdict"):
-        table.add_column(column)
-    for name, (steepest, module) in result.verdicts.items():
-        flat = steepest < config.flat_slope
-        table.add_row(name, f"{steepest:.2f}", module, "[green]flat[/green]" if flat else "[red]grows with width[/red]")
+    console = Console() if sys.stdout.isatty() else Console(width=140)  # module names stay whole in logs
+    seeds = f"seeds {config.seed}–{config.seed + config.seeds - 1}"
+    console.print(f"coordinate check: GPT depth {config.depth}, head size {config.head_size}, widths {list(config.widths)} "
+                  f"with μP base width {config.base_width}; {config.steps} Adam steps (lr {config.learning_rate:g}, "
+                  f"batch {config.batch_size}×{config.seq_len} tokens, a fresh batch each step), {seeds}.")
+    console.print("measured: per module and step, the log-log slope of mean |activation| against width, minus the "
+                  "slope of a μP reference (μP from scratch, same batches, other initialisation seeds); the "
+                  "statistic is the largest |gap| over modules and steps, with the largest ends of their 95% "
+                  "Welch intervals over seeds.")
+    for name in config.broken:
+        console.print(f"broken μP {name}: {BROKEN[name]}")
+    started = time.perf_counter()
+    configurations = 3 + len(config.broken) + len(config.shrinks)  # reference, SP, μP, …
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("base models" if config.shrinks else "coordinate data", total=configurations * config.seeds)
+        result = run_coordcheck(config, on_progress=lambda name: progress.update(task, advance=1, description=name))
+    seconds = time.perf_counter() - started
+    if result.bases:
+        console.print(f"warmstart bases: width {config.base_width}, {config.base_steps} MuAdam steps each (one per seed); "
+                      "training loss " + ", ".join(f"{b.first_loss:.2f} → {b.last_loss:.2f}" for b in result.bases)
+                      + "; weights moved ‖θ − θ_init‖/‖θ_init‖ = "
+                      + ", ".join(f"{b.relative_change:.2f}" for b in result.bases))
+    table = Table(title="largest slope gap against μP over modules and steps (+: activations grow faster with "
+                        "width than under μP, −: slower)")
+    table.add_column("configuration", no_wrap=True)
+    table.add_column("gap [95% CI of |gap|]", no_wrap=True, min_width=21)
+    table.add_column("threshold", no_wrap=True)
+    table.add_column("verdict", no_wrap=True)
+    table.add_column("where", no_wrap=True)
+    table.add_column(f"|gap| t=1 → {config.steps}", no_wrap=True)
+    styles = {"μP-like": "green", "not μP-like": "red", "undecided": "yellow"}
+    for name, verdict in result.verdicts.items():
+        table.add_row(name, f"{verdict.signed_gap:+.3f} [{verdict.low:.3f}, {verdict.high:.3f}]", f"{verdict.threshold:g}",
+                      f"[{styles[verdict.label]}]{verdict.label}[/]", f"{verdict.module} t={verdict.step}",
+                      f"{verdict.by_step[0]:.3f} → {verdict.by_step[-1]:.3f}")
     console.print(table)
-    console.print(f"wrote {written[0]} and {len(written) - 1} plots in {out}")
+    console.print(f"threshold {config.threshold:g}: {THRESHOLD_NOTE}")
+    sp, mu = result.verdicts["SP"], result.verdicts["μP"]
+    console.print(f"this run: μP {mu.gap:.3f}, SP {sp.gap:.3f} (separation ×{sp.gap / max(mu.gap, 1e-9):.0f})"
+                  + ("" if (mu.label, sp.label) == ("μP-like", "not μP-like") else
+                     "; [yellow]at these settings the threshold does not separate SP from μP: read the gaps, "
+                     "not the verdicts[/]"))
+    written = write_outputs(result, out)
+    console.print(f"wrote {written[0]}, {written[1]} and {len(written) - 2} plots in {out} ({seconds:.0f} s)")
     return 0
 
 
@@ -309,20 +346,34 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(train)
     train.set_defaults(handler=_train)
 
-    coordcheck = commands.add_parser("coordcheck", help="mup coordinate check of SP, μP and warmstarted μP",
-                                     description="Activation size across widths after a few Adam steps (mup's "
-                                                 "get_coord_data), for SP, μP and warmstarted μP at several λ; "
-                                                 "writes a CSV and one PNG per configuration.")
+    coordcheck = commands.add_parser(
+        "coordcheck", help="coordinate check: SP, μP and warmstarted μP against μP's own width scaling",
+        description="Trains SP, μP, warmstarted μP at each λ (and optional broken μP variants) at several widths "
+                    "for tens of Adam steps (mup's get_coord_data) and compares, per module and step, how activation "
+                    "size scales with width against a μP reference. Writes a CSV and one PNG per configuration.")
     coordcheck.add_argument("--widths", type=_positive_int, nargs="+", default=[64, 128, 256, 512],
-                            help="increasing widths; the first is the base (default 64 128 256 512)")
-    coordcheck.add_argument("--shrinks", type=float, nargs="+", default=[0.2, 0.4, 0.6, 0.8, 1.0],
-                            help="λ values of the warmstarted configurations (default 0.2 … 1.0)")
-    coordcheck.add_argument("--steps", type=_positive_int, default=4, help="Adam steps per model (default 4)")
-    coordcheck.add_argument("--seeds", type=_positive_int, default=2, help="seeds averaged (default 2)")
-    coordcheck.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate (default 0.01)")
+                            help="three or more increasing widths, all above --base-width (default 64 128 256 512)")
+    coordcheck.add_argument("--base-width", type=_positive_int, default=32,
+                            help="μP base width and width of the warmstart base model (default 32)")
+    coordcheck.add_argument("--shrinks", type=float, nargs="*", default=[0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
+                            help="λ of the warmstarted configurations; none to skip them (default 0 0.2 … 1.0)")
+    coordcheck.add_argument("--broken", nargs="*", default=[], choices=("torch-adam", "readout-no-1/width"),
+                            help="deliberately broken μP variants to include (default none)")
+    coordcheck.add_argument("--steps", type=_positive_int, default=20, help="Adam steps per model (default 20)")
+    coordcheck.add_argument("--seeds", type=_positive_int, default=3, help="seeds per configuration (default 3)")
+    coordcheck.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    coordcheck.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate (default 0.003)")
+    coordcheck.add_argument("--base-steps", type=_positive_int, default=300,
+                            help="training steps of the warmstart base model (default 300)")
+    coordcheck.add_argument("--threshold", type=float, default=0.6,
+                            help="largest slope gap of a μP-like configuration (default 0.6, derived in the README)")
     coordcheck.add_argument("--depth", type=_positive_int, default=2, help="transformer blocks (default 2)")
     coordcheck.add_argument("--head-size", type=_positive_int, default=32, help="head size (default 32)")
-    coordcheck.add_argument("--seq-len", type=_positive_int, default=64, help="context length (default 64)")
+    coordcheck.add_argument("--seq-len", type=_positive_int, default=32, help="context length (default 32)")
+    coordcheck.add_argument("--batch-size", type=_positive_int, default=8, help="sequences per step (default 8)")
+    coordcheck.add_argument("--threads", type=_positive_int, default=1,
+                            help="torch intra-op threads (default 1: on a busy 2-core machine two threads made "
+                                 "each step 8-100x slower)")
     coordcheck.add_argument("--data", help="corpus (default: the CPython standard library source)")
     coordcheck.add_argument("--out", default="studies/coordcheck", help="output folder (default studies/coordcheck)")
     coordcheck.set_defaults(handler=_coordcheck)
