@@ -20,8 +20,10 @@ REQUIRE_POSTGRESQL = "HPOGROW_REQUIRE_POSTGRESQL"
 
 
 @pytest.fixture(autouse=True)
-def _deterministic_threads():
-    torch.set_num_threads(2)
+def _one_torch_thread():
+    """One torch thread: the test models are tiny, and on a busy 2-core machine two threads per
+    process spin against each other (steps measured 8–100× slower); also deterministic."""
+    torch.set_num_threads(1)
     yield
 
 
