@@ -6,13 +6,14 @@ is ``T / (T − D)``. Independent Gaussian noise is added to every evaluation bu
 tokens, and the speedup is read with :func:`hpogrow.speedup.seed_speedup` for each smoothing,
 over many noise draws. Reported: the bias and the root-mean-square error of log(estimate / true).
 
-    python bench/speedup_smoothing.py            # 3 speedups × 3 noise levels, 1,000 draws (~1 min)
+    python bench/speedup_smoothing.py            # 2 curve lengths × 3 speedups × 3 noise levels, 1,000 draws (~2 min)
     python bench/speedup_smoothing.py --quick    # smoke size
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import random
 import statistics
@@ -25,6 +26,8 @@ from _harness import WIDTH, add_common_options, append_result, make_record
 from hpogrow.speedup import Curve, seed_speedup
 
 SIGMAS = (1.0, 1.5, 2.0)
+EVALUATIONS = (8, 16)
+"""Evaluations after the start of each run."""
 LEADS = (0.3, 0.6, 0.85)
 """``D / T``: true speedups 1.43, 2.5 and 6.67."""
 NOISES = (0.005, 0.01, 0.02)
@@ -50,7 +53,6 @@ def renormalised(curve: Curve, sigma: float) -> list[tuple[float, float]]:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--draws", type=int, default=1000)
-    parser.add_argument("--evaluations", type=int, default=16)
     add_common_options(parser)
     args = parser.parse_args(argv)
     draws = 20 if args.quick else args.draws
@@ -62,18 +64,16 @@ def main(argv: list[str] | None = None) -> dict:
         readers[f"local-linear σ={sigma:g}"] = (lambda s: lambda warm, scratch: seed_speedup(
             warm, scratch, flops_per_token=1.0, sigma=s).tokens)(sigma)
     rows = []
-    for lead in LEADS:
-        for noise in NOISES:
-            errors = _errors(lead, noise, args.evaluations, draws, readers)
-            rows.append({"true_speedup": 1 / (1 - lead), "noise": noise,
-                         **{name: {"bias": statistics.fmean(e), "rms": math.sqrt(statistics.fmean(x * x for x in e))}
-                            for name, e in errors.items()}})
-    table = Table(title=f"log(estimated / true speedup) over {draws} noise draws, {args.evaluations} evaluations: "
-                        "bias / root-mean-square error")
-    for column in ("true speedup", "noise", *readers):
+    for evaluations, lead, noise in itertools.product(EVALUATIONS, LEADS, NOISES):
+        errors = _errors(lead, noise, evaluations, draws, readers)
+        rows.append({"evaluations": evaluations, "true_speedup": 1 / (1 - lead), "noise": noise,
+                     **{name: {"bias": statistics.fmean(e), "rms": math.sqrt(statistics.fmean(x * x for x in e))}
+                        for name, e in errors.items()}})
+    table = Table(title=f"log(estimated / true speedup) over {draws} noise draws: bias / root-mean-square error")
+    for column in ("evaluations", "true speedup", "noise", *readers):
         table.add_column(column, justify="right")
     for row in rows:
-        table.add_row(f"{row['true_speedup']:.2f}×", f"{row['noise']:g}",
+        table.add_row(str(row["evaluations"]), f"{row['true_speedup']:.2f}×", f"{row['noise']:g}",
                       *(f"{row[name]['bias']:+.3f} / {row[name]['rms']:.3f}" for name in readers))
     console = Console(width=WIDTH)
     console.print(table)

@@ -35,15 +35,18 @@ from typing import Literal
 Curve = Sequence[tuple[float, float]]
 """``(tokens, validation loss)`` pairs in increasing token order."""
 
-SMOOTHING_SIGMA = 1.5
-"""Gaussian width in evaluation spacings (the median token distance between evaluations): with
-16 evaluations a curve is averaged over about ±3 of them. Chosen on synthetic pairs
-(``bench/speedup_smoothing.py``: power-law curves, 16 evaluations, independent noise of
-0.25–1% of the final loss, true speedups 1.4–6.7×): the local-linear fit at σ = 1.5 cut the
-root-mean-square error of log speedup by 11–27% against the raw curves in all 9 settings, with a
-bias of −3% to +2% (+15% in the noisiest, fastest setting, where the raw curves give +30%);
-σ = 2 does a little better in the noisiest settings and is more biased (−7%) in the quietest;
-a renormalised kernel at σ = 1 overstated speedups by 4–57%."""
+SMOOTHING_SIGMA = 1.0
+"""Gaussian width in evaluation spacings (the median token distance between evaluations): a
+curve is averaged over about ±2 evaluations. Chosen on synthetic pairs
+(``bench/speedup_smoothing.py``: power-law curves, independent noise of 0.25–1% of the final
+loss, true speedups 1.4–6.7×, 8 or 16 evaluations): with 16 evaluations σ = 1 cut the
+root-mean-square error of log speedup against the raw curves by 8–18% in 8 of 9 settings with a
+bias of −1% to +5%; σ = 1.5 cut it more there (11–27%), but with 8 evaluations its kernel spans
+enough of the curve's bend to bias speedups by −6% to −10% and gain nothing, where σ = 1 still
+gains with half that bias. A renormalised kernel (no linear term) overstated speedups by 4–57%."""
+MIN_SMOOTHED_EVALUATIONS = 6
+"""Curves with fewer evaluations after the start are not smoothed: the kernel would span so much
+of the curve that its bend biases the reading more than the noise it removes."""
 CONFIDENCE = 0.95
 """Level of every interval."""
 Censoring = Literal["reached", "not reached", "below at start"]
@@ -60,10 +63,11 @@ def smooth_curve(curve: Curve, sigma: float = SMOOTHING_SIGMA) -> list[tuple[flo
     evaluation spacings (the median token distance between evaluations) around its token
     count. In the middle of an evenly spaced curve this is the plain Gaussian average; at the
     ends the linear term removes the bias a one-sided (renormalised) average would have, at a
-    price in noise: at σ = 1.5 independent noise keeps ×0.85 of its standard deviation at the
-    last evaluation, against ×0.46 in the middle. An
+    price in noise: at σ = 1 independent noise keeps ×0.93 of its standard deviation at the last
+    evaluation, against ×0.54 in the middle. An
     evaluation at 0 tokens (before the first step, no training noise, followed by the steepest
-    drop) is kept as it is and not used for its neighbours. ``sigma = 0`` returns the curve.
+    drop) is kept as it is and not used for its neighbours. ``sigma = 0``, or fewer than
+    :data:`MIN_SMOOTHED_EVALUATIONS` evaluations after the start, returns the curve as it is.
 
     Args:
         curve: ``(tokens, loss)`` pairs in increasing token order.
@@ -77,7 +81,7 @@ def smooth_curve(curve: Curve, sigma: float = SMOOTHING_SIGMA) -> list[tuple[flo
     points = [(float(tokens), float(loss)) for tokens, loss in curve]
     start = [point for point in points if point[0] <= 0]
     trained = [point for point in points if point[0] > 0]
-    if sigma == 0 or len(trained) < 3:
+    if sigma == 0 or len(trained) < MIN_SMOOTHED_EVALUATIONS:
         return points
     spacing = statistics.median(b[0] - a[0] for a, b in zip(trained, trained[1:]))
     width = sigma * spacing
@@ -187,6 +191,8 @@ def seed_speedup(warmstart: Curve, scratch: Curve, *, flops_per_token: float, ba
 
 
 _MEASURES = ("tokens", "flops", "tokens_with_base", "flops_with_base")
+_BOUND_MEANING = {"upper": "the mean is an upper bound", "lower": "the mean is a lower bound",
+                  "both": "bounds of both kinds, the mean is neither"}
 
 
 @dataclass(frozen=True)
@@ -230,17 +236,18 @@ class SpeedupEstimate:
         return "both" if len(kinds) == 2 else ("upper" if kinds == {"not reached"} else "lower")
 
     def describe(self, measure: str = "tokens") -> str:
-        """One line for a report, e.g. ``1.42× (95% CI 1.10–1.83; 3 seeds, 2 reached scratch's
-        final loss, 1 counted at its bound: the mean is an upper bound)``."""
+        """One line for a report, e.g. ``1.42× geometric mean over 3 seeds (95% CI 1.10–1.83, t on
+        log speedups); 2 reached scratch's final loss, 1 counted at its bound: the mean is an upper
+        bound``, or ``1.39× from one seed: no interval; it reached scratch's final loss``."""
         value, interval = getattr(self, measure), getattr(self, f"{measure}_ci")
-        spread = "one seed: no interval" if interval is None else (
-            f"{CONFIDENCE:.0%} CI {interval[0]:.2f}–{interval[1]:.2f}, t on log speedups")
-        text = f"{value:.2f}× ({spread}; {self.seeds} seed{'s' * (self.seeds != 1)}, {self.seeds_reached} reached scratch's final loss"
+        if interval is None:
+            return f"{value:.2f}× from one seed: no interval; it {'reached' if self.seeds_reached else 'did not reach'} " \
+                   "scratch's final loss" + ("" if self.bound is None else f" (a bound: {_BOUND_MEANING[self.bound]})")
+        text = (f"{value:.2f}× geometric mean over {self.seeds} seeds ({CONFIDENCE:.0%} CI {interval[0]:.2f}–"
+                f"{interval[1]:.2f}, t on log speedups); {self.seeds_reached} reached scratch's final loss")
         censored = self.seeds - self.seeds_reached
-        meaning = {"upper": "the mean is an upper bound", "lower": "the mean is a lower bound",
-                   "both": "bounds of both kinds: the mean is neither"}
-        return text + (f", {censored} counted at {'its' if censored == 1 else 'their'} bound: {meaning[self.bound]})"
-                       if self.bound else ")")
+        return text + (f", {censored} counted at {'its' if censored == 1 else 'their'} bound: {_BOUND_MEANING[self.bound]}"
+                       if self.bound else "")
 
     def as_attrs(self) -> dict:
         """The record's attributes: ``speedup_{tokens,flops}[_with_base]`` and their ``_ci``

@@ -39,4 +39,4 @@ def test_clone_symmetry_quick(tmp_path, monkeypatch):
 
 def test_speedup_smoothing_quick(tmp_path, monkeypatch):
     record = _run(_load("speedup_smoothing", monkeypatch), "speedup_smoothing", tmp_path)
-    assert len(record["rows"]) == 9 and all("local-linear σ=1.5" in row for row in record["rows"])
+    assert len(record["rows"]) == 18 and all("local-linear σ=1" in row for row in record["rows"])
