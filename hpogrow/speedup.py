@@ -39,11 +39,13 @@ SMOOTHING_SIGMA = 1.0
 """Gaussian width in evaluation spacings (the median token distance between evaluations): a
 curve is averaged over about ±2 evaluations. Chosen on synthetic pairs
 (``bench/speedup_smoothing.py``: power-law curves, independent noise of 0.25–1% of the final
-loss, true speedups 1.4–6.7×, 8 or 16 evaluations): with 16 evaluations σ = 1 cut the
-root-mean-square error of log speedup against the raw curves by 8–18% in 8 of 9 settings with a
-bias of −1% to +5%; σ = 1.5 cut it more there (11–27%), but with 8 evaluations its kernel spans
-enough of the curve's bend to bias speedups by −6% to −10% and gain nothing, where σ = 1 still
-gains with half that bias. A renormalised kernel (no linear term) overstated speedups by 4–57%."""
+loss, true speedups 1.4–6.7×, 8 or 16 evaluations). σ = 1 cut the root-mean-square error of
+log speedup against the raw curves by 8–18% in 8 of 9 settings at 16 evaluations and by 3–16%
+in all 9 at 8, with a bias of −4% to +5% (+14–23% only in the noisiest setting with the fastest
+warmstart, where the raw curves give +18–35%). σ = 1.5 cuts it more at 16 evaluations (11–27%),
+but at 8 its kernel spans enough of the curve's bend to bias speedups by −6% to −10% and to do
+worse than the raw curves in the quieter settings. A renormalised kernel (no linear term)
+overstated speedups by 4–77% at 16 evaluations and up to 181% at 8."""
 MIN_SMOOTHED_EVALUATIONS = 6
 """Curves with fewer evaluations after the start are not smoothed: the kernel would span so much
 of the curve that its bend biases the reading more than the noise it removes."""
