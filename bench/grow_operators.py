@@ -20,7 +20,7 @@ from rich.table import Table
 
 from _harness import add_common_options, append_result, make_record
 from hpogrow.checkpoint import save_checkpoint
-from hpogrow.grow import grow_checkpoint, plan_growth
+from hpogrow.growth import grow_checkpoint, plan_growth
 from hpogrow.growth import parse_operators
 from hpogrow.parametrize import build_model
 from hpogrow.runs import run_scratch, run_warmstart

@@ -25,7 +25,7 @@ from rich.table import Table
 
 from _harness import WIDTH, add_common_options, append_result, make_record, spread
 from hpogrow.checkpoint import save_checkpoint
-from hpogrow.grow import grow_checkpoint, plan_growth
+from hpogrow.growth import grow_checkpoint, plan_growth
 from hpogrow.parametrize import build_model, count_parameters
 from hpogrow.runs import run_scratch, run_warmstart
 from hpogrow.speedup import compute_speedup

@@ -66,7 +66,7 @@ def _add_growth_options(parser: argparse.ArgumentParser, factor_flag: str) -> No
                        help="target width (overrides the factor for width growth)")
     group.add_argument("--grow-depth", type=_positive_int, help="target depth for depth operators (overrides the factor)")
     group.add_argument("--shrink", type=float, default=0.4, help="λ_shrink of szp (default 0.4; above 0.6 warns)")
-    group.add_argument("--noise-scale", type=float, help="perturbation scale: μP init × this (default 1 for szp, 0 for clone)")
+    group.add_argument("--noise-scale", type=float, help="perturbation scale: μP init × this (default 1 for szp, 0.1 for clone)")
     group.add_argument("--carry-optimizer", action="store_true",
                        help="carry Adam moments through growth, zero-padded (experiment; default: fresh optimizer)")
 
@@ -129,10 +129,8 @@ def _grow(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from hpogrow.checkpoint import read_checkpoint
-    from hpogrow.grow import grow_checkpoint, plan_growth
+    from hpogrow.growth import grow_checkpoint, parse_operators, plan_growth
     from hpogrow.tasks import task_from_spec
-
-    from hpogrow.growth import parse_operators
 
     source = read_checkpoint(args.checkpoint)
     width_operator, depth_operator = parse_operators(args.grow_op)
@@ -141,8 +139,8 @@ def _grow(args: argparse.Namespace) -> int:
     out = Path(args.out or f"{source.path}-grown-w{plan.target_width}")
     if out.exists():
         raise _usage(f"--out {out} already exists; remove it or pass another --out")
-    result = grow_checkpoint(source.path, out, factor=args.factor, target_width=plan.target_width,
-                             target_depth=plan.target_depth, operator=args.grow_op, shrink=args.shrink,
+    result = grow_checkpoint(source.path, out, factor=args.factor, target_width=args.target_width,
+                             target_depth=args.grow_depth, operator=args.grow_op, shrink=args.shrink,
                              noise_scale=args.noise_scale, seed=args.seed, carry_optimizer=args.carry_optimizer)
     console = Console()
     for message in result.warnings:

@@ -38,8 +38,7 @@ from hpogrow.data.supply import TokenSupply, task_token_supply
 from hpogrow.errors import PipelineError, TrainingDiverged, UsageError
 from hpogrow.executors import Executor, Schedule, make_executor
 from hpogrow.executors.base import round_to
-from hpogrow.grow import GrowthPlan, grow_checkpoint, growth_warnings, plan_growth
-from hpogrow.growth import parse_operators
+from hpogrow.growth import GrowthPlan, grow_checkpoint, growth_warnings, parse_operators, plan_growth, uses_shrink
 from hpogrow.parametrize import build_model, check_width, resolve_device
 from hpogrow.progress import make_progress
 from hpogrow.report import attach_plot, plot_curves, print_report
@@ -77,7 +76,7 @@ class SearchConfig:
     target_depth: int | None = None
     """Overrides the depth chosen for depth operators."""
     noise_scale: float | None = None
-    """Perturbation scale of the width operator (default 1 for szp, 0 for clone)."""
+    """Perturbation scale of the width operator (default 1 for szp, 0.1 for clone)."""
     stages: int = 1
     """Successive warmstarting (paper 002 B.3): grow ``stages`` times by ``grow_factor``, each
     stage trained on fresh tokens; the last stage is the warmstart trial."""
@@ -329,7 +328,8 @@ def print_plan(plan: Plan, console: Console, remaining_trials: int, executor: Ex
     if config.tokens_per_param < 20:
         console.print(f"[yellow]Small token budget: {config.tokens_per_param:g} tokens/parameter, far below the papers' 20 "
                       "(a quick CPU run). Raise --tokens-per-param on a GPU to reach their regime.[/yellow]")
-    for message in growth_warnings(plan.stages[0].param_ratio, config.shrink if config.grow_op.startswith("szp") else 0.0):
+    for message in growth_warnings(plan.stages[0].param_ratio, config.shrink if uses_shrink(config.grow_op) else 0.0,
+                                   plan.stages[0].factor):
         console.print(f"[yellow]warning: {message}[/yellow]")
 
 

@@ -70,8 +70,10 @@ def target_tables(study: optuna.Study) -> list[Table]:
     stages = attrs.get("stage_widths") or [attrs.get("width")]
     growth.add_row("shape", f"width {' → '.join(map(str, stages))}" + (f", depth {attrs['depth']}" if attrs.get("depth") else "")
                    + f" (×{attrs.get('width_ratio')} width, ×{attrs.get('grow_factor')} parameters = growth factor g)")
+    from hpogrow.growth import uses_shrink  # here: the operators bring torch, which the report needs nowhere else
+
     operator = attrs.get("grow_op", "szp")
-    growth.add_row("operator", f"{operator}" + (f", λ = {attrs.get('shrink')}, perturbation = μP init" if operator.startswith("szp") else "")
+    growth.add_row("operator", f"{operator}" + (f", λ = {attrs.get('shrink')}, perturbation = μP init" if uses_shrink(operator) else "")
                    + (", Adam moments carried" if attrs.get("carry_optimizer") else ", fresh optimizer"))
     growth.add_row("hyperparameters", f"lr {warm.params['learning_rate']:.2e}, batch {warm.params['batch_size']} (μTransfer)")
     losses = Table(title=f"{study.study_name}: warmstart vs scratch (same width, tokens and hyperparameters)")

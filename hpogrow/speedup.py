@@ -1,12 +1,112 @@
-"""How much compute a warmstarted run saves against training from scratch."""
+"""How much compute a warmstarted run saves against training from scratch, with its uncertainty.
+
+The estimator, in three steps (pure functions: no Optuna, no Ray, no torch):
+
+1. :func:`smooth_curve`: Gaussian smoothing of a validation-loss curve, as paper 002 does
+   before comparing curves ("Gaussian smoothing is used for loss comparison across runs"; the
+   paper gives no width). hpogrow smooths with σ = :data:`SMOOTHING_SIGMA` evaluation spacings
+   and a local-linear Gaussian fit, so that the ends of a still-falling curve are not pulled up
+   towards earlier, higher losses (a renormalised kernel alone would raise scratch's final loss).
+2. :func:`seed_speedup`: one warmstart/scratch pair (same seed, same tokens): scratch's smoothed
+   final loss is the target, the tokens the warmstarted run needs to reach it are read off its
+   smoothed curve, and the ratios follow (tokens, FLOPs, each with and without the base's cost).
+   A pair that cannot be read exactly is *censored* and still counts, at a bound.
+3. :func:`aggregate_speedups`: the geometric mean over seeds with a 95% t-interval on log
+   speedups; :meth:`SpeedupEstimate.as_attrs` gives the attributes the record stores.
+
+Example::
+
+    warm = [(0, 3.0), (100, 2.2), (200, 1.9), (300, 1.8), (400, 1.75)]
+    scratch = [(0, 5.5), (100, 2.8), (200, 2.3), (300, 2.0), (400, 1.9)]
+    pair = seed_speedup(warm, scratch, flops_per_token=6 * 1000, seed=0)
+    estimate = aggregate_speedups([pair])
+    print(estimate.describe())  # one seed: no interval
+"""
 
 from __future__ import annotations
 
+import functools
+import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Literal
+
+Curve = Sequence[tuple[float, float]]
+"""``(tokens, validation loss)`` pairs in increasing token order."""
+
+SMOOTHING_SIGMA = 1.0
+"""Gaussian width in evaluation spacings (the median token distance between evaluations): a
+curve is averaged over about ±2 evaluations. Chosen on synthetic pairs
+(``bench/speedup_smoothing.py``: power-law curves, independent noise of 0.25–1% of the final
+loss, true speedups 1.4–6.7×, 8 or 16 evaluations). σ = 1 cut the root-mean-square error of
+log speedup against the raw curves by 8–18% in 8 of 9 settings at 16 evaluations and by 3–16%
+in all 9 at 8, with a bias of −4% to +5% (+14–23% only in the noisiest setting with the fastest
+warmstart, where the raw curves give +18–35%). σ = 1.5 cuts it more at 16 evaluations (11–27%),
+but at 8 its kernel spans enough of the curve's bend to bias speedups by −6% to −10% and to do
+worse than the raw curves in the quieter settings. A renormalised kernel (no linear term)
+overstated speedups by 4–77% at 16 evaluations and up to 181% at 8."""
+MIN_SMOOTHED_EVALUATIONS = 6
+"""Curves with fewer evaluations after the start are not smoothed: the kernel would span so much
+of the curve that its bend biases the reading more than the noise it removes."""
+CONFIDENCE = 0.95
+"""Level of every interval."""
+Censoring = Literal["reached", "not reached", "below at start"]
+"""How a seed's speedup was read: exactly (``reached``); the warmstarted run never reached
+scratch's final loss, so its speedup is *at most* the value given (``not reached``); or it was
+already below that loss at its first evaluation, so its speedup is *at least* the value given
+(``below at start``)."""
 
 
-def tokens_to_reach(curve: Sequence[tuple[float, float]], loss: float) -> float | None:
+def smooth_curve(curve: Curve, sigma: float = SMOOTHING_SIGMA) -> list[tuple[float, float]]:
+    """Gaussian-smoothed copy of ``curve``, at the same token counts.
+
+    Each loss is replaced by a local-linear fit with Gaussian weights of width ``sigma``
+    evaluation spacings (the median token distance between evaluations) around its token
+    count. In the middle of an evenly spaced curve this is the plain Gaussian average; at the
+    ends the linear term removes the bias a one-sided (renormalised) average would have, at a
+    price in noise: at σ = 1 independent noise keeps ×0.93 of its standard deviation at the last
+    evaluation, against ×0.54 in the middle. An
+    evaluation at 0 tokens (before the first step, no training noise, followed by the steepest
+    drop) is kept as it is and not used for its neighbours. ``sigma = 0``, or fewer than
+    :data:`MIN_SMOOTHED_EVALUATIONS` evaluations after the start, returns the curve as it is.
+
+    Args:
+        curve: ``(tokens, loss)`` pairs in increasing token order.
+        sigma: kernel width in evaluation spacings.
+
+    Returns:
+        ``(tokens, smoothed loss)`` pairs.
+    """
+    if sigma < 0:
+        raise ValueError(f"sigma must be at least 0, got {sigma}")
+    points = [(float(tokens), float(loss)) for tokens, loss in curve]
+    start = [point for point in points if point[0] <= 0]
+    trained = [point for point in points if point[0] > 0]
+    if sigma == 0 or len(trained) < MIN_SMOOTHED_EVALUATIONS:
+        return points
+    spacing = statistics.median(b[0] - a[0] for a, b in zip(trained, trained[1:]))
+    width = sigma * spacing
+    smoothed = []
+    for center, _ in trained:
+        weights = [math.exp(-0.5 * ((tokens - center) / width) ** 2) for tokens, _ in trained]
+        smoothed.append((center, _local_linear(trained, weights, center)))
+    return start + smoothed
+
+
+def _local_linear(points: list[tuple[float, float]], weights: list[float], center: float) -> float:
+    """Weighted least-squares line through ``points``, evaluated at ``center``."""
+    total = sum(weights)
+    mean_x = sum(w * x for w, (x, _) in zip(weights, points)) / total
+    mean_y = sum(w * y for w, (_, y) in zip(weights, points)) / total
+    spread = sum(w * (x - mean_x) ** 2 for w, (x, _) in zip(weights, points))
+    if spread <= 1e-12 * total * (mean_x ** 2 + 1):
+        return mean_y
+    slope = sum(w * (x - mean_x) * (y - mean_y) for w, (x, y) in zip(weights, points)) / spread
+    return mean_y + slope * (center - mean_x)
+
+
+def tokens_to_reach(curve: Curve, loss: float) -> float | None:
     """First token count at which ``curve`` (``(tokens, val_loss)`` pairs, in order) reaches
     ``loss``, interpolating linearly between evaluations; ``None`` if it never does."""
     previous = None
@@ -20,6 +120,238 @@ def tokens_to_reach(curve: Sequence[tuple[float, float]], loss: float) -> float 
     return None
 
 
+@dataclass(frozen=True)
+class SeedSpeedup:
+    """One warmstart/scratch pair. Ratios above 1: the warmstarted run needed less.
+
+    With ``censoring`` other than ``"reached"`` the ratios are bounds (see :data:`Censoring`)
+    and ``warmstart_tokens`` is the token count they were computed from.
+    """
+
+    seed: int | None
+    target_loss: float
+    """Scratch's smoothed final validation loss."""
+    scratch_tokens: float
+    """Scratch's budget (tokens at its last evaluation)."""
+    warmstart_tokens: float
+    """Tokens the warmstarted run needed to reach ``target_loss`` (its own tokens, base not
+    included), or the bound used when censored: its whole budget (not reached) or its first
+    evaluation after the start (below at start)."""
+    censoring: Censoring
+    tokens: float
+    """Scratch tokens over warmstart tokens."""
+    flops: float
+    """Scratch FLOPs over warmstart FLOPs."""
+    tokens_with_base: float
+    """As ``tokens``, the base's own tokens (and those of earlier stages) added to the warmstart."""
+    flops_with_base: float
+    """As ``flops``, the base's own FLOPs (at its size) added to the warmstart."""
+
+    @property
+    def reached(self) -> bool:
+        return self.censoring == "reached"
+
+
+def seed_speedup(warmstart: Curve, scratch: Curve, *, flops_per_token: float, base_tokens: float = 0.0,
+                 base_flops: float = 0.0, sigma: float = SMOOTHING_SIGMA, seed: int | None = None) -> SeedSpeedup:
+    """Speedup of one warmstarted run over the scratch run of the same seed, size and budget.
+
+    Both curves are smoothed (:func:`smooth_curve`); the target is scratch's smoothed final loss;
+    the warmstarted run's tokens to reach it are interpolated on its smoothed curve. A run that
+    never reaches the target is censored at its budget (it needed more), a run already below
+    it at its first evaluation at one evaluation spacing (it needed at most that); both count.
+
+    Args:
+        warmstart: the warmstarted run's ``(tokens, loss)``, its tokens counted from its own start.
+        scratch: the scratch run's ``(tokens, loss)``.
+        flops_per_token: training FLOPs per token of the target model (the same for both runs).
+        base_tokens: tokens spent before the warmstarted run (base and earlier stages).
+        base_flops: FLOPs spent before it, each model at its own size.
+        sigma: smoothing width in evaluation spacings.
+        seed: recorded with the result.
+    """
+    if not flops_per_token > 0:
+        raise ValueError(f"flops_per_token must be positive, got {flops_per_token}")
+    if len(warmstart) < 2 or len(scratch) < 2:
+        raise ValueError("each curve needs at least two evaluations")
+    smooth_warmstart, smooth_scratch = smooth_curve(warmstart, sigma), smooth_curve(scratch, sigma)
+    scratch_tokens, target = smooth_scratch[-1]
+    needed = tokens_to_reach(smooth_warmstart, target)
+    first_trained = next((tokens for tokens, _ in smooth_warmstart if tokens > 0), smooth_warmstart[-1][0])
+    if needed is None:
+        censoring, needed = "not reached", smooth_warmstart[-1][0]
+    elif smooth_warmstart[0][1] <= target:
+        censoring, needed = "below at start", first_trained
+    else:
+        censoring = "reached"
+    scratch_flops = scratch_tokens * flops_per_token
+    return SeedSpeedup(seed=seed, target_loss=target, scratch_tokens=scratch_tokens, warmstart_tokens=needed,
+                       censoring=censoring, tokens=scratch_tokens / needed,
+                       flops=scratch_flops / (needed * flops_per_token),
+                       tokens_with_base=scratch_tokens / (needed + base_tokens),
+                       flops_with_base=scratch_flops / (needed * flops_per_token + base_flops))
+
+
+_MEASURES = ("tokens", "flops", "tokens_with_base", "flops_with_base")
+_BOUND_MEANING = {"upper": "the mean is an upper bound", "lower": "the mean is a lower bound",
+                  "both": "bounds of both kinds, the mean is neither"}
+
+
+@dataclass(frozen=True)
+class SpeedupEstimate:
+    """Speedups aggregated over seeds: geometric means, each with a 95% interval.
+
+    The interval is a t-interval on log speedups, exponentiated: ratios are skewed and multiply,
+    and with the 2–5 seeds a run affords, a bootstrap over seeds has too few distinct resamples
+    (10 for 3 seeds) and covers far less than 95%, while the t-interval keeps its level under
+    log-normal spread. Censored seeds enter at their bound (:data:`Censoring`): with seeds that
+    did not reach scratch's loss the mean is an upper bound, with seeds below it at their start
+    a lower bound (``bound``). One seed gives no interval (``*_ci`` is ``None``).
+    """
+
+    per_seed: tuple[SeedSpeedup, ...]
+    tokens: float
+    tokens_ci: tuple[float, float] | None
+    flops: float
+    flops_ci: tuple[float, float] | None
+    tokens_with_base: float
+    tokens_with_base_ci: tuple[float, float] | None
+    flops_with_base: float
+    flops_with_base_ci: tuple[float, float] | None
+
+    @property
+    def seeds(self) -> int:
+        return len(self.per_seed)
+
+    @property
+    def seeds_reached(self) -> int:
+        return sum(pair.reached for pair in self.per_seed)
+
+    @property
+    def bound(self) -> Literal["upper", "lower", "both"] | None:
+        """What censored seeds make of the means: ``None`` (every seed reached the target),
+        ``"upper"`` (some did not: the means are upper bounds), ``"lower"`` (some were below it
+        at their start: lower bounds) or ``"both"`` (each kind: neither)."""
+        kinds = {pair.censoring for pair in self.per_seed} - {"reached"}
+        if not kinds:
+            return None
+        return "both" if len(kinds) == 2 else ("upper" if kinds == {"not reached"} else "lower")
+
+    def describe(self, measure: str = "tokens") -> str:
+        """One line for a report, e.g. ``1.42× geometric mean over 3 seeds (95% CI 1.10–1.83, t on
+        log speedups); 2 reached scratch's final loss, 1 counted at its bound: the mean is an upper
+        bound``, or ``1.39× from one seed: no interval; it reached scratch's final loss``."""
+        value, interval = getattr(self, measure), getattr(self, f"{measure}_ci")
+        if interval is None:
+            return f"{value:.2f}× from one seed: no interval; it {'reached' if self.seeds_reached else 'did not reach'} " \
+                   "scratch's final loss" + ("" if self.bound is None else f" (a bound: {_BOUND_MEANING[self.bound]})")
+        text = (f"{value:.2f}× geometric mean over {self.seeds} seeds ({CONFIDENCE:.0%} CI {interval[0]:.2f}–"
+                f"{interval[1]:.2f}, t on log speedups); {self.seeds_reached} reached scratch's final loss")
+        censored = self.seeds - self.seeds_reached
+        return text + (f", {censored} counted at {'its' if censored == 1 else 'their'} bound: {_BOUND_MEANING[self.bound]}"
+                       if self.bound else "")
+
+    def as_attrs(self) -> dict:
+        """The record's attributes: ``speedup_{tokens,flops}[_with_base]`` and their ``_ci``
+        (``[low, high]`` or ``None``), ``seeds``, ``seeds_reached``, ``speedup_bound``, and per
+        seed (lists in seed order) ``speedup_seed``, ``speedup_censoring``,
+        ``speedup_target_loss``, ``speedup_warmstart_tokens``, ``speedup_scratch_tokens`` and
+        ``speedup_{tokens,flops}[_with_base]_per_seed``."""
+        attrs: dict = {}
+        for measure in _MEASURES:
+            interval = getattr(self, f"{measure}_ci")
+            attrs[f"speedup_{measure}"] = getattr(self, measure)
+            attrs[f"speedup_{measure}_ci"] = None if interval is None else list(interval)
+        attrs.update(seeds=self.seeds, seeds_reached=self.seeds_reached, speedup_bound=self.bound)
+        rows = [asdict(pair) for pair in self.per_seed]
+        for field in ("seed", "censoring", "target_loss", "warmstart_tokens", "scratch_tokens"):
+            attrs[f"speedup_{field}"] = [row[field] for row in rows]
+        for measure in _MEASURES:
+            attrs[f"speedup_{measure}_per_seed"] = [row[measure] for row in rows]
+        return attrs
+
+
+def aggregate_speedups(pairs: Sequence[SeedSpeedup]) -> SpeedupEstimate:
+    """Geometric means over seeds and 95% t-intervals on log speedups (see :class:`SpeedupEstimate`)."""
+    if not pairs:
+        raise ValueError("no seeds to aggregate")
+    figures = {}
+    for measure in _MEASURES:
+        mean, interval = log_t_interval([getattr(pair, measure) for pair in pairs])
+        figures[measure], figures[f"{measure}_ci"] = mean, interval
+    return SpeedupEstimate(per_seed=tuple(pairs), **figures)
+
+
+def log_t_interval(ratios: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, tuple[float, float] | None]:
+    """Geometric mean of positive ``ratios`` and its t-interval (``None`` for one value)."""
+    logs = [math.log(ratio) for ratio in ratios]
+    center = statistics.fmean(logs)
+    if len(logs) < 2:
+        return math.exp(center), None
+    half = student_t_quantile(0.5 + confidence / 2, len(logs) - 1) * statistics.stdev(logs) / math.sqrt(len(logs))
+    return math.exp(center), (math.exp(center - half), math.exp(center + half))
+
+
+@functools.lru_cache(maxsize=256)
+def student_t_quantile(probability: float, degrees_of_freedom: int) -> float:
+    """Quantile of Student's t distribution (bisection on its CDF; pure, so cached)."""
+    if not 0 < probability < 1 or degrees_of_freedom < 1:
+        raise ValueError("need 0 < probability < 1 and at least 1 degree of freedom")
+    if probability < 0.5:
+        return -student_t_quantile(1 - probability, degrees_of_freedom)
+    low, high = 0.0, 1.0
+    while _student_t_cdf(high, degrees_of_freedom) < probability:
+        high *= 2
+    for _ in range(100):
+        middle = (low + high) / 2
+        low, high = (middle, high) if _student_t_cdf(middle, degrees_of_freedom) < probability else (low, middle)
+    return (low + high) / 2
+
+
+def _student_t_cdf(t: float, degrees_of_freedom: int) -> float:
+    """P(T ≤ t) for t ≥ 0, through the regularised incomplete beta function."""
+    x = degrees_of_freedom / (degrees_of_freedom + t * t)
+    return 1 - 0.5 * _incomplete_beta(degrees_of_freedom / 2, 0.5, x)
+
+
+def _incomplete_beta(a: float, b: float, x: float) -> float:
+    """Regularised incomplete beta I_x(a, b) (continued fraction, Numerical Recipes §6.4)."""
+    if x <= 0 or x >= 1:
+        return 0.0 if x <= 0 else 1.0
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
+    if x > (a + 1) / (a + b + 2):
+        return 1 - _incomplete_beta(b, a, 1 - x)
+    tiny, c, d = 1e-300, 1.0, 1 - (a + b) * x / (a + 1)
+    d = 1 / (d if abs(d) > tiny else tiny)
+    fraction = d
+    for m in range(1, 300):
+        for numerator in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+                          -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
+            d = 1 + numerator * d
+            d = 1 / (d if abs(d) > tiny else tiny)
+            c = 1 + numerator / c
+            c = c if abs(c) > tiny else tiny
+            fraction *= d * c
+        if abs(d * c - 1) < 1e-15:
+            break
+    return front * fraction / a
+
+
+def eval_gap_in_standard_errors(gap: float, warmstart_se: float, scratch_se: float) -> float:
+    """How many standard errors of the eval set the warmstart–scratch final-loss gap spans.
+
+    ``|gap| / √(se_w² + se_s²)``: the two errors combined as if independent, which overstates
+    the error of a difference measured on one shared eval set (its errors are positively
+    correlated), so the ratio is conservative. Above ~3 the eval set resolves the gap; near 1
+    the gap is within the eval set's own noise.
+    """
+    combined = math.hypot(warmstart_se, scratch_se)
+    if combined == 0:
+        return math.inf if gap else 0.0
+    return abs(gap) / combined
+
+
+# Superseded by seed_speedup/aggregate_speedups; kept until pipeline.py and bench/ move to them.
 @dataclass(frozen=True)
 class Speedup:
     """Ratios above 1 mean the warmstarted run needed less than scratch.
@@ -38,13 +370,13 @@ class Speedup:
     flops_with_base: float | None
 
     def as_attrs(self) -> dict:
-        return {f"speedup_{k}" if k in ("tokens", "flops", "tokens_with_base", "flops_with_base") else k: v
-                for k, v in asdict(self).items()}
+        return {f"speedup_{k}" if k in _MEASURES else k: v for k, v in asdict(self).items()}
 
 
-def compute_speedup(warmstart_curve: Sequence[tuple[float, float]], scratch_curve: Sequence[tuple[float, float]],
+def compute_speedup(warmstart_curve: Curve, scratch_curve: Curve,
                     compute_params: int, base_tokens: int, base_flops: float) -> Speedup:
-    """Speedup of a warmstarted run over a scratch run of the same model size and budget."""
+    """Speedup of a warmstarted run over a scratch run of the same model size and budget, read
+    from the raw curves of one seed (superseded by :func:`seed_speedup`)."""
     scratch_tokens, scratch_final = scratch_curve[-1]
     needed = tokens_to_reach(warmstart_curve, scratch_final)
     scratch_flops = 6.0 * compute_params * scratch_tokens

@@ -7,6 +7,10 @@ base under ``torch.no_grad()``, so no parameter is ever rescaled twice (GUIDE §
 
 Width operators change the width at fixed depth; depth operators change the depth at fixed
 width. Growing both composes a width operator and then a depth operator.
+
+An operator says what it does through class attributes (``kind``, ``uses_shrink``,
+``pads_optimizer_state``, ``preserves_function``), so nothing elsewhere checks its name; a new
+operator is a subclass registered with :func:`hpogrow.growth.register_operator`.
 """
 
 from __future__ import annotations
@@ -23,12 +27,41 @@ NORMS = (nn.LayerNorm, nn.GroupNorm, nn.RMSNorm, nn.modules.batchnorm._BatchNorm
 
 
 class GrowthOperator(ABC):
-    """Maps a trained base model into a freshly μP-initialised target, in place."""
+    """Maps a trained base model into a freshly μP-initialised target, in place.
+
+    Example (a width operator that keeps the fresh μP init and copies nothing: μP from scratch
+    under another name)::
+
+        from typing import ClassVar
+        from hpogrow.growth import GrowthOperator, register_operator
+
+        @register_operator
+        class Restart(GrowthOperator):
+            name: ClassVar[str] = "restart"
+            kind: ClassVar[str] = "width"
+            preserves_function: ClassVar[str] = "no (nothing is copied)"
+
+            def grow(self, base, target, task):
+                return target
+    """
 
     name: ClassVar[str]
+    """What ``--grow-op`` calls it (no ``+``: that joins a width and a depth operator)."""
     kind: ClassVar[Literal["width", "depth"]]
+    """Which dimension it grows."""
     preserves_function: ClassVar[str]
     """When the grown model computes the same function as the base (one line)."""
+    uses_shrink: ClassVar[bool] = False
+    """Whether ``--shrink`` (λ) acts in it, so the papers' caution above λ = 0.6 applies."""
+    pads_optimizer_state: ClassVar[bool] = False
+    """Whether every base parameter lands unmoved in the top-left block of the target parameter
+    of the same name, so Adam moments can be carried by zero-padding (``--carry-optimizer``)."""
+
+    @classmethod
+    def from_options(cls, shrink: float, noise_scale: float | None) -> GrowthOperator:
+        """The operator as ``--grow-op`` builds it from ``--shrink`` and ``--noise-scale``
+        (``None``: the operator's own default). Default: ``cls()``, ignoring both."""
+        return cls()
 
     @abstractmethod
     def grow(self, base: nn.Module, target: nn.Module, task: Task) -> nn.Module:

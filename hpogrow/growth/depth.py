@@ -71,6 +71,7 @@ class ZeroBlock(GrowthOperator):
     name: ClassVar[str] = "zero-block"
     kind: ClassVar[str] = "depth"
     preserves_function: ClassVar[str] = "exactly (new blocks start as the identity)"
+    pads_optimizer_state: ClassVar[bool] = True
 
     @torch.no_grad()
     def grow(self, base: nn.Module, target: nn.Module, task: Task) -> nn.Module:

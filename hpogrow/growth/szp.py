@@ -81,6 +81,18 @@ class ShrinkZeroPadPerturb(GrowthOperator):
     name: ClassVar[str] = "szp"
     kind: ClassVar[str] = "width"
     preserves_function: ClassVar[str] = "never (λ < 1 shrinks, the μP init perturbs)"
+    uses_shrink: ClassVar[bool] = True
+    pads_optimizer_state: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.shrink <= 1:
+            raise UsageError(f"shrink {self.shrink} must be between 0 and 1 (paper 002 uses 0.4)")
+        if not self.noise_scale >= 0:
+            raise UsageError(f"noise scale {self.noise_scale} must be at least 0 (1 = the μP init, paper 002)")
+
+    @classmethod
+    def from_options(cls, shrink: float, noise_scale: float | None) -> ShrinkZeroPadPerturb:
+        return cls(shrink=shrink, noise_scale=1.0 if noise_scale is None else noise_scale)
 
     def grow(self, base: nn.Module, target: nn.Module, task: Task) -> nn.Module:
         return shrink_zero_pad_perturb(base, target, self.shrink, self.noise_scale)
@@ -93,6 +105,7 @@ class ZeroPad(GrowthOperator):
     name: ClassVar[str] = "zero-pad"
     kind: ClassVar[str] = "width"
     preserves_function: ClassVar[str] = "exactly in norm-free networks (with readout compensation); not with LayerNorm"
+    pads_optimizer_state: ClassVar[bool] = True
 
     def grow(self, base: nn.Module, target: nn.Module, task: Task) -> nn.Module:
         return shrink_zero_pad_perturb(base, target, shrink=1.0, noise_scale=0.0)
