@@ -18,12 +18,14 @@ target lock does them, the others wait and print the same report.
 
 from __future__ import annotations
 
+import math
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import optuna
 import torch
@@ -41,13 +43,14 @@ from hpogrow.executors.base import round_to
 from hpogrow.growth import GrowthPlan, grow_checkpoint, growth_warnings, parse_operators, plan_growth, uses_shrink
 from hpogrow.parametrize import build_model, check_width, resolve_device
 from hpogrow.progress import make_progress
-from hpogrow.report import attach_plot, plot_curves, print_report
-from hpogrow.runs import BaseTrial, CheckpointOwner, run_scratch, run_warmstart
+from hpogrow.report import attach_plot, plot_curves, print_report, write_dashboard_notes
+from hpogrow.runs import BaseTrial, CheckpointOwner, RunOutcome, paired_eval_gap, run_scratch, run_warmstart
 from hpogrow.sampler import make_sampler
 from hpogrow.space import SearchSpace, load_space
-from hpogrow.speedup import compute_speedup
+from hpogrow.speedup import SeedSpeedup, aggregate_speedups, seed_speedup
 from hpogrow.storage import default_storage_url, load_or_create_study, open_storage, storage_key
 from hpogrow.tasks import Task
+from hpogrow.throughput import training_flops
 from hpogrow.train import TrainConfig, make_optimizer
 
 TrialState = optuna.trial.TrialState
@@ -84,6 +87,9 @@ class SearchConfig:
     """Carry Adam moments through growth, zero-padded (an experiment; the papers start fresh)."""
     seed: int = 0
     """Seed of the sampler and of every model initialisation."""
+    seeds: int = 2
+    """Warmstart/scratch pairs: pair ``k`` has seed ``seed + k`` and fresh tokens of its own; the
+    speedup is their geometric mean with a 95% interval (none from one pair)."""
     study: str | None = None
     """Study name prefix; default ``{task}-w{base_width}``."""
     storage: str | None = None
@@ -140,6 +146,8 @@ class SearchConfig:
             raise UsageError(f"--pruner {self.pruner}: use median or none")
         if self.evaluations < 2:
             raise UsageError(f"--evaluations {self.evaluations}: need at least 2 to draw a curve")
+        if self.seeds < 1:
+            raise UsageError(f"--seeds {self.seeds}: need at least 1 warmstart/scratch pair")
         if self.stages < 1:
             raise UsageError(f"--stages {self.stages}: need at least 1")
         if self.stages > 1 and (self.target_width or self.target_depth):
@@ -221,8 +229,18 @@ class Plan:
 class PipelineResult:
     plan: Plan
     winner: optuna.trial.FrozenTrial
-    warmstart: optuna.trial.FrozenTrial
-    scratch: optuna.trial.FrozenTrial
+    warmstarts: list[optuna.trial.FrozenTrial]
+    """One warmstarted trial per pair (``config.seeds``), pair 0 first."""
+    scratches: list[optuna.trial.FrozenTrial]
+
+    @property
+    def warmstart(self) -> optuna.trial.FrozenTrial:
+        """Pair 0's warmstarted trial (its ``speedup_*`` attributes are over every pair)."""
+        return self.warmstarts[0]
+
+    @property
+    def scratch(self) -> optuna.trial.FrozenTrial:
+        return self.scratches[0]
 
 
 def make_plan(task: Task, config: SearchConfig, executor: Executor | None = None) -> Plan:
@@ -260,7 +278,8 @@ def make_plan(task: Task, config: SearchConfig, executor: Executor | None = None
     plan = Plan(task, config, space, tuple(stages), config.study or f"{task.name}-w{config.base_width}",
                 schedule, template)
     supply = task_token_supply(task, plan.base_tokens, [plan.stage_tokens(k) for k in range(len(stages) - 1)],
-                               plan.target_tokens, batch_sizes=space.batch_sizes, allow_repeat=config.allow_repeat,
+                               plan.target_tokens, batch_sizes=space.batch_sizes, seeds=config.seeds,
+                               allow_repeat=config.allow_repeat,
                                budget_flag=("--tokens-per-param", config.tokens_per_param))
     return replace(plan, supply=supply)
 
@@ -302,7 +321,7 @@ def print_plan(plan: Plan, console: Console, remaining_trials: int, executor: Ex
     target_speed = measure_tokens_per_second(plan.task_at(growth), growth.target_width, growth.base_width, plan.template)
     stage_tokens = sum(plan.stage_tokens(k) for k in range(len(plan.stages) - 1))
     seconds = 1.15 * (remaining_trials * plan.base_tokens / base_speed
-                      + (2 * plan.target_tokens + stage_tokens) / target_speed)
+                      + config.seeds * (2 * plan.target_tokens + stage_tokens) / target_speed)
     table = Table(title=f"hpogrow plan — task {plan.task.name}, device {resolve_device(config.device)}", show_header=False)
     table.add_row("base study", f"{plan.base_study}: {remaining_trials} of {config.trials} trials to run, "
                   f"lr {plan.space.learning_rate_low:g}…{plan.space.learning_rate_high:g}, batch {list(plan.space.batch_sizes)}")
@@ -315,7 +334,9 @@ def print_plan(plan: Plan, console: Console, remaining_trials: int, executor: Ex
                   f"parameters ×{growth.param_ratio:.2f} (asked {config.grow_factor:g}"
                   f"{' per stage' if len(plan.stages) > 1 else ''}), shrink λ={config.shrink}"
                   + (", Adam moments carried" if config.carry_optimizer else ""))
-    table.add_row("target runs", f"{plan.target_study}: warmstart and scratch, {growth.target_params:,} parameters, "
+    pairs = (f"{config.seeds} warmstart/scratch pairs (seeds {config.seed}–{config.seed + config.seeds - 1}, "
+             "fresh tokens each)" if config.seeds > 1 else "warmstart and scratch (one seed: the speedup gets no interval)")
+    table.add_row("target runs", f"{plan.target_study}: {pairs}, {growth.target_params:,} parameters, "
                   f"{plan.target_tokens:,} tokens each")
     table.add_row("throughput", f"{base_speed:,.0f} tokens/s at width {growth.base_width}, "
                   f"{target_speed:,.0f} at {growth.target_width} (measured)")
@@ -348,10 +369,11 @@ def best_full_budget_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
     return winner
 
 
-def _finished_run(study: optuna.Study, role: str, winner: optuna.trial.FrozenTrial) -> optuna.trial.FrozenTrial | None:
+def _finished_run(study: optuna.Study, role: str, winner: optuna.trial.FrozenTrial,
+                  pair: int) -> optuna.trial.FrozenTrial | None:
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         if trial.user_attrs.get("role") == role and trial.user_attrs.get("base_trial") == winner.number \
-                and trial.params == winner.params:
+                and trial.user_attrs.get("pair", 0) == pair and trial.params == winner.params:
             return trial
     return None
 
@@ -392,18 +414,21 @@ def run_pipeline(task: Task, config: SearchConfig = SearchConfig(), *, executor:
             with coordinator.lock(record.TARGET_LOCK.format(study=plan.study), on_wait=lambda: progress.console.print(
                     "another driver is growing the winner and training the target runs; waiting for it "
                     "(Ctrl-C leaves them to it)")):
-                warmstart, scratch, target_study = _run_target(plan, storage, winner, executor, progress,
-                                                               progress.console)
-                if target_study.user_attrs.get("plot_for") != warmstart.number:
+                warmstarts, scratches, target_study = _run_target(plan, storage, winner, executor, progress,
+                                                                  progress.console)
+                plotted = [trial.number for trial in warmstarts]
+                if target_study.user_attrs.get("plot_for") != plotted:
                     workdir = Path(config.workdir)
-                    path = plot_curves(winner, warmstart, scratch,
-                                       workdir / "plots" / f"{plan.target_study.replace('/', '_')}.png")
+                    path = plot_curves(winner, warmstarts, scratches,
+                                       workdir / "plots" / f"{plan.target_study.replace('/', '_')}.png",
+                                       target_study.user_attrs.get("speedup"))
                     attach_plot(target_study, path, workdir / "artifacts")
-                    target_study.set_user_attr("plot_for", warmstart.number)
+                    write_dashboard_notes(target_study)
+                    target_study.set_user_attr("plot_for", plotted)
     finally:
         coordinator.close()
     print_report(config.storage_url, plan.study, config.workdir, console)
-    return PipelineResult(plan, winner, warmstart, scratch)
+    return PipelineResult(plan, winner, warmstarts, scratches)
 
 
 def _wait_for_other_drivers(study: optuna.Study, coordinator: Coordinator, console: Console) -> None:
@@ -422,9 +447,16 @@ def _wait_for_other_drivers(study: optuna.Study, coordinator: Coordinator, conso
         time.sleep(2.0)
 
 
-def _run_target(plan: Plan, storage, winner: optuna.trial.FrozenTrial, executor: Executor, progress, console: Console):
-    """Grow the winner and train warmstart and scratch (and any intermediate stages), reusing the
-    runs the study already holds. Called holding the target lock: this driver alone writes there."""
+def _run_target(plan: Plan, storage, winner: optuna.trial.FrozenTrial, executor: Executor, progress,
+                console: Console) -> tuple[list[optuna.trial.FrozenTrial], list[optuna.trial.FrozenTrial], optuna.Study]:
+    """Grow the winner and train ``config.seeds`` warmstart/scratch pairs (and any intermediate
+    stages), reusing the runs the study already holds; record the speedup over all pairs.
+    Called holding the target lock: this driver alone writes there.
+
+    Pair ``k`` has seed ``config.seed + k`` (growth perturbation, scratch initialisation) and reads
+    its own fresh segment of the training stream after the base's (:class:`TokenBudget`); its
+    warmstarted and scratch runs read the same tokens, the final stage's with ``--stages``.
+    """
     config, final = plan.config, plan.growth
     signature = {"task": plan.task.describe(), "base_width": config.base_width, "target_width": final.target_width,
                  "target_depth": final.target_depth, "tokens": plan.target_tokens, "grow_op": config.grow_op,
@@ -436,26 +468,30 @@ def _run_target(plan: Plan, storage, winner: optuna.trial.FrozenTrial, executor:
     if abandoned:
         console.print(f"marked target trials {abandoned} FAIL: the driver running them died")
     hyperparameters = {"learning_rate": winner.params["learning_rate"], "batch_size": winner.params["batch_size"]}
-    target_dir = plan.checkpoint_dir / plan.target_study.split("/", 1)[1]
     final_task = plan.task_at(final)
+    target_root = plan.checkpoint_dir / plan.target_study.split("/", 1)[1]
+    lineage = {"grown_from": f"{plan.base_study}#{winner.number}", "grown_from_checkpoint": winner.user_attrs["checkpoint"],
+               "grow_op": config.grow_op, "grow_factor": round(final.param_ratio, 4),
+               "width_ratio": round(final.width_ratio, 4), "depth": final.target_depth, "shrink": config.shrink,
+               "stages": len(plan.stages), "stage_widths": [s.target_width for s in plan.stages],
+               "carry_optimizer": config.carry_optimizer, "schedule": config.schedule}
 
-    def start(role: str, width: int, make_run, tokens: int, extra: dict, finish=None) -> Callable[[], optuna.trial.FrozenTrial]:
+    def start(role: str, pair: int, width: int, make_run, tokens: int, extra: dict):
         """Submit the run ``make_run(owner)`` to the executor as a trial of ``role``; the returned
-        function waits for it and records it (``finish`` may add attributes to the outcome first)."""
-        done = _finished_run(study, role, winner)
+        function waits for it and gives the trial and the run's outcome (``None``: reused)."""
+        done = _finished_run(study, role, winner, pair)
         if done is not None:
-            console.print(f"{role}: reusing finished trial {done.number} of {plan.target_study}")
-            return lambda: done
-        attrs = {"role": role, "width": width, "base_trial": winner.number, "base_study": plan.base_study, **extra}
+            console.print(f"{role} (pair {pair}): reusing finished trial {done.number} of {plan.target_study}")
+            return lambda: (done, None)
+        attrs = {"role": role, "pair": pair, "seed": config.seed + pair, "width": width, "base_trial": winner.number,
+                 "base_study": plan.base_study, **extra}
         trial = record.start_target_trial(study, hyperparameters, plan.space.distributions(), attrs)
         job = executor.submit(make_run(CheckpointOwner(config.storage_key, plan.target_study, trial.number)),
-                              f"{role} w{width}", tokens, progress)
+                              f"{role} w{width}" + (f" #{pair}" if config.seeds > 1 else ""), tokens, progress)
 
-        def wait() -> optuna.trial.FrozenTrial:
+        def wait():
             try:
-                outcome = job.result(lambda evaluation: record.report(trial, evaluation))
-                if finish is not None:
-                    outcome = finish(outcome)
+                return trial, job.result(lambda evaluation: record.report(trial, evaluation))
             except TrainingDiverged as error:
                 record.fail(study, trial, str(error), fidelity_reached=error.tokens_seen, diverged=True)
                 raise PipelineError(f"the {role} run at width {width} diverged ({error}); "
@@ -463,56 +499,97 @@ def _run_target(plan: Plan, storage, winner: optuna.trial.FrozenTrial, executor:
             except BaseException as error:
                 record.fail(study, trial, f"{type(error).__name__}: {error}")
                 raise
-            record.finish(study, trial, outcome.summary, complete=not outcome.stopped_early)
-            return study.trials[trial.number]
         return wait
 
-    def config_for(stage: int) -> TrainConfig:
-        return replace(plan.template, **hyperparameters, tokens=plan.stage_tokens(stage), eval_tokens=())
+    def finish(trial, outcome) -> optuna.trial.FrozenTrial:
+        record.finish(study, trial, outcome.summary, complete=not outcome.stopped_early)
+        return study.trials[trial.number]
 
-    last_config = config_for(len(plan.stages) - 1)
-    wait_scratch = start("scratch", final.target_width, lambda owner: partial(
-        run_scratch, final_task, final.target_width, config.base_width, last_config,
-        winner.user_attrs["data_position"], target_dir / "scratch", owner=owner), last_config.tokens, {})
+    def start_pair(pair: int):
+        """Stages of pair ``pair`` (trained here, in order), then its final growth; its warmstart
+        and scratch runs submitted. Returns their waits and the cost before the warmstart."""
+        seed, pair_dir = config.seed + pair, target_root / f"pair{pair}"
+        position = winner.user_attrs["data_position"] + pair * plan.supply.budget.pair_examples
+        source, current = winner.user_attrs["checkpoint"], plan.task
+        cost = (winner.user_attrs["tokens"], winner.user_attrs["flops"])
+        for index, step in enumerate(plan.stages):
+            last = index == len(plan.stages) - 1
+            grown = grow_checkpoint(source, pair_dir / ("grown" if last else f"grown-stage{index + 1}"),
+                                    target_width=step.target_width, target_depth=step.target_depth,
+                                    operator=config.grow_op, shrink=config.shrink, noise_scale=config.noise_scale,
+                                    seed=seed, carry_optimizer=config.carry_optimizer, task=current)
+            crash_point("after-growth")
+            current = plan.task_at(step)
+            if last:
+                break
+            stage_config = replace(plan.template, **hyperparameters, tokens=plan.stage_tokens(index), eval_tokens=(),
+                                   seed=seed)
+            trial, outcome = start(f"stage {index + 1}", pair, step.target_width, lambda owner, task=current,
+                                   path=grown.path, stage_config=stage_config, at=position, index=index: partial(
+                                       run_warmstart, task, path, stage_config, pair_dir / f"stage{index + 1}",
+                                       data_position=at, owner=owner),
+                                   stage_config.tokens, {"stage": index + 1})()
+            stage = trial if outcome is None else finish(trial, outcome)
+            source, position = stage.user_attrs["checkpoint"], stage.user_attrs["data_position"]
+            cost = (cost[0] + stage.user_attrs["tokens"], cost[1] + stage.user_attrs["flops"])
+        final_config = replace(plan.template, **hyperparameters, tokens=plan.target_tokens, eval_tokens=(), seed=seed)
+        scratch = start("scratch", pair, final.target_width, lambda owner: partial(
+            run_scratch, current, final.target_width, config.base_width, final_config, position, pair_dir / "scratch",
+            owner=owner), final_config.tokens, {})
+        warmstart = start("warmstart", pair, final.target_width, lambda owner: partial(
+            run_warmstart, current, grown.path, final_config, pair_dir / "warmstart", data_position=position,
+            owner=owner), final_config.tokens, {**lineage, "base_tokens": cost[0], "base_flops": cost[1]})
+        return scratch, warmstart, cost
 
-    # Successive warmstarting: every stage but the last is trained and grown again.
-    source, cost_tokens, cost_flops = winner.user_attrs["checkpoint"], winner.user_attrs["tokens"], winner.user_attrs["flops"]
-    current = plan.task
-    for index, step in enumerate(plan.stages):
-        last = index == len(plan.stages) - 1
-        grown = grow_checkpoint(source, target_dir / ("grown" if last else f"grown-stage{index + 1}"),
-                                target_width=step.target_width, target_depth=step.target_depth, operator=config.grow_op,
-                                shrink=config.shrink, noise_scale=config.noise_scale, seed=config.seed,
-                                carry_optimizer=config.carry_optimizer, task=current)
-        crash_point("after-growth")
-        current = plan.task_at(step)
-        if last:
-            break
-        stage_config = config_for(index)
-        stage = start(f"stage {index + 1}", step.target_width, lambda owner, task=current, path=grown.path,
-                      stage_config=stage_config, index=index: partial(
-                          run_warmstart, task, path, stage_config, target_dir / f"stage{index + 1}", owner=owner),
-                      stage_config.tokens, {"stage": index + 1})()
-        source = stage.user_attrs["checkpoint"]
-        cost_tokens, cost_flops = cost_tokens + stage.user_attrs["tokens"], cost_flops + stage.user_attrs["flops"]
+    started = [start_pair(pair) for pair in range(config.seeds)]
+    scratches, warmstarts = [], []
+    for pair, (wait_scratch, wait_warmstart, cost) in enumerate(started):
+        trial, outcome = wait_scratch()
+        scratches.append(trial if outcome is None else finish(trial, outcome))
+        crash_point("between-target-runs")
+        warmstarts.append((*wait_warmstart(), cost))
+    estimate = aggregate_speedups([_pair_speedup(trial, outcome, scratch, cost) for (trial, outcome, cost), scratch
+                                   in zip(warmstarts, scratches)])
+    attrs = {**estimate.as_attrs(), "speedup_summary": estimate.describe("tokens"),
+             **_eval_error_attrs(final_task, config.device, warmstarts, scratches)}
+    finished = []
+    for index, (trial, outcome, _) in enumerate(warmstarts):
+        if outcome is None:  # reused: its attributes say what was known when it finished
+            finished.append(trial)
+            continue
+        outcome.extra.update(attrs, pair_speedup_tokens=estimate.per_seed[index].tokens,
+                             pair_censoring=estimate.per_seed[index].censoring)
+        finished.append(finish(trial, outcome))
+    study.set_user_attr("speedup", attrs)
+    return finished, scratches, study
 
-    lineage = {"grown_from": f"{plan.base_study}#{winner.number}", "grown_from_checkpoint": winner.user_attrs["checkpoint"],
-               "grow_op": config.grow_op, "grow_factor": round(final.param_ratio, 4),
-               "width_ratio": round(final.width_ratio, 4), "depth": final.target_depth, "shrink": config.shrink,
-               "stages": len(plan.stages), "stage_widths": [s.target_width for s in plan.stages],
-               "carry_optimizer": config.carry_optimizer}
 
-    def with_speedup(outcome):
-        curve = [(e.tokens_seen, e.val_loss) for e in outcome.evaluations]
-        speedup = compute_speedup(curve, sorted(scratch.intermediate_values.items()), outcome.compute_params,
-                                  base_tokens=cost_tokens, base_flops=cost_flops)
-        outcome.extra.update(speedup.as_attrs(), base_tokens=cost_tokens, base_flops=cost_flops)
-        return outcome
+def _pair_speedup(warmstart, outcome: RunOutcome | None, scratch: optuna.trial.FrozenTrial,
+                  cost: tuple[int, float]) -> SeedSpeedup:
+    """The speedup of one pair (:func:`hpogrow.speedup.seed_speedup`) from its warmstarted run's
+    outcome (or, for a reused trial, its record) and its scratch trial; FLOPs are 6·N·D."""
+    if outcome is None:
+        curve, compute_params = sorted(warmstart.intermediate_values.items()), warmstart.user_attrs["compute_params"]
+    else:
+        curve, compute_params = [(e.tokens_seen, e.val_loss) for e in outcome.evaluations], outcome.compute_params
+    return seed_speedup(curve, sorted(scratch.intermediate_values.items()),
+                        flops_per_token=training_flops(compute_params, 1), base_tokens=cost[0], base_flops=cost[1],
+                        seed=scratch.user_attrs.get("seed"))
 
-    wait_warmstart = start("warmstart", final.target_width, lambda owner: partial(
-        run_warmstart, current, grown.path, last_config, target_dir / "warmstart", owner=owner),
-        last_config.tokens, lineage, with_speedup)
-    scratch = wait_scratch()
-    crash_point("between-target-runs")
-    warmstart = wait_warmstart()
-    return warmstart, scratch, study
+
+def _eval_error_attrs(task: Task, device: str, warmstarts: list,
+                      scratches: list[optuna.trial.FrozenTrial]) -> dict[str, Any]:
+    """The warmstart−scratch gap in final validation loss (mean over pairs) beside the eval set's
+    standard error of it (:func:`hpogrow.runs.paired_eval_gap`, the largest over pairs), and how
+    many such errors the gap spans: above ~3 the eval set resolves it."""
+    paired = []
+    for (trial, outcome, _), scratch in zip(warmstarts, scratches):
+        checkpoint = trial.user_attrs["checkpoint"] if outcome is None else outcome.checkpoint
+        paired.append(paired_eval_gap(task, checkpoint, scratch.user_attrs["checkpoint"], device))
+    gaps = [gap for gap, _ in paired]
+    attrs: dict[str, Any] = {"final_loss_gap": statistics.fmean(gaps), "final_loss_gap_per_pair": gaps}
+    errors = [error for _, error in paired]
+    if all(error is not None for error in errors):
+        attrs.update(eval_gap_se=max(errors), gap_in_eval_se=abs(attrs["final_loss_gap"]) / max(errors)
+                     if max(errors) > 0 else math.inf)
+    return attrs

@@ -18,10 +18,6 @@ def _fmt(value, spec: str = ".4f") -> str:
     return "—" if value is None else format(value, spec)
 
 
-def _speedup(value) -> str:
-    return "not reached" if value is None else f"{value:.2f}×"
-
-
 def load_studies(storage_url: str, study: str) -> tuple[optuna.Study, list[optuna.Study]]:
     """The base study ``{study}/base`` and its target studies ``{study}/target-w*``."""
     if storage_url.startswith("sqlite:///") and not Path(storage_url[len("sqlite:///"):]).exists():
@@ -59,41 +55,124 @@ def base_table(study: optuna.Study, top: int = 5) -> Table:
     return table
 
 
-def target_tables(study: optuna.Study) -> list[Table]:
-    runs = {t.user_attrs.get("role"): t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
-    warm, scratch = runs.get("warmstart"), runs.get("scratch")
-    if warm is None or scratch is None:
-        return [Table(title=f"{study.study_name}: warmstart or scratch run not finished yet")]
-    attrs = warm.user_attrs
-    growth = Table(title="growth", show_header=False)
-    growth.add_row("grown from", str(attrs.get("grown_from")))
-    stages = attrs.get("stage_widths") or [attrs.get("width")]
-    growth.add_row("shape", f"width {' → '.join(map(str, stages))}" + (f", depth {attrs['depth']}" if attrs.get("depth") else "")
-                   + f" (×{attrs.get('width_ratio')} width, ×{attrs.get('grow_factor')} parameters = growth factor g)")
+def _interval(value: float | None, interval) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.2f}×" + (f" ({interval[0]:.2f}–{interval[1]:.2f})" if interval else " (no interval)")
+
+
+def target_runs(study: optuna.Study) -> tuple[list[optuna.trial.FrozenTrial], list[optuna.trial.FrozenTrial],
+                                              list[optuna.trial.FrozenTrial]]:
+    """The COMPLETE stage, warmstart and scratch trials of a target study, by pair."""
+    complete = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
+                      key=lambda t: (t.user_attrs.get("pair", 0), t.user_attrs.get("stage", 0), t.number))
+    role = lambda trial: trial.user_attrs.get("role", "")  # noqa: E731
+    return ([t for t in complete if role(t).startswith("stage ")], [t for t in complete if role(t) == "warmstart"],
+            [t for t in complete if role(t) == "scratch"])
+
+
+def target_summary(study: optuna.Study) -> dict[str, list[tuple[str, ...]]] | None:
+    """What a target study says, as rows: ``growth``, ``runs`` (one per run, the first row the
+    header), ``speedup`` (header first) and ``notes``. Rendered as tables by the CLI and as
+    Markdown in the dashboard's note. ``None`` while no warmstart/scratch pair is finished."""
+    stages, warmstarts, scratches = target_runs(study)
+    if not warmstarts or not scratches:
+        return None
+    attrs = warmstarts[0].user_attrs
+    speedup = study.user_attrs.get("speedup") or attrs
     from hpogrow.growth import uses_shrink  # here: the operators bring torch, which the report needs nowhere else
 
     operator = attrs.get("grow_op", "szp")
-    growth.add_row("operator", f"{operator}" + (f", λ = {attrs.get('shrink')}, perturbation = μP init" if uses_shrink(operator) else "")
-                   + (", Adam moments carried" if attrs.get("carry_optimizer") else ", fresh optimizer"))
-    growth.add_row("hyperparameters", f"lr {warm.params['learning_rate']:.2e}, batch {warm.params['batch_size']} (μTransfer)")
-    losses = Table(title=f"{study.study_name}: warmstart vs scratch (same width, tokens and hyperparameters)")
-    for column in ("run", "trial", "width", "parameters", "tokens", "initial val loss", "final val loss"):
-        losses.add_column(column, justify="right")
-    stage_runs = sorted((t for role, t in runs.items() if role and role.startswith("stage ")), key=lambda t: t.user_attrs["stage"])
-    for trial in (*stage_runs, warm, scratch):
+    widths = attrs.get("stage_widths") or [attrs.get("width")]
+    growth = [("grown from", str(attrs.get("grown_from"))),
+              ("shape", f"width {' → '.join(map(str, widths))}" + (f", depth {attrs['depth']}" if attrs.get("depth") else "")
+               + f" (×{attrs.get('width_ratio')} width, ×{attrs.get('grow_factor')} parameters = growth factor g, "
+                 "counting every parameter; FLOPs count the non-embedding ones)"),
+              ("operator", operator + (f", λ = {attrs.get('shrink')}, perturbation = μP init" if uses_shrink(operator) else "")
+               + (", Adam moments carried" if attrs.get("carry_optimizer") else ", fresh optimizer")),
+              ("hyperparameters", f"lr {warmstarts[0].params['learning_rate']:.2e}, batch "
+                                  f"{warmstarts[0].params['batch_size']} (μTransfer)")]
+    runs = [("run", "pair (seed)", "trial", "width", "parameters", "tokens", "initial val loss", "final val loss")]
+    for trial in (*stages, *warmstarts, *scratches):
         run = trial.user_attrs
-        losses.add_row(run["role"], str(trial.number), str(run["width"]), f"{run['n_params']:,}", f"{run['tokens']:,}",
-                       _fmt(run.get("initial_loss")), _fmt(trial.value))
-    speed = Table(title="speedup of warmstart over scratch (to reach scratch's final loss)")
-    for column in ("measure", "without base cost", "with base cost"):
-        speed.add_column(column, justify="right")
-    speed.add_row("tokens", _speedup(attrs.get("speedup_tokens")), _speedup(attrs.get("speedup_tokens_with_base")))
-    speed.add_row("FLOPs (6·N·D)", _speedup(attrs.get("speedup_flops")), _speedup(attrs.get("speedup_flops_with_base")))
-    needed = attrs.get("warmstart_tokens_to_match")
-    speed.caption = (f"warmstart reached {attrs.get('scratch_final_loss', 0):.4f} after "
-                     f"{'—' if needed is None else f'{needed:,.0f}'} of {attrs.get('scratch_tokens', 0):,} tokens; "
-                     f"base model{' and earlier stages' if stage_runs else ''}: {attrs.get('base_tokens', 0):,} tokens")
-    return [growth, losses, speed]
+        runs.append((run["role"], f"{run.get('pair', 0)} ({run.get('seed', '—')})", str(trial.number), str(run["width"]),
+                     f"{run['n_params']:,}", f"{run['tokens']:,}", _fmt(run.get("initial_loss")), _fmt(trial.value)))
+    table = [("measure", "without base cost", "with base cost")]
+    table.append(("tokens", _interval(speedup.get("speedup_tokens"), speedup.get("speedup_tokens_ci")),
+                  _interval(speedup.get("speedup_tokens_with_base"), speedup.get("speedup_tokens_with_base_ci"))))
+    table.append(("FLOPs (6·N·D)", _interval(speedup.get("speedup_flops"), speedup.get("speedup_flops_ci")),
+                  _interval(speedup.get("speedup_flops_with_base"), speedup.get("speedup_flops_with_base_ci"))))
+    notes = [speedup.get("speedup_summary", "")]
+    if "final_loss_gap" in speedup:
+        line = f"final validation loss, warmstart − scratch: {speedup['final_loss_gap']:+.4f} (mean over pairs)"
+        if "eval_gap_se" in speedup:
+            line += (f"; the eval set's standard error of a pair's gap (same units scored by both) is "
+                     f"{speedup['eval_gap_se']:.4f}: the gap spans {speedup['gap_in_eval_se']:.1f} of them")
+        notes.append(line)
+    flops, full = attrs.get("flops"), attrs.get("flops_with_attention")
+    if flops and full:
+        notes.append(f"FLOPs: 6·N·D (the papers' count, used for the speedups); counting attention scores too adds "
+                     f"{full / flops - 1:.1%} to the target runs")
+    if attrs.get("schedule") == "wsd":
+        notes.append("--schedule wsd: a run's loss drops in its decay phase, so tokens-to-match read inside scratch's "
+                     "decay understate the speedup")
+    notes.append(f"base model{' and earlier stages' if stages else ''}: {attrs.get('base_tokens', 0):,} tokens "
+                 f"(counted in the with-base columns)")
+    return {"growth": growth, "runs": runs, "speedup": table, "notes": [n for n in notes if n]}
+
+
+def target_tables(study: optuna.Study) -> list[Table]:
+    summary = target_summary(study)
+    if summary is None:
+        return [Table(title=f"{study.study_name}: warmstart or scratch run not finished yet")]
+    growth = Table(title="growth", show_header=False)
+    for row in summary["growth"]:
+        growth.add_row(*row)
+    runs = Table(title=f"{study.study_name}: warmstart vs scratch (same width, tokens and hyperparameters per pair)")
+    speed = Table(title="speedup of warmstart over scratch (to reach scratch's final loss; geometric mean, 95% CI)")
+    for table, rows in ((runs, summary["runs"]), (speed, summary["speedup"])):
+        for column in rows[0]:
+            table.add_column(column, justify="right")
+        for row in rows[1:]:
+            table.add_row(*row)
+    speed.caption = "\n".join(summary["notes"])
+    return [growth, runs, speed]
+
+
+def dashboard_note(study: optuna.Study) -> str | None:
+    """The target study's optuna-dashboard note: the same tables as Markdown."""
+    summary = target_summary(study)
+    if summary is None:
+        return None
+
+    def markdown(rows: list[tuple[str, ...]]) -> str:
+        lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows[1:]])
+
+    growth = "\n".join(f"- **{label}**: {text}" for label, text in summary["growth"])
+    notes = "\n".join(f"- {note}" for note in summary["notes"])
+    return (f"## {study.study_name}: warmstarted μP against μP from scratch\n\n{growth}\n\n"
+            f"### Speedup (to reach scratch's final loss; geometric mean over pairs, 95% CI)\n\n"
+            f"{markdown(summary['speedup'])}\n\n{notes}\n\n### Runs\n\n{markdown(summary['runs'])}\n\n"
+            "The loss curves are this study's artifact (PNG).")
+
+
+def write_dashboard_notes(study: optuna.Study) -> None:
+    """optuna-dashboard notes: the study's summary, and each target trial's role."""
+    from optuna_dashboard import save_note
+
+    note = dashboard_note(study)
+    if note is not None:
+        save_note(study, note)
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        run = trial.user_attrs
+        text = {"warmstart": f"the grown base trial {run.get('grown_from')} trained on",
+                "scratch": "μP from scratch at the same width, on the same tokens as the warmstart of its pair"}.get(
+                    run.get("role"), "an intermediate stage of successive warmstarting")
+        speed = (f"\n\nThis pair's speedup in tokens: {run['pair_speedup_tokens']:.2f}× ({run.get('pair_censoring')})"
+                 if "pair_speedup_tokens" in run else "")
+        save_note(optuna.Trial(study, trial._trial_id),
+                  f"## {run.get('role')} (pair {run.get('pair', 0)}, seed {run.get('seed', '—')})\n\n{text}.{speed}")
 
 
 def print_report(storage_url: str, study: str, workdir: str | Path, console: Console | None = None) -> None:
@@ -110,9 +189,10 @@ def print_report(storage_url: str, study: str, workdir: str | Path, console: Con
     console.print(f"inspect: [bold]{dashboard_command(storage_url, Path(workdir) / 'artifacts')}[/bold]")
 
 
-def plot_curves(base: optuna.trial.FrozenTrial, warmstart: optuna.trial.FrozenTrial,
-                scratch: optuna.trial.FrozenTrial, path: Path) -> Path:
-    """Validation loss against tokens: the base winner (before 0), then warmstart and scratch."""
+def plot_curves(base: optuna.trial.FrozenTrial, warmstarts: list[optuna.trial.FrozenTrial],
+                scratches: list[optuna.trial.FrozenTrial], path: Path, speedup: dict | None = None) -> Path:
+    """Validation loss against tokens: the base winner (before 0), then every pair's warmstart
+    and scratch runs; the speedup and its interval in the title."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -123,15 +203,22 @@ def plot_curves(base: optuna.trial.FrozenTrial, warmstart: optuna.trial.FrozenTr
     base_tokens = base_curve[-1][0]
     axis.plot([t - base_tokens for t, _ in base_curve], [v for _, v in base_curve], color="grey",
               label=f"base w{base.user_attrs['width']} (trial {base.number})")
-    for trial, color in ((scratch, "tab:blue"), (warmstart, "tab:orange")):
-        curve = sorted(trial.intermediate_values.items())
-        axis.plot([t for t, _ in curve], [v for _, v in curve], marker=".", color=color,
-                  label=f"{trial.user_attrs['role']} w{trial.user_attrs['width']}")
-    axis.axhline(scratch.value, color="tab:blue", linestyle=":", linewidth=1)
+    for trials, color in ((scratches, "tab:blue"), (warmstarts, "tab:orange")):
+        for index, trial in enumerate(trials):
+            curve = sorted(trial.intermediate_values.items())
+            label = f"{trial.user_attrs['role']} w{trial.user_attrs['width']}" + (
+                f" ({len(trials)} seeds)" if len(trials) > 1 else "")
+            axis.plot([t for t, _ in curve], [v for _, v in curve], marker=".", color=color, alpha=0.9 if index == 0 else 0.5,
+                      label=label if index == 0 else None)
+            if trial.user_attrs["role"] == "scratch":
+                axis.axhline(trial.value, color="tab:blue", linestyle=":", linewidth=1)
     axis.axvline(0, color="black", linewidth=0.5)
     axis.set_xlabel("tokens (the base model's own training before 0)")
     axis.set_ylabel("validation loss")
-    axis.set_title("warmstarted μP vs μP from scratch")
+    title = "warmstarted μP vs μP from scratch"
+    if speedup and speedup.get("speedup_tokens"):
+        title += f": speedup {_interval(speedup['speedup_tokens'], speedup.get('speedup_tokens_ci'))} in tokens"
+    axis.set_title(title, fontsize=10)
     axis.legend()
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -19,10 +19,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from hpogrow.checkpoint import load_model, load_optimizer_state, read_checkpoint, save_checkpoint
 from hpogrow.parametrize import build_model, count_parameters, resolve_device
 from hpogrow.tasks import Task
-from hpogrow.throughput import training_flops
+from hpogrow.throughput import training_flops, training_flops_per_token
 from hpogrow.train import Evaluation, Report, TrainConfig, TrainState, make_optimizer, total_steps, train
 
 
@@ -115,13 +117,19 @@ def run_training(task: Task, model, config: TrainConfig, *, width: int, base_wid
     optimizer = None
     if optimizer_state is not None:
         optimizer = make_optimizer(model.to(resolve_device(config.device)), config)
+        rates = [(group["lr"], group["initial_lr"]) for group in optimizer.param_groups]
         optimizer.load_state_dict(optimizer_state)
+        for group, (rate, initial) in zip(optimizer.param_groups, rates):  # the moments carry over, not the rates
+            group["lr"], group["initial_lr"] = rate, initial
     result = train(model, task, config, state=state, optimizer=optimizer, report=report, progress=progress,
                    description=description)
     counts = count_parameters(model)
+    extra = run_facts(task, result.state.data_position, mfu=result.mfu)
+    extra["flops_with_attention"] = training_flops_per_token(model) * result.state.tokens_seen
+    if result.evaluations and result.evaluations[-1].val_loss_se is not None:
+        extra["val_loss_se"] = result.evaluations[-1].val_loss_se
     outcome = RunOutcome(result.evaluations, result.state, result.stopped_early, counts.total,
-                         counts.compute, result.tokens_per_second,
-                         extra=run_facts(task, result.state.data_position, mfu=result.mfu))
+                         counts.compute, result.tokens_per_second, extra=extra)
     if checkpoint is not None and not result.stopped_early:
         outcome.checkpoint = save_checkpoint(
             checkpoint, model, task=task, width=width, base_width=base_width, seed=config.seed,
@@ -260,13 +268,15 @@ def _emit(report: TrialReport | None, event: TrialEvent) -> bool:
 
 
 def run_warmstart(task: Task, grown: Path, config: TrainConfig, checkpoint: Path | None,
-                  report: Report | None = None, progress=None, owner: CheckpointOwner | None = None) -> RunOutcome:
-    """Train a grown checkpoint continuing the base's token stream (fresh optimizer unless the
-    grown folder carries optimizer state)."""
+                  report: Report | None = None, progress=None, owner: CheckpointOwner | None = None,
+                  data_position: int | None = None) -> RunOutcome:
+    """Train a grown checkpoint from ``data_position`` in the token stream (default: where the
+    base stopped), with a fresh optimizer unless the grown folder carries optimizer state."""
     source = read_checkpoint(grown)
     model, task = load_model(source, task)
+    position = source.state.data_position if data_position is None else data_position
     return run_training(task, model, config, width=source.width, base_width=source.base_width,
-                        checkpoint=checkpoint, state=TrainState(data_position=source.state.data_position),
+                        checkpoint=checkpoint, state=TrainState(data_position=position),
                         report=report, progress=progress, description=f"warmstart w{source.width}",
                         lineage=source.config.get("lineage"), optimizer_state=load_optimizer_state(source),
                         owner=owner)
@@ -280,3 +290,20 @@ def run_scratch(task: Task, width: int, base_width: int, config: TrainConfig, da
     return run_training(task, model, config, width=width, base_width=base_width, checkpoint=checkpoint,
                         state=TrainState(data_position=data_position), report=report, progress=progress,
                         description=f"scratch w{width}", owner=owner)
+
+
+@torch.no_grad()
+def paired_eval_gap(task: Task, first: str | Path, second: str | Path, device: str = "auto") -> tuple[float, float | None]:
+    """The gap in held-out loss between two checkpoints of ``task`` (``first − second``) and the
+    eval set's standard error of it: both models score the same units
+    (:meth:`Task.eval_losses`), so how hard each unit is cancels and what remains is how far the
+    gap would move on another eval set of the same size. ``None`` with a single unit."""
+    target = resolve_device(device)
+    losses = []
+    for folder in (first, second):
+        model, model_task = load_model(read_checkpoint(folder), task)
+        model.to(target).eval()
+        losses.append(model_task.eval_losses(model, model_task.eval_batches(target)).double().cpu())  # (N,)
+    difference = losses[0] - losses[1]  # (N,)
+    error = float(difference.std() / len(difference) ** 0.5) if len(difference) > 1 else None
+    return float(difference.mean()), error

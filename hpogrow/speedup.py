@@ -337,20 +337,6 @@ def _incomplete_beta(a: float, b: float, x: float) -> float:
     return front * fraction / a
 
 
-def eval_gap_in_standard_errors(gap: float, warmstart_se: float, scratch_se: float) -> float:
-    """How many standard errors of the eval set the warmstart–scratch final-loss gap spans.
-
-    ``|gap| / √(se_w² + se_s²)``: the two errors combined as if independent, which overstates
-    the error of a difference measured on one shared eval set (its errors are positively
-    correlated), so the ratio is conservative. Above ~3 the eval set resolves the gap; near 1
-    the gap is within the eval set's own noise.
-    """
-    combined = math.hypot(warmstart_se, scratch_se)
-    if combined == 0:
-        return math.inf if gap else 0.0
-    return abs(gap) / combined
-
-
 # Superseded by seed_speedup/aggregate_speedups; kept until pipeline.py and bench/ move to them.
 @dataclass(frozen=True)
 class Speedup:

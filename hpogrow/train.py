@@ -20,7 +20,7 @@ from torch import nn
 
 from hpogrow.errors import TrainingDiverged
 from hpogrow.parametrize import resolve_device
-from hpogrow.tasks.base import Task
+from hpogrow.tasks.base import Task, validation_loss
 from hpogrow.throughput import model_flops_utilization, training_flops_per_token
 
 
@@ -101,6 +101,8 @@ class Evaluation:
     val_loss: float
     train_loss: float | None
     """Mean training loss since the previous evaluation (``None`` before the first step)."""
+    val_loss_se: float | None = None
+    """Standard error of ``val_loss`` over the eval set's units (:func:`hpogrow.tasks.base.validation_loss`)."""
 
 
 @dataclass
@@ -213,12 +215,13 @@ def train(model: nn.Module, task: Task, config: TrainConfig, *, state: TrainStat
         train_loss = float(loss_sum) / losses_since_eval if losses_since_eval else None
         model.eval()
         with autocast:
-            val_loss = task.evaluate(forward_model, eval_batches)
+            val_loss, val_loss_se = validation_loss(task, forward_model, eval_batches)
         model.train()
         result.eval_seconds += time.perf_counter() - eval_start
         if not math.isfinite(val_loss) or (train_loss is not None and not math.isfinite(train_loss)):
             raise TrainingDiverged(tokens_seen, train_loss if train_loss is not None and not math.isfinite(train_loss) else val_loss)
-        evaluation = Evaluation(step=step, tokens_seen=tokens_seen, val_loss=val_loss, train_loss=train_loss)
+        evaluation = Evaluation(step=step, tokens_seen=tokens_seen, val_loss=val_loss, train_loss=train_loss,
+                                val_loss_se=val_loss_se)
         result.evaluations.append(evaluation)
         loss_sum, losses_since_eval = torch.zeros((), device=device), 0
         if bar is not None:

@@ -121,3 +121,21 @@ def test_search_and_report_on_the_language_model(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "lm-w16/base: 3 trials" in out and "warmstart" in out and "scratch" in out
     assert f"optuna-dashboard sqlite:///{workdir}/hpogrow.db --artifact-dir {workdir}/artifacts" in out.replace("\n", "")
+
+
+def test_train_from_a_grown_checkpoint_continues_its_carried_adam_moments(tmp_path, capsys):
+    """``grow --carry-optimizer`` pads the base's Adam moments; ``train --from`` trains on with them
+    (Adam's step count goes on from the base's), at the learning rate it is given."""
+    import torch
+
+    base = tmp_path / "base"
+    assert _run(["train", "--task", "mlp", "--width", "16", "--lr", "0.01", "--batch-size", "64", "--tokens", "2048",
+                 "--evaluations", "2", "--out", str(base), "--device", "cpu"], capsys)[0] == 0
+    assert _run(["grow", str(base), "--factor", "2", "--carry-optimizer", "--out", str(tmp_path / "grown")], capsys)[0] == 0
+    status, _ = _run(["train", "--from", str(tmp_path / "grown"), "--tokens", "1024", "--lr", "0.003",
+                      "--evaluations", "2", "--out", str(tmp_path / "warm"), "--device", "cpu"], capsys)
+    assert status == 0
+    steps = lambda folder: {float(s["step"]) for s in torch.load(folder / "optimizer.pt")["state"].values()}  # noqa: E731
+    assert steps(base) == {2048 / 64} and steps(tmp_path / "warm") == {(2048 + 1024) / 64}
+    rates = {group["initial_lr"] for group in torch.load(tmp_path / "warm" / "optimizer.pt")["param_groups"]}
+    assert max(rates) == pytest.approx(0.003)  # the rate asked for, not the base's 0.01

@@ -34,7 +34,7 @@ _DRIVER = textwrap.dedent("""
     from hpogrow.pipeline import SearchConfig, run_pipeline
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     config = SearchConfig(base_width=16, trials=3, tokens_per_param=16, workdir={workdir!r}, space={space!r},
-                          evaluations=4, pruner="none", device="cpu", executor="local")
+                          evaluations=4, pruner="none", device="cpu", executor="local", seeds=1)
     run_pipeline(test_pipeline.WaveRegression(), config, console=Console(file=io.StringIO()))
     print("PIPELINE DONE")
 """)

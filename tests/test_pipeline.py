@@ -49,9 +49,9 @@ def space_file(tmp_path):
     return str(path)
 
 
-def _config(tmp_path, space_file, trials: int) -> SearchConfig:
+def _config(tmp_path, space_file, trials: int, seeds: int = 1) -> SearchConfig:
     return SearchConfig(base_width=16, trials=trials, tokens_per_param=16, workdir=str(tmp_path / "work"),
-                        space=space_file, evaluations=4, pruner="none", device="cpu", executor="local")
+                        space=space_file, evaluations=4, pruner="none", device="cpu", executor="local", seeds=seeds)
 
 
 def _quiet() -> Console:
@@ -176,19 +176,20 @@ def test_successive_warmstarting_accounts_every_stage(tmp_path, space_file):
     base_tokens = result.winner.user_attrs["tokens"] + stage.user_attrs["tokens"]
     assert warm.user_attrs["base_tokens"] == base_tokens  # every earlier stage counts as the warmstart's cost
     assert warm.user_attrs["base_flops"] == result.winner.user_attrs["flops"] + stage.user_attrs["flops"]
-    # each stage continues the token stream: fresh tokens all the way
+    # each stage continues the token stream: fresh tokens all the way; scratch reads the final stage's tokens
     assert result.winner.user_attrs["data_position"] < stage.user_attrs["data_position"] < warm.user_attrs["data_position"]
+    assert scratch.user_attrs["data_position"] == warm.user_attrs["data_position"]
 
 
 def test_depth_growth_with_carried_optimizer(tmp_path):
     config = SearchConfig(base_width=16, trials=1, tokens_per_param=16, workdir=str(tmp_path / "work"), evaluations=4,
                           pruner="none", device="cpu", grow_op="szp+zero-block", carry_optimizer=True,
-                          executor="local")
+                          executor="local", seeds=1)
     result = run_pipeline(hpogrow.FourierTask(depth=2, modes=64), config, console=_quiet())
     assert result.plan.target_study.endswith(f"-d{result.plan.growth.target_depth}") and result.plan.growth.target_depth == 3
     warm = result.warmstart.user_attrs
     assert warm["grow_op"] == "szp+zero-block" and warm["depth"] == 3 and warm["carry_optimizer"] is True
-    grown = result.plan.checkpoint_dir / result.plan.target_study.split("/")[1] / "grown"
+    grown = result.plan.checkpoint_dir / result.plan.target_study.split("/")[1] / "pair0" / "grown"
     assert (grown / "optimizer.pt").exists()
     assert hpogrow.read_checkpoint(grown).config["task"]["depth"] == 3
 
@@ -229,3 +230,67 @@ def test_growth_refuses_a_checkpoint_its_trial_did_not_write(tmp_path, space_fil
     shutil.copytree(other.user_attrs["checkpoint"], winner.user_attrs["checkpoint"])
     with pytest.raises(hpogrow.UsageError, match=f"belongs to .*trial {other.number}, not to trial {winner.number}"):
         run_pipeline(WaveRegression(), SearchConfig(**{**config.__dict__, "grow_factor": 3.0}), console=_quiet())
+
+
+def test_seeds_give_pairs_on_fresh_tokens_and_a_speedup_with_its_interval(tmp_path, space_file):
+    """``seeds=2``: two warmstart/scratch pairs, each with its own seed, growth perturbation and
+    tokens (pair 1 reads after pair 0); the speedup over both, its 95% interval, the eval set's
+    standard error beside the loss gap, and the dashboard notes."""
+    from optuna_dashboard import get_note
+
+    config = _config(tmp_path, space_file, trials=1, seeds=2)
+    _enqueue(config, 1e-2)
+    result = run_pipeline(WaveRegression(), config, console=_quiet())
+    assert [t.user_attrs["pair"] for t in result.warmstarts] == [t.user_attrs["pair"] for t in result.scratches] == [0, 1]
+    assert [t.user_attrs["seed"] for t in result.warmstarts] == [0, 1]
+    segment = result.plan.supply.budget.pair_examples
+    start = result.winner.user_attrs["data_position"]
+    for pair, (warm, scratch) in enumerate(zip(result.warmstarts, result.scratches)):
+        assert warm.params == scratch.params == result.winner.params
+        # the pair's two runs read the same tokens, in a segment of its own: [start + pair·S, start + (pair + 1)·S)
+        end = warm.user_attrs["data_position"]
+        assert scratch.user_attrs["data_position"] == end and start + pair * segment < end <= start + (pair + 1) * segment
+    grown = [hpogrow.read_checkpoint(result.plan.checkpoint_dir / result.plan.target_study.split("/")[1] / f"pair{k}" /
+                                     "grown") for k in (0, 1)]
+    assert [g.config["seed"] for g in grown] == [0, 1]  # each pair's growth perturbation has its own seed
+
+    attrs = result.warmstart.user_attrs
+    for measure in ("tokens", "flops", "tokens_with_base", "flops_with_base"):
+        value, (low, high) = attrs[f"speedup_{measure}"], attrs[f"speedup_{measure}_ci"]
+        assert 0 < low < value < high
+        per_pair = attrs[f"speedup_{measure}_per_seed"]
+        assert len(per_pair) == 2 and value == pytest.approx((per_pair[0] * per_pair[1]) ** 0.5)  # geometric mean
+    assert attrs["seeds"] == 2 and 0 <= attrs["seeds_reached"] <= 2
+    assert attrs["speedup_seed"] == [0, 1] and len(attrs["speedup_censoring"]) == 2  # every pair counted
+    assert result.warmstarts[1].user_attrs["speedup_tokens_ci"] == attrs["speedup_tokens_ci"]
+    # the eval set's standard error, beside the gap it has to resolve
+    assert all(t.user_attrs["val_loss_se"] > 0 for t in (*result.warmstarts, *result.scratches))
+    gaps = [w.value - s.value for w, s in zip(result.warmstarts, result.scratches)]
+    assert attrs["final_loss_gap_per_pair"] == pytest.approx(gaps, abs=1e-6)  # re-scored from the checkpoints
+    assert attrs["final_loss_gap"] == pytest.approx(sum(gaps) / 2, abs=1e-6)
+    # paired on the same units: far below the error of one loss (what independent errors would give)
+    assert 0 < attrs["eval_gap_se"] < max(t.user_attrs["val_loss_se"] for t in result.warmstarts)
+    assert attrs["gap_in_eval_se"] == pytest.approx(abs(attrs["final_loss_gap"]) / attrs["eval_gap_se"])
+
+    target = optuna.load_study(study_name=result.plan.target_study, storage=config.storage_url)
+    assert target.user_attrs["speedup"]["speedup_tokens_ci"] == attrs["speedup_tokens_ci"]
+    note = get_note(target)
+    low, high = attrs["speedup_tokens_ci"]
+    assert f"{attrs['speedup_tokens']:.2f}× ({low:.2f}–{high:.2f})" in note and "warmstart" in note
+    for trial in target.trials:
+        assert get_note(optuna.Trial(target, trial._trial_id)).startswith(f"## {trial.user_attrs['role']} (pair ")
+
+
+def test_one_seed_gives_the_same_figures_twice(tmp_path, space_file):
+    """Reproducible: the same configuration in two fresh workdirs (in process, one torch thread)
+    records the same base curves and the same speedup, bit for bit."""
+    results = []
+    for run in ("a", "b"):
+        config = _config(tmp_path / run, space_file, trials=2)
+        _enqueue(config, 1e-2, 3e-2)
+        results.append(run_pipeline(WaveRegression(), config, console=_quiet()))
+    first, second = results
+    assert first.winner.intermediate_values == second.winner.intermediate_values
+    for key in ("speedup_tokens", "speedup_flops_with_base", "final_loss_gap", "val_loss_se"):
+        assert first.warmstart.user_attrs[key] == second.warmstart.user_attrs[key]
+    assert first.scratch.intermediate_values == second.scratch.intermediate_values

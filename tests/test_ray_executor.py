@@ -62,7 +62,7 @@ def space_file(tmp_path) -> str:
 
 def _config(tmp_path, space: str, trials: int, **overrides) -> SearchConfig:
     return SearchConfig(base_width=16, trials=trials, tokens_per_param=16, workdir=str(tmp_path / "work"), space=space,
-                        evaluations=8, pruner="none", device="cpu", executor="ray", **overrides)
+                        evaluations=8, pruner="none", device="cpu", **{"executor": "ray", **overrides})
 
 
 def _run(config: SearchConfig, scheduler: str):
@@ -194,7 +194,7 @@ def _finished(storage_url: str) -> int:
 
 
 def test_killed_driver_rerun_keeps_finished_trials_and_runs_nothing_twice(tmp_path, space_file):
-    config = replace(_config(tmp_path, space_file, trials=6), tokens_per_param=120, evaluations=4)
+    config = replace(_config(tmp_path, space_file, trials=6), tokens_per_param=120, evaluations=4, seeds=1)
     script = tmp_path / "driver.py"
     script.write_text(_DRIVER.format(root=str(TESTS.parent), tests=str(TESTS), config=config.__dict__))
     command = [sys.executable, str(script)]
@@ -328,3 +328,21 @@ def test_target_runs_on_ray_move_their_progress_bars():
             assert bar.completed == outcome.state.tokens_seen == config.tokens
             assert bar.fields["loss"] == outcome.final_loss
     assert executor._feed.queue is None  # the session took its queue down
+
+
+def test_local_and_ray_give_the_same_speedup_for_one_configuration(tmp_path, space_file):
+    """One configuration (the same enqueued base trial, seeds 0 and 1) through ``--executor local``
+    and through Ray: the target runs are the same computations in other processes, so the
+    speedups' 95% intervals overlap; here, with one torch thread in both, they agree exactly."""
+    results = {}
+    for executor in ("local", "ray"):
+        config = _config(tmp_path / executor, space_file, trials=1, seeds=2, executor=executor)
+        test_pipeline._enqueue(config, 1e-2)
+        if executor == "ray":
+            results[executor], _ = _run(config, "none")
+        else:
+            results[executor] = run_pipeline(WaveRegression(), config, console=Console(file=io.StringIO(), width=120))
+    local, remote = (results[name].warmstart.user_attrs for name in ("local", "ray"))
+    (low_local, high_local), (low_ray, high_ray) = local["speedup_tokens_ci"], remote["speedup_tokens_ci"]
+    assert low_local <= high_ray and low_ray <= high_local  # the intervals overlap
+    assert local["speedup_tokens_per_seed"] == pytest.approx(remote["speedup_tokens_per_seed"], rel=1e-6)

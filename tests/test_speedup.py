@@ -8,7 +8,7 @@ import statistics
 
 import pytest
 
-from hpogrow.speedup import (SMOOTHING_SIGMA, SeedSpeedup, aggregate_speedups, compute_speedup, eval_gap_in_standard_errors,
+from hpogrow.speedup import (SMOOTHING_SIGMA, SeedSpeedup, aggregate_speedups, compute_speedup,
                              seed_speedup, smooth_curve, student_t_quantile, tokens_to_reach)
 
 
@@ -156,8 +156,3 @@ def test_one_seed_gives_no_interval_and_says_so():
 def test_student_t_quantiles_match_the_tables():
     for degrees, expected in ((1, 12.706), (2, 4.303), (4, 2.776), (30, 2.042)):
         assert student_t_quantile(0.975, degrees) == pytest.approx(expected, abs=1e-3)
-
-
-def test_eval_gap_in_standard_errors():
-    assert eval_gap_in_standard_errors(-0.05, 0.003, 0.004) == pytest.approx(10.0)
-    assert eval_gap_in_standard_errors(0.0, 0.0, 0.0) == 0.0

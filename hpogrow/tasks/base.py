@@ -7,6 +7,7 @@ search, growth, warmstarted and scratch training, accounting and the Optuna reco
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -91,11 +92,16 @@ class Task(ABC):
         """The fixed held-out set. Default: four batches of 256 drawn far from training data."""
         return [self.batch(-(index + 1) * 256, 256, device) for index in range(4)]
 
+    def eval_losses(self, model: nn.Module, batches: list[Batch]) -> torch.Tensor:
+        """Held-out loss of each evaluation unit, ``(N,)``, all weighted equally: their mean is the
+        validation loss and their spread its standard error. Default: one unit per batch (its
+        mean loss); tasks that can, return one per example (or per sequence)."""
+        return torch.stack([self.loss(model, batch).float() for batch in batches])
+
     @torch.no_grad()
     def evaluate(self, model: nn.Module, batches: list[Batch]) -> float:
-        """Mean loss of ``model`` over ``batches``."""
-        losses = torch.stack([self.loss(model, batch).float() for batch in batches])
-        return float(losses.mean())
+        """Mean loss of ``model`` over ``batches`` (the mean of :meth:`eval_losses`)."""
+        return float(self.eval_losses(model, batches).mean())
 
     def describe(self) -> dict[str, Any]:
         """What to store with a checkpoint so that :func:`hpogrow.tasks.task_from_spec` can
@@ -116,3 +122,16 @@ class Task(ABC):
         (above 1: some example was read twice); ``None`` when the stream never repeats."""
         windows = self.training_windows()
         return None if windows is None else data_position / windows
+
+
+@torch.no_grad()
+def validation_loss(task: Task, model: nn.Module, batches: list[Batch]) -> tuple[float, float | None]:
+    """``task``'s validation loss of ``model`` and its standard error over the eval set's units
+    (:meth:`Task.eval_losses`): how far the figure would move on another eval set of the same
+    size. The error is ``None`` with a single unit, or for a task that overrides
+    :meth:`Task.evaluate` (its own loss, whose units hpogrow does not know)."""
+    if type(task).evaluate is not Task.evaluate:
+        return task.evaluate(model, batches), None
+    losses = task.eval_losses(model, batches).double()  # (N,)
+    error = float(losses.std() / math.sqrt(len(losses))) if len(losses) > 1 else None
+    return float(losses.mean()), error

@@ -87,6 +87,10 @@ class FourierTask(Task):
         x, y = batch
         return 0.5 * (model(x).float() - y).pow(2).mean()
 
+    def eval_losses(self, model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        """Loss of each held-out example, ``(N,)``."""
+        return torch.cat([0.5 * (model(x).float() - y).pow(2).reshape(len(x), -1).mean(dim=1) for x, y in batches])
+
     def with_depth(self, depth: int) -> Task:
         return type(self)(**{k: v for k, v in {**self.describe(), "depth": depth}.items() if k != "name"})
 

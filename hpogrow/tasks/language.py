@@ -104,6 +104,16 @@ class LanguageTask(Task):
         logits = model(inputs)  # (B, T, V)
         return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
 
+    def eval_losses(self, model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        """Mean loss of each held-out window, ``(N,)``: windows have equal length, so every
+        token weighs the same in their mean."""
+        per_window = []
+        for inputs, targets in batches:  # (B, T), (B, T)
+            logits = model(inputs)  # (B, T, V)
+            losses = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="none")  # (B·T,)
+            per_window.append(losses.view(targets.shape).mean(dim=1))  # (B,)
+        return torch.cat(per_window)
+
     def training_windows(self) -> int | None:
         return self.train_stream.n_windows
 

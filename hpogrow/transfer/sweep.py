@@ -58,8 +58,8 @@ class _MemoizedTask(Task):
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         return self.task.loss(model, batch)
 
-    def evaluate(self, model: nn.Module, batches: list[Batch]) -> float:
-        return self.task.evaluate(model, batches)
+    def eval_losses(self, model: nn.Module, batches: list[Batch]) -> torch.Tensor:
+        return self.task.eval_losses(model, batches)
 
 
 def _train_run(task: Task, config: TransferConfig, parameterization: str, width: int, learning_rate: float,
