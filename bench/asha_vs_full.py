@@ -35,6 +35,7 @@ import argparse
 import logging
 import math
 import os
+import random
 import statistics
 import tempfile
 from pathlib import Path
@@ -84,6 +85,46 @@ def halving_fraction(schedule: Schedule, trials: int, reduction_factor: int) -> 
         tokens += survivors * (rung - previous)
         survivors, previous = max(1, survivors // reduction_factor), rung
     return tokens / (trials * schedule.budget)
+
+
+def ray_asha_fraction(schedule: Schedule, reduction_factor: int, losses: list[list[float]]) -> float:
+    """The fraction of ``len(losses) × budget`` tokens Ray's own ASHA bracket, built as
+    ``RayExecutor`` builds it (fidelity in units of the smallest rung), spends on trials run one at
+    a time in the order given; ``losses[trial][rung]`` is what each trial reports at each rung."""
+    from types import SimpleNamespace
+
+    from ray.tune.schedulers import TrialScheduler
+    from ray.tune.schedulers.async_hyperband import _Bracket
+
+    bracket = _Bracket(1 - 1e-9, schedule.budget // schedule.rungs[0], reduction_factor, 0)
+    tokens = 0
+    for number, curve in enumerate(losses):
+        for rung, loss in zip(schedule.rungs, curve):
+            reached = rung
+            if bracket.on_result(SimpleNamespace(trial_id=str(number)), rung / schedule.rungs[0], -loss) \
+                    == TrialScheduler.STOP:
+                break
+        tokens += reached
+    return tokens / (len(losses) * schedule.budget)
+
+
+def expected_fraction(schedule: Schedule, trials: int, reduction_factor: int, draws: int = 100) -> float:
+    """Mean of :func:`ray_asha_fraction` over random arrival orders when every trial keeps its rank
+    at every rung: what ASHA spends when the rungs never mislead it (seeded, so reproducible)."""
+    generator = random.Random(0)
+    orders = [[[quality] * len(schedule.rungs) for quality in generator.sample(range(trials), trials)]
+              for _ in range(draws)]
+    return statistics.fmean(ray_asha_fraction(schedule, reduction_factor, order) for order in orders)
+
+
+def trials_for_goal(schedule: Schedule, reduction_factor: int, most: int = 256) -> int | None:
+    """The fewest trials (16, 32, … up to ``most``) whose :func:`expected_fraction` is at most GOAL."""
+    trials = 16
+    while trials <= most:
+        if expected_fraction(schedule, trials, reduction_factor) <= GOAL:
+            return trials
+        trials *= 2
+    return None
 
 
 def common_budget(tokens_per_param: float, base_params: int, step_tokens: int, reduction_factors: list[int],
@@ -209,6 +250,7 @@ def _compare(seed: int, reduction_factor: int, full: dict, asha: dict, trials: i
             "full_tokens": full_tokens, "asha_tokens": asha_tokens, "fraction": asha_tokens / full_tokens,
             "floor": floor_fraction(asha["schedule"], trials),
             "halving": halving_fraction(asha["schedule"], trials, reduction_factor),
+            "expected": expected_fraction(asha["schedule"], trials, reduction_factor),
             "complete": states.count("COMPLETE"), "pruned": states.count("PRUNED"), "failed": states.count("FAIL"),
             "full_failed": sum(t["state"] == "FAIL" for t in full["trials"]),
             "full_winner": best, "full_best_loss": full_loss[best], "asha_winner": chosen,
@@ -220,9 +262,11 @@ def _compare(seed: int, reduction_factor: int, full: dict, asha: dict, trials: i
 
 def _summarise(reduction_factor: int, rows: list[dict]) -> dict:
     fractions = [row["fraction"] for row in rows]
+    schedule = Schedule(rows[0]["rungs"][-1], tuple(rows[0]["rungs"]))
     return {"reduction_factor": reduction_factor, "seeds": len(rows), "hits": sum(row["hit"] for row in rows),
             "fraction_mean": statistics.fmean(fractions), "fraction_min": min(fractions),
             "fraction_max": max(fractions), "rungs": rows[0]["rungs"], "floor": rows[0]["floor"], "halving": rows[0]["halving"],
+            "expected": rows[0]["expected"], "trials_for_goal": trials_for_goal(schedule, reduction_factor),
             "goal_met": sum(row["hit"] and row["fraction"] <= GOAL for row in rows)}
 
 
@@ -230,13 +274,13 @@ def _rows_table(rows: list[dict], args, budget: int, tokens_per_param: float) ->
     table = Table(title=f"ASHA vs full-budget search, embedded LM width {args.base_width} depth {args.depth}: "
                         f"{args.trials} configurations per seed, {budget:,} tokens each ({tokens_per_param:.2f} "
                         f"tokens/param), {args.max_rungs} rungs below the budget")
-    for column in ("seed", "rf", "C/P/F", "ASHA tokens", "× full", "floor", "halving",
+    for column in ("seed", "rf", "C/P/F", "ASHA tokens", "× full", "floor", "halving", "expected",
                    "full winner (loss)", "ASHA winner (full loss)", "gap", "hit", "max |Δ loss|"):
         table.add_column(column, justify="right")
     for row in rows:
         table.add_row(str(row["seed"]), str(row["reduction_factor"]), f"{row['complete']}/{row['pruned']}/{row['failed']}", f"{row['asha_tokens']:,}",
                       f"{row['fraction']:.3f}", f"{row['floor']:.3f}", f"{row['halving']:.3f}",
-                      f"#{row['full_winner']} ({row['full_best_loss']:.4f})",
+                      f"{row['expected']:.3f}", f"#{row['full_winner']} ({row['full_best_loss']:.4f})",
                       f"#{row['asha_winner']} ({row['asha_winner_full_loss']:.4f})", f"{row['gap']:+.2%}",
                       "yes" if row["hit"] else "NO", f"{row['max_loss_difference']:.1e}")
     return table
@@ -244,20 +288,23 @@ def _rows_table(rows: list[dict], args, budget: int, tokens_per_param: float) ->
 
 def _summary_table(summary: list[dict], args) -> Table:
     table = Table(title=f"per reduction factor, over {args.seeds} seed(s): goal = a hit at ≤ {GOAL:g}× the tokens")
-    for column in ("rf", "rungs (tokens)", "hits", "× full: mean [min, max]", "floor", "halving", "hit at ≤ goal"):
+    for column in ("rf", "rungs (tokens)", "hits", "× full: mean [min, max]", "floor", "halving", "expected",
+                   "trials for expected ≤ goal", "hit at ≤ goal"):
         table.add_column(column, justify="right")
     for entry in summary:
         table.add_row(str(entry["reduction_factor"]), " → ".join(f"{r:,}" for r in entry["rungs"]),
                       f"{entry['hits']} of {entry['seeds']}",
                       f"{entry['fraction_mean']:.3f} [{entry['fraction_min']:.3f}, {entry['fraction_max']:.3f}]",
-                      f"{entry['floor']:.3f}", f"{entry['halving']:.3f}", f"{entry['goal_met']} of {entry['seeds']}")
+                      f"{entry['floor']:.3f}", f"{entry['halving']:.3f}", f"{entry['expected']:.3f}",
+                      str(entry["trials_for_goal"] or "over 256"), f"{entry['goal_met']} of {entry['seeds']}")
     return table
 
 
 def _notes(summary: list[dict], args) -> str:
     lines = [f"Hit: ASHA's winner is the full search's or within {WITHIN:.0%} of its best full-budget loss. floor: the "
              f"least any ASHA run can spend with {args.trials} trials on these rungs (one trial trains to the budget, "
-             "the rest stop at the first rung); halving: synchronous successive halving's spend. "
+             "the rest stop at the first rung); halving: synchronous successive halving's spend; expected: Ray's ASHA "
+             "bracket's mean spend over 100 random arrival orders when every trial keeps its rank at every rung. "
              f"C/P/F: ASHA trials COMPLETE/PRUNED/FAIL. ASHA trials ran {args.max_concurrent} at a time."]
     for entry in summary:
         reachable = "reachable" if entry["floor"] <= GOAL else "NOT reachable"
@@ -265,7 +312,10 @@ def _notes(summary: list[dict], args) -> str:
         lines.append(f"rf {entry['reduction_factor']}: {entry['hits']} of {entry['seeds']} hits at "
                      f"{entry['fraction_mean']:.3f}× the tokens (range {entry['fraction_min']:.3f}–"
                      f"{entry['fraction_max']:.3f}); {GOAL:g}× is {reachable} in principle (floor "
-                     f"{entry['floor']:.3f}), and successive halving's own spend ({entry['halving']:.3f}) is {typical} it.")
+                     f"{entry['floor']:.3f}), successive halving's own spend ({entry['halving']:.3f}) is {typical} it, "
+                     f"and ASHA's expected spend with ranks that never change is {entry['expected']:.3f} "
+                     + (f"(≤ {GOAL:g} from {entry['trials_for_goal']} trials)." if entry["trials_for_goal"]
+                        else "(above it up to 256 trials)."))
     return "\n".join(lines)
 
 

@@ -116,39 +116,22 @@ def test_asha_floor_is_the_least_ray_asha_spends(monkeypatch, reduction_factor):
     """The floor printed beside the measurement is what Ray's own ASHA bracket spends at best
     (trials arriving best first) and never undercuts, whatever the order of arrival."""
     import random
-    from types import SimpleNamespace
-
-    from ray.tune.schedulers import TrialScheduler
-    from ray.tune.schedulers.async_hyperband import _Bracket
 
     monkeypatch.syspath_prepend(str(BENCH))
-    from asha_vs_full import floor_fraction
+    from asha_vs_full import expected_fraction, floor_fraction, ray_asha_fraction
 
     from hpogrow.executors.ray import rung_schedule
 
-    trials, rungs_below = 12, 3
-    schedule = rung_schedule(reduction_factor ** rungs_below * 4096, 4096, "asha", reduction_factor, rungs_below)
-
-    def spend(losses: list[list[float]]) -> float:
-        """Tokens of trials run one at a time under Ray's bracket, as RayExecutor._scheduler builds it
-        (fidelity in units of the smallest rung); ``losses[trial][rung]``."""
-        bracket = _Bracket(1 - 1e-9, reduction_factor ** rungs_below, reduction_factor, 0)
-        tokens = 0
-        for number, curve in enumerate(losses):
-            for rung, loss in zip(schedule.rungs, curve):
-                reached = rung
-                if bracket.on_result(SimpleNamespace(trial_id=str(number)), rung / schedule.rungs[0], -loss) \
-                        == TrialScheduler.STOP:
-                    break
-            tokens += reached
-        return tokens / (trials * schedule.budget)
-
+    trials = 12
+    schedule = rung_schedule(reduction_factor ** 3 * 4096, 4096, "asha", reduction_factor, 3)
     floor = floor_fraction(schedule, trials)
     best_first = [[float(number)] * len(schedule.rungs) for number in range(trials)]
-    assert spend(best_first) == pytest.approx(floor)
+    assert ray_asha_fraction(schedule, reduction_factor, best_first) == pytest.approx(floor)
     draw = random.Random(0)
-    spends = [spend([[draw.random() for _ in schedule.rungs] for _ in range(trials)]) for _ in range(200)]
+    spends = [ray_asha_fraction(schedule, reduction_factor, [[draw.random() for _ in schedule.rungs] for _ in range(trials)])
+              for _ in range(200)]
     assert min(spends) >= floor - 1e-12 and max(spends) > floor
+    assert floor < expected_fraction(schedule, trials, reduction_factor) < 1
 
 
 def test_asha_bench_budget_is_one_every_schedule_lands_on(monkeypatch):
