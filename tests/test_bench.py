@@ -95,3 +95,54 @@ def test_synthetic_language_quick(run_benchmark):
     assert entropies["floor"] < entropies["bigram"] < entropies["unigram"]
     assert [row["width"] for row in record["rows"]] == [32, 64]
     assert all(row["final_mean"] > entropies["floor"] for row in record["rows"])  # nothing beats the floor
+
+
+@pytest.mark.slow
+def test_asha_vs_full_quick(run_benchmark):
+    """Both searches train a configuration on the same budget (same losses), ASHA stops trials only
+    at the plan's rungs, and it never spends less than the floor the rung schedule allows."""
+    record = run_benchmark("asha_vs_full")
+    assert [row["reduction_factor"] for row in record["rows"]] == [2, 3]
+    for row in record["rows"]:
+        assert row["full_tokens"] == 4 * record["budget"] and row["rungs"][-1] == record["budget"]
+        assert row["floor"] - 1e-12 <= row["fraction"] <= 1
+        assert row["max_loss_difference"] < 1e-6
+        assert all(trial["tokens"] in row["rungs"] for trial in row["asha_trials"] if trial["state"] != "FAIL")
+        assert row["hit"] == (row["asha_winner"] == row["full_winner"] or row["gap"] <= 0.01)
+
+
+@pytest.mark.parametrize("reduction_factor", [2, 3])
+def test_asha_floor_is_the_least_ray_asha_spends(monkeypatch, reduction_factor):
+    """The floor printed beside the measurement is what Ray's own ASHA bracket spends at best
+    (trials arriving best first) and never undercuts, whatever the order of arrival."""
+    import random
+
+    monkeypatch.syspath_prepend(str(BENCH))
+    from asha_vs_full import expected_fraction, floor_fraction, ray_asha_fraction
+
+    from hpogrow.executors.ray import rung_schedule
+
+    trials = 12
+    schedule = rung_schedule(reduction_factor ** 3 * 4096, 4096, "asha", reduction_factor, 3)
+    floor = floor_fraction(schedule, trials)
+    best_first = [[float(number)] * len(schedule.rungs) for number in range(trials)]
+    assert ray_asha_fraction(schedule, reduction_factor, best_first) == pytest.approx(floor)
+    draw = random.Random(0)
+    spends = [ray_asha_fraction(schedule, reduction_factor, [[draw.random() for _ in schedule.rungs] for _ in range(trials)])
+              for _ in range(200)]
+    assert min(spends) >= floor - 1e-12 and max(spends) > floor
+    assert floor < expected_fraction(schedule, trials, reduction_factor) < 1
+
+
+def test_asha_bench_budget_is_one_every_schedule_lands_on(monkeypatch):
+    """The full search and ASHA at every reduction factor train a trial on the same tokens."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    from asha_vs_full import common_budget
+
+    from hpogrow.executors.ray import rung_schedule
+
+    budget = common_budget(20.0, 43_170, 4096, [2, 3], 3)
+    assert abs(budget - 20.0 * 43_170) <= 216 * 4096 / 2
+    assert rung_schedule(budget, 4096, "none").budget == budget
+    for reduction_factor in (2, 3):
+        assert rung_schedule(budget, 4096, "asha", reduction_factor, 3).budget == budget
