@@ -95,3 +95,12 @@ def test_synthetic_language_quick(run_benchmark):
     assert entropies["floor"] < entropies["bigram"] < entropies["unigram"]
     assert [row["width"] for row in record["rows"]] == [32, 64]
     assert all(row["final_mean"] > entropies["floor"] for row in record["rows"])  # nothing beats the floor
+
+
+@pytest.mark.slow
+def test_drivers_quick(run_benchmark):
+    record = run_benchmark("drivers")
+    (row,) = record["rows"]
+    assert row["case"] == "journal:local" and row["exit_codes"] == [0, 0] and row["error_lines"] == 0
+    assert row["base_trials"] == 3 and row["duplicated_configurations"] == 0 and row["distinct_reports"] == 1
+    assert row["target_trials"] == {"scratch complete": 1, "warmstart complete": 1}
