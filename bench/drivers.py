@@ -81,14 +81,14 @@ def main(argv: list[str] | None = None) -> dict:
     table = Table(title=f"{args.drivers} drivers started at once on one study, --trials {args.trials} "
                         f"(mlp, base width 16, grow factor {args.grow_factor:g})")
     for column in ("storage:executor", "exit codes", "error lines", "base trials", "duplicated", "drivers with base",
-                   "target trials", "reports", "wall s"):
+                   "target trials (complete unless said)", "reports", "wall s"):
         table.add_column(column, justify="right")
     for row in rows:
         states = ", ".join(f"{n} {state.lower()}" for state, n in row["states"].items())
         table.add_row(row["case"], " ".join(map(str, row["exit_codes"])), str(row["error_lines"]),
                       f"{row['base_trials']} ({states})", str(row["duplicated_configurations"]),
                       str(row["drivers_with_base_trials"]),
-                      ", ".join(f"{n} {role}" for role, n in row["target_trials"].items()) or "none",
+                      ", ".join(f"{n} {role.removesuffix(' complete')}" for role, n in row["target_trials"].items()) or "none",
                       str(row["distinct_reports"]), f"{row['wall_seconds']:.0f}")
     console.print(table)
     notes = _notes(rows, args)

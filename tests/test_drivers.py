@@ -16,6 +16,7 @@ import optuna
 import pytest
 
 import hpogrow
+from hpogrow import record
 from hpogrow.storage import open_storage
 
 TrialState = optuna.trial.TrialState
@@ -80,3 +81,34 @@ def test_two_drivers_share_one_study_and_train_the_target_pair_once(shared_stora
     # the other driver waited for the pair (or found it trained) and trained nothing itself
     reused = [driver.pid for driver, (out, _) in zip(drivers, outputs) if "reusing finished trial" in out]
     assert reused == [pid for pid in (driver.pid for driver in drivers) if pid != target_driver]
+
+
+@pytest.mark.slow
+def test_a_driver_killed_mid_search_leaves_its_trial_abandoned_and_the_other_finishes_the_total(postgres_url, tmp_path):
+    """One driver dies by SIGKILL at its first tell (a base trial trained, not yet told; or its
+    target pair, had the other driver claimed every base trial first): the other marks those
+    trials FAIL (abandoned), runs a replacement so the study holds ``--trials`` counted trials, and
+    trains the target pair."""
+    env = {**os.environ, "PYTHONPATH": str(Path(hpogrow.__file__).parents[1]), "OMP_NUM_THREADS": "1"}
+    command = _search(postgres_url, tmp_path / "work")
+    doomed = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**env, "HPOGROW_CRASH_AT": "before-tell"})
+    survivor = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    out, err = survivor.communicate(timeout=240)
+    doomed.communicate(timeout=60)
+    assert doomed.returncode == -9
+    assert survivor.returncode == 0, f"{out[-2000:]}\n{err[-3000:]}"
+
+    storage = open_storage(postgres_url)
+    trials = [t for name in optuna.get_all_study_names(storage)
+              for t in optuna.load_study(study_name=name, storage=storage).trials]
+    abandoned = [t for t in trials if t.state == TrialState.FAIL]
+    assert abandoned and all(t.user_attrs[record.ABANDONED] is True for t in abandoned)
+    assert all(t.user_attrs["driver"].endswith(f":{doomed.pid}") for t in abandoned)
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    base = optuna.load_study(study_name=f"{STUDY}/base", storage=storage)
+    assert len([t for t in base.trials if not t.user_attrs.get(record.ABANDONED)]) == TRIALS  # replaced
+    (target_name,) = set(optuna.get_all_study_names(storage)) - {base.study_name}
+    target = optuna.load_study(study_name=target_name, storage=storage)
+    finished = sorted(t.user_attrs["role"] for t in target.trials if t.state == TrialState.COMPLETE)
+    assert finished == ["scratch", "warmstart"]
