@@ -146,3 +146,9 @@ def test_asha_bench_budget_is_one_every_schedule_lands_on(monkeypatch):
     assert rung_schedule(budget, 4096, "none").budget == budget
     for reduction_factor in (2, 3):
         assert rung_schedule(budget, 4096, "asha", reduction_factor, 3).budget == budget
+def test_drivers_quick(run_benchmark):
+    record = run_benchmark("drivers")
+    (row,) = record["rows"]
+    assert row["case"] == "journal:local" and row["exit_codes"] == [0, 0] and row["error_lines"] == 0
+    assert row["base_trials"] == 3 and row["duplicated_configurations"] == 0 and row["distinct_reports"] == 1
+    assert row["target_trials"] == {"scratch complete": 1, "warmstart complete": 1}
