@@ -85,3 +85,28 @@ def test_config_validation():
     with pytest.raises(ValueError, match="schedule"):
         TrainConfig(learning_rate=1, batch_size=1, tokens=1, schedule="cosine")
 
+
+
+def test_validation_loss_weighs_every_token_equally_and_has_its_standard_error():
+    """The LM's validation loss is the mean over every held-out token (the held-out windows as one
+    batch), and its standard error the spread of the windows' means over √windows."""
+    import torch
+    import torch.nn.functional as F
+
+    from hpogrow.parametrize import build_model
+    from hpogrow.tasks import LanguageTask
+    from hpogrow.tasks.base import validation_loss
+
+    task = LanguageTask(depth=1, head_size=8, seq_len=16, eval_tokens=16 * 150)  # 150 windows, in several batches
+    model = build_model(task, 16, 16, seed=0).eval()
+    torch.manual_seed(0)
+    for parameter in model.parameters():  # an untrained μP readout predicts uniformly: every window alike
+        parameter.data.normal_(0, 0.3)
+    batches = task.eval_batches(torch.device("cpu"))
+    loss, error = validation_loss(task, model, batches)
+    windows = torch.cat([torch.cat([inputs, targets[:, -1:]], dim=1) for inputs, targets in batches])  # (N, T+1)
+    with torch.no_grad():
+        per_token = F.cross_entropy(model(windows[:, :-1]).flatten(0, 1), windows[:, 1:].flatten(), reduction="none")
+    per_window = per_token.view(len(windows), -1).mean(dim=1)
+    assert len(batches) > 1 and loss == pytest.approx(float(per_token.mean()), rel=1e-5)
+    assert error == pytest.approx(float(per_window.std() / len(windows) ** 0.5), rel=1e-4)
