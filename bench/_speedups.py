@@ -1,0 +1,58 @@
+"""What the growth benchmarks share: one seed's speedup read from two runs, an estimate as a table
+cell, and the standard error of a held-out loss.
+
+Speedups go through :mod:`hpogrow.speedup` (smoothed curves, censored seeds counted at their
+bound, geometric mean with a 95% t-interval over seeds). FLOPs per token are the full count of
+:func:`hpogrow.throughput.training_flops_per_token` (6·N plus, for the GPT, the attention term).
+"""
+
+from __future__ import annotations
+
+import statistics
+
+import torch
+from torch import nn
+
+from hpogrow.runs import RunOutcome
+from hpogrow.speedup import SeedSpeedup, SpeedupEstimate, seed_speedup
+from hpogrow.tasks import Task
+
+EVAL_GROUPS = 64
+"""Groups the held-out examples are split into to estimate the standard error of their mean loss."""
+_CENSORING_MARK = {"upper": "≤", "lower": "≥", "both": "~"}
+
+
+def curve(outcome: RunOutcome) -> list[tuple[int, float]]:
+    """``(tokens, validation loss)`` of a run, its tokens counted from its own start."""
+    return [(evaluation.tokens_seen, evaluation.val_loss) for evaluation in outcome.evaluations]
+
+
+def pair_speedup(warm: RunOutcome, scratch: RunOutcome, *, flops_per_token: float, base_tokens: float,
+                 base_flops: float, seed: int) -> SeedSpeedup:
+    """:func:`hpogrow.speedup.seed_speedup` of a warmstarted run against scratch of the same seed."""
+    return seed_speedup(curve(warm), curve(scratch), flops_per_token=flops_per_token, base_tokens=base_tokens,
+                        base_flops=base_flops, seed=seed)
+
+
+def interval_cell(estimate: SpeedupEstimate, measure: str) -> str:
+    """``1.42× (1.10–1.83)``; ``≤``/``≥`` in front when censored seeds make the mean a bound."""
+    value, interval = getattr(estimate, measure), getattr(estimate, f"{measure}_ci")
+    mark = _CENSORING_MARK.get(estimate.bound, "")
+    text = f"{mark}{value:.2f}×"
+    return text if interval is None else f"{text} ({interval[0]:.2f}–{interval[1]:.2f})"
+
+
+@torch.no_grad()
+def eval_standard_error(task: Task, model: nn.Module, groups: int = EVAL_GROUPS) -> float:
+    """Standard error of ``model``'s mean held-out loss: the held-out examples (LM: windows) are
+    split into ``groups`` equal groups along the batch dimension, each group's mean loss taken
+    with the task's own loss, and the error is their standard deviation over √groups (examples
+    are drawn independently, so group means are independent)."""
+    model.eval()
+    device = next(model.parameters()).device
+    batches, means = task.eval_batches(device), []
+    per_batch = max(1, groups // len(batches))
+    for inputs, targets in batches:  # (B, …), (B, …)
+        for chunk_inputs, chunk_targets in zip(inputs.chunk(per_batch), targets.chunk(per_batch)):
+            means.append(float(task.loss(model, (chunk_inputs, chunk_targets))))
+    return statistics.stdev(means) / len(means) ** 0.5
