@@ -35,24 +35,36 @@ def pair_speedup(warm: RunOutcome, scratch: RunOutcome, *, flops_per_token: floa
 
 
 def interval_cell(estimate: SpeedupEstimate, measure: str) -> str:
-    """``1.42× (1.10–1.83)``; ``≤``/``≥`` in front when censored seeds make the mean a bound."""
+    """``1.42 (1.10–1.83)`` (a ratio, ×); ``≤``/``≥`` in front when censored seeds make the mean a bound."""
     value, interval = getattr(estimate, measure), getattr(estimate, f"{measure}_ci")
     mark = _CENSORING_MARK.get(estimate.bound, "")
-    text = f"{mark}{value:.2f}×"
+    text = f"{mark}{value:.2f}"
     return text if interval is None else f"{text} ({interval[0]:.2f}–{interval[1]:.2f})"
 
 
 @torch.no_grad()
-def eval_standard_error(task: Task, model: nn.Module, groups: int = EVAL_GROUPS) -> float:
-    """Standard error of ``model``'s mean held-out loss: the held-out examples (LM: windows) are
-    split into ``groups`` equal groups along the batch dimension, each group's mean loss taken
-    with the task's own loss, and the error is their standard deviation over √groups (examples
-    are drawn independently, so group means are independent)."""
+def eval_group_losses(task: Task, model: nn.Module, groups: int = EVAL_GROUPS) -> list[float]:
+    """``model``'s mean held-out loss on each of ``groups`` equal groups of the held-out examples
+    (LM: windows), split along the batch dimension, each with the task's own loss."""
     model.eval()
-    device = next(model.parameters()).device
-    batches, means = task.eval_batches(device), []
+    batches, means = task.eval_batches(next(model.parameters()).device), []
     per_batch = max(1, groups // len(batches))
     for inputs, targets in batches:  # (B, …), (B, …)
         for chunk_inputs, chunk_targets in zip(inputs.chunk(per_batch), targets.chunk(per_batch)):
             means.append(float(task.loss(model, (chunk_inputs, chunk_targets))))
-    return statistics.stdev(means) / len(means) ** 0.5
+    return means
+
+
+def standard_error(values: list[float]) -> float:
+    """Standard error of the mean of independent ``values`` (held-out examples are drawn
+    independently, so group means are)."""
+    return statistics.stdev(values) / len(values) ** 0.5
+
+
+def eval_errors(task: Task, warm: nn.Module, scratch: nn.Module) -> tuple[float, float, float]:
+    """Standard errors of the warmstarted and the scratch model's held-out loss, and of their
+    difference on the shared held-out set (paired by group: the errors of the two losses are
+    correlated, so this is the error the final-loss gap carries)."""
+    warm_groups, scratch_groups = eval_group_losses(task, warm), eval_group_losses(task, scratch)
+    differences = [w - s for w, s in zip(warm_groups, scratch_groups)]
+    return standard_error(warm_groups), standard_error(scratch_groups), standard_error(differences)

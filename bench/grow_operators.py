@@ -134,7 +134,7 @@ def _aggregate(rows: list[dict]) -> list[dict]:
 def _summary(operators: list[dict], title: str) -> Table:
     table = Table(title=title + ", over seeds")
     for column in ("operator", "target", "g", "seeds reached", "initial loss", "final loss", "scratch final",
-                   "speedup, tokens = FLOPs (95% CI)", "FLOPs with base (95% CI)"):
+                   "speedup ×, tokens = FLOPs (95% CI)", "FLOPs with base (95% CI)"):
         table.add_column(column, justify="right")
     for cell in operators:
         estimate = cell["estimate"]
