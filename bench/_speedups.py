@@ -1,5 +1,5 @@
-"""What the growth benchmarks share: one seed's speedup read from two runs, an estimate as a table
-cell, and the standard error of a held-out loss.
+"""What the growth benchmarks share: a task as a benchmark runs it, one seed's speedup read from two
+runs, an estimate as a table cell, and the standard errors of held-out losses.
 
 Speedups go through :mod:`hpogrow.speedup` (smoothed curves, censored seeds counted at their
 bound, geometric mean with a 95% t-interval over seeds). FLOPs per token are the full count of
@@ -9,6 +9,7 @@ bound, geometric mean with a 95% t-interval over seeds). FLOPs per token are the
 from __future__ import annotations
 
 import statistics
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -20,6 +21,17 @@ from hpogrow.tasks import Task
 EVAL_GROUPS = 64
 """Groups the held-out examples are split into to estimate the standard error of their mean loss."""
 _CENSORING_MARK = {"upper": "≤", "lower": "≥", "both": "~"}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One task as a benchmark runs it: its base width, learning rate and batch size."""
+
+    label: str
+    task: Task
+    base_width: int
+    learning_rate: float
+    batch_size: int
 
 
 def curve(outcome: RunOutcome) -> list[tuple[int, float]]:

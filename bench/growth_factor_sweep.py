@@ -40,13 +40,13 @@ from rich.console import Console
 from rich.table import Table
 
 from _harness import WIDTH, add_common_options, append_result, make_record, should_record, spread
-from _speedups import eval_errors, interval_cell, pair_speedup
+from _speedups import Setting, eval_errors, interval_cell, pair_speedup
 from hpogrow.checkpoint import load_model, read_checkpoint, save_checkpoint
 from hpogrow.growth import grow_checkpoint, plan_growth
 from hpogrow.parametrize import build_model, count_parameters
 from hpogrow.runs import run_scratch, run_warmstart
 from hpogrow.speedup import SeedSpeedup, SpeedupEstimate, aggregate_speedups, eval_gap_in_standard_errors
-from hpogrow.tasks import FourierTask, LanguageTask, Task
+from hpogrow.tasks import FourierTask, LanguageTask
 from hpogrow.throughput import training_flops_per_token
 from hpogrow.train import TrainConfig, train
 
@@ -54,17 +54,6 @@ REFERENCE_FACTOR = 2.0
 """The growth factor of the budget trend (paper 000's most reliable one)."""
 PLOT_FOLDER = "plots"
 """PNGs go to this folder beside the results file."""
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One task as this benchmark runs it."""
-
-    label: str
-    task: Task
-    base_width: int
-    learning_rate: float
-    batch_size: int
 
 
 @dataclass(frozen=True)
