@@ -11,7 +11,9 @@ and the embedded LM (``hpogrow.tasks``), tiny models on CPU:
   parameter count is closest to ``g ×`` the base's (``hpogrow.growth.plan_growth``: the LM's widths
   step by its head size, 8, the MLP's by 1; the g reached is reported), and trained for
   ``budget × target parameters`` tokens on the tokens after the base's, against μP from scratch at
-  the same width, LR, batch and tokens (μTransfer: one LR and batch for every width);
+  the same width, LR, batch and tokens (μTransfer: one LR and batch for every width), at 2 and 4
+  tokens per parameter (the LM at g = 8 and 8 tokens per parameter alone would cost about as much
+  as the rest of the sweep on a shared 2-core machine);
 - **the budget trend**: the speedup at g ≈ 2 at 2, 8 and 20 tokens per parameter.
 
 Each cell aggregates its seeds with :mod:`hpogrow.speedup` (Gaussian-smoothed curves; a seed whose
@@ -22,7 +24,7 @@ on both sides) and, with the base's training added to the warmstarted side, in t
 with-base FLOPs interval lies wholly below 1. The eval set's standard error (64 groups of held-out
 examples) is printed beside the final-loss gap.
 
-    python bench/growth_factor_sweep.py --workers 2   # 2 tasks × (5 g × 2 budgets + g=2 at 20) × 3 seeds (~20 min on 2 cores)
+    python bench/growth_factor_sweep.py --workers 2   # 2 tasks × (5 g × budgets 2, 4 + g=2 at 8, 20) × 3 seeds (~15 CPU-minutes)
     python bench/growth_factor_sweep.py --quick       # smoke size
 """
 
@@ -86,7 +88,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--tasks", nargs="+", choices=("lm", "mlp"), default=["lm", "mlp"])
     parser.add_argument("--factors", type=float, nargs="+", default=[1.5, 2.0, 3.0, 4.0, 8.0],
                         help="growth factors g (total parameters, target over base)")
-    parser.add_argument("--budgets", type=float, nargs="+", default=[2.0, 8.0],
+    parser.add_argument("--budgets", type=float, nargs="+", default=[2.0, 4.0],
                         help="tokens per parameter of the g sweep (base and target alike)")
     parser.add_argument("--trend-budgets", type=float, nargs="+", default=[2.0, 8.0, 20.0],
                         help=f"tokens per parameter of the budget trend at g = {REFERENCE_FACTOR:g}")
