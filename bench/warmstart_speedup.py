@@ -17,31 +17,20 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from _harness import WIDTH, add_common_options, append_result, make_record, spread
+from _speedups import Setting
 from hpogrow.checkpoint import save_checkpoint
 from hpogrow.growth import grow_checkpoint, plan_growth
 from hpogrow.parametrize import build_model, count_parameters
 from hpogrow.runs import run_scratch, run_warmstart
 from hpogrow.speedup import compute_speedup
-from hpogrow.tasks import FourierTask, LanguageTask, Task
+from hpogrow.tasks import FourierTask, LanguageTask
 from hpogrow.train import TrainConfig, train
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One task as this benchmark runs it."""
-
-    label: str
-    task: Task
-    base_width: int
-    learning_rate: float
-    batch_size: int
 
 
 def settings(quick: bool) -> list[Setting]:

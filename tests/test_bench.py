@@ -152,3 +152,37 @@ def test_drivers_quick(run_benchmark):
     assert row["case"] == "journal:local" and row["exit_codes"] == [0, 0] and row["error_lines"] == 0
     assert row["base_trials"] == 3 and row["duplicated_configurations"] == 0 and row["distinct_reports"] == 1
     assert row["target_trials"] == {"scratch complete": 1, "warmstart complete": 1}
+def test_growth_factor_sweep_quick(run_benchmark, tmp_path):
+    record = run_benchmark("growth_factor_sweep")
+    cells = {(cell["task"], cell["budget"], cell["factor"]): cell for cell in record["cells"]}
+    assert set(cells) == {(task, budget, factor) for task in ("lm", "mlp") for budget, factor in
+                          ((1.0, 2.0), (1.0, 4.0), (2.0, 2.0))}  # the g sweep at 1 token/param, the trend at g = 2
+    for cell in cells.values():
+        assert cell["seeds"] == 2 and 0 <= cell["seeds_reached"] <= 2  # censored seeds are counted, not dropped
+        for measure in ("tokens", "flops", "tokens_with_base", "flops_with_base"):
+            low, high = cell[f"speedup_{measure}_ci"]
+            assert low <= cell[f"speedup_{measure}"] <= high
+        assert cell["speedup_tokens"] == pytest.approx(cell["speedup_flops"])  # same model, same tokens
+        assert cell["speedup_flops_with_base"] < cell["speedup_flops"]  # the base costs something
+        assert cell["eval_se"] > 0
+    assert cells["lm", 1.0, 4.0]["g"] > cells["lm", 1.0, 2.0]["g"] > 1
+    assert {(bound["task"], bound["budget"]) for bound in record["upper_bounds"]} == {("lm", 1.0), ("mlp", 1.0)}
+    for name in ("growth_factor_sweep_g.png", "growth_factor_sweep_budget.png"):  # beside the results file
+        image = (tmp_path / "plots" / name).read_bytes()
+        assert image.startswith(b"\x89PNG") and len(image) < 100_000
+
+
+def test_growth_factor_sweep_upper_bound(monkeypatch):
+    """The upper bound is the smallest g above every g that pays whose interval lies below 1; a small
+    g below 1 (the base's cost is largest there) is not the bound."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    import growth_factor_sweep
+
+    intervals = {1.5: [0.7, 0.9], 2.0: [1.1, 1.5], 3.0: [0.9, 1.2], 4.0: [0.6, 0.95], 8.0: [0.3, 0.5]}
+    sweep = [{"task": "lm", "budget": 2.0, "factor": factor, "g": factor * 1.01, "speedup_flops_with_base_ci": interval}
+             for factor, interval in intervals.items()]
+    (bound,) = growth_factor_sweep._upper_bounds(sweep)
+    assert bound["verdicts"] == {1.5: "scratch", 2.0: "pays", 3.0: "open", 4.0: "scratch", 8.0: "scratch"}
+    assert bound["pays_up_to"] == pytest.approx(2.02) and bound["upper_bound"] == pytest.approx(4.04)
+    sweep[1]["speedup_flops_with_base_ci"] = [0.95, 1.3]  # nothing pays: the first g below 1 is the bound
+    assert growth_factor_sweep._upper_bounds(sweep)[0]["upper_bound"] == pytest.approx(1.515)

@@ -17,5 +17,11 @@ def test_grow_operators_benchmark_quick(tmp_path, monkeypatch):
     record = module.main(["--quick", "--results", str(results)])
     assert {row["operator"] for row in record["rows"]} == set(module.OPERATORS)
     assert all(row["initial"] > row["final"] for row in record["rows"])
+    assert [cell["operator"] for cell in record["operators"]] == list(module.OPERATORS)
+    for cell in record["operators"]:  # the same g for every operator, seeds aggregated with an interval
+        assert abs(cell["g"] / module.GROWTH_FACTOR - 1) <= 0.10
+        assert cell["seeds"] == 2 and 0 <= cell["seeds_reached"] <= 2
+        low, high = cell["speedup_tokens_ci"]
+        assert low <= cell["speedup_tokens"] <= high
     assert "grow_operators" in results.read_text()
     assert json.loads((tmp_path / "results.jsonl").read_text())["benchmark"] == "grow_operators"
