@@ -135,8 +135,10 @@ def target_tables(study: optuna.Study) -> list[Table]:
             table.add_column(column, justify="right")
         for row in rows[1:]:
             table.add_row(*row)
-    speed.caption = "\n".join(summary["notes"])
-    return [growth, runs, speed]
+    notes = Table(show_header=False, box=None)
+    for note in summary["notes"]:
+        notes.add_row(note)
+    return [growth, runs, speed, notes]
 
 
 def dashboard_note(study: optuna.Study) -> str | None:
