@@ -1,5 +1,6 @@
 """What the growth benchmarks share: a task as a benchmark runs it, one seed's speedup read from two
-runs, an estimate as a table cell, and the standard errors of held-out losses.
+runs, and an estimate as a table cell (held-out standard errors come from :func:`hpogrow.runs.paired_eval_gap`
+and each run's recorded ``val_loss_se``).
 
 Speedups go through :mod:`hpogrow.speedup` (smoothed curves, censored seeds counted at their
 bound, geometric mean with a 95% t-interval over seeds). FLOPs per token are the full count of
@@ -8,18 +9,13 @@ bound, geometric mean with a 95% t-interval over seeds). FLOPs per token are the
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass
 
-import torch
-from torch import nn
 
 from hpogrow.runs import RunOutcome
 from hpogrow.speedup import SeedSpeedup, SpeedupEstimate, seed_speedup
 from hpogrow.tasks import Task
 
-EVAL_GROUPS = 64
-"""Groups the held-out examples are split into to estimate the standard error of their mean loss."""
 _CENSORING_MARK = {"upper": "≤", "lower": "≥", "both": "~"}
 
 
@@ -52,31 +48,3 @@ def interval_cell(estimate: SpeedupEstimate, measure: str) -> str:
     mark = _CENSORING_MARK.get(estimate.bound, "")
     text = f"{mark}{value:.2f}"
     return text if interval is None else f"{text} ({interval[0]:.2f}–{interval[1]:.2f})"
-
-
-@torch.no_grad()
-def eval_group_losses(task: Task, model: nn.Module, groups: int = EVAL_GROUPS) -> list[float]:
-    """``model``'s mean held-out loss on each of ``groups`` equal groups of the held-out examples
-    (LM: windows), split along the batch dimension, each with the task's own loss."""
-    model.eval()
-    batches, means = task.eval_batches(next(model.parameters()).device), []
-    per_batch = max(1, groups // len(batches))
-    for inputs, targets in batches:  # (B, …), (B, …)
-        for chunk_inputs, chunk_targets in zip(inputs.chunk(per_batch), targets.chunk(per_batch)):
-            means.append(float(task.loss(model, (chunk_inputs, chunk_targets))))
-    return means
-
-
-def standard_error(values: list[float]) -> float:
-    """Standard error of the mean of independent ``values`` (held-out examples are drawn
-    independently, so group means are)."""
-    return statistics.stdev(values) / len(values) ** 0.5
-
-
-def eval_errors(task: Task, warm: nn.Module, scratch: nn.Module) -> tuple[float, float, float]:
-    """Standard errors of the warmstarted and the scratch model's held-out loss, and of their
-    difference on the shared held-out set (paired by group: the errors of the two losses are
-    correlated, so this is the error the final-loss gap carries)."""
-    warm_groups, scratch_groups = eval_group_losses(task, warm), eval_group_losses(task, scratch)
-    differences = [w - s for w, s in zip(warm_groups, scratch_groups)]
-    return standard_error(warm_groups), standard_error(scratch_groups), standard_error(differences)

@@ -21,8 +21,10 @@ warmstart never reaches scratch's final loss counts at its bound, never dropped;
 with a 95% t-interval on log speedups): the speedup in tokens (= in FLOPs: same model and tokens
 on both sides) and, with the base's training added to the warmstarted side, in tokens and in FLOPs
 (full count, 6·N + attention, each model at its own size). The upper bound on g is where the
-with-base FLOPs interval lies wholly below 1. The eval set's standard error (64 groups of held-out
-examples) is printed beside the final-loss gap.
+with-base FLOPs interval lies wholly below 1. The eval set's standard error (over its units: LM
+windows, MLP examples; recorded with each run as ``val_loss_se``) is printed beside the final-loss
+gap, with the gap's own paired error (:func:`hpogrow.runs.paired_eval_gap`). Results recorded at
+840d216 used 64 groups of held-out examples instead of units, which gives larger errors.
 
     python bench/growth_factor_sweep.py --workers 2   # 2 tasks × (5 g × budgets 2, 4 + g=2 at 8, 20) × 3 seeds (~15 CPU-minutes)
     python bench/growth_factor_sweep.py --quick       # smoke size
@@ -31,6 +33,7 @@ examples) is printed beside the final-loss gap.
 from __future__ import annotations
 
 import argparse
+import math
 import concurrent.futures
 import multiprocessing
 import statistics
@@ -42,12 +45,12 @@ from rich.console import Console
 from rich.table import Table
 
 from _harness import WIDTH, add_common_options, append_result, make_record, should_record, spread
-from _speedups import Setting, eval_errors, interval_cell, pair_speedup
+from _speedups import Setting, interval_cell, pair_speedup
 from hpogrow.checkpoint import load_model, read_checkpoint, save_checkpoint
 from hpogrow.growth import grow_checkpoint, plan_growth
 from hpogrow.parametrize import build_model, count_parameters
-from hpogrow.runs import run_scratch, run_warmstart
-from hpogrow.speedup import SeedSpeedup, SpeedupEstimate, aggregate_speedups, eval_gap_in_standard_errors
+from hpogrow.runs import paired_eval_gap, run_scratch, run_warmstart
+from hpogrow.speedup import SeedSpeedup, SpeedupEstimate, aggregate_speedups
 from hpogrow.tasks import FourierTask, LanguageTask
 from hpogrow.throughput import training_flops_per_token
 from hpogrow.train import TrainConfig, train
@@ -182,19 +185,18 @@ def _run_job(job: Job) -> list[dict]:
             warm = run_warmstart(task, grown.path, config, folder / f"warm-{factor:g}")
             scratch = run_scratch(task, plan.target_width, base_width, config, trained.state.data_position,
                                   folder / f"scratch-{factor:g}")
-            warm_model, _ = load_model(read_checkpoint(warm.checkpoint), task)
             scratch_model, _ = load_model(read_checkpoint(scratch.checkpoint), task)
             pair = pair_speedup(warm, scratch, flops_per_token=training_flops_per_token(scratch_model),
                                 base_tokens=base_tokens, base_flops=base_flops, seed=job.seed)
-            warm_se, scratch_se, gap_se = eval_errors(task, warm_model, scratch_model)
-            gap = warm.final_loss - scratch.final_loss
+            warm_se, scratch_se = warm.extra["val_loss_se"], scratch.extra["val_loss_se"]
+            gap, gap_se = paired_eval_gap(task, warm.checkpoint, scratch.checkpoint, "cpu")
             rows.append({"task": job.label, "budget": job.budget, "factor": factor, "g": plan.param_ratio,
                          "base_width": base_width, "target_width": plan.target_width, "base_params": base_params,
                          "target_params": plan.target_params, "base_final": trained.final_loss,
                          "warm_initial": warm.evaluations[0].val_loss, "warm_final": warm.final_loss,
                          "scratch_final": scratch.final_loss, "final_gap": gap, "warm_se": warm_se,
                          "scratch_se": scratch_se, "gap_se": gap_se, "gap_in_paired_se": abs(gap) / gap_se,
-                         "gap_in_se": eval_gap_in_standard_errors(gap, warm_se, scratch_se),
+                         "gap_in_se": abs(gap) / math.hypot(warm_se, scratch_se),
                          **asdict(pair)})
     return rows
 
@@ -341,8 +343,8 @@ def _notes(args, plots: list[Path]) -> str:
             "never reached scratch's final loss and count at their bound (the mean is an upper bound); \"reached\" "
             "says how many did. g: total parameters, target over base (FLOPs count non-embedding parameters and "
             "attention). Δ final: warmstart − scratch final validation loss at equal budget, mean ± sd over seeds. "
-            "Eval SE: standard error of one run's final held-out loss (64 groups of held-out examples); |Δ|/SE: the "
-            "gap over the standard error of the difference on the shared held-out set (paired by group), mean over "
+            "Eval SE: standard error of one run's final held-out loss over the eval set's units; |Δ|/SE: the "
+            "gap over the standard error of the difference on the shared held-out set (paired by unit), mean over "
             "seeds. LR and batch fixed per task (see the script's `settings`), the same at every target width "
             "(μTransfer); "
 f"{args.seeds} seeds; {args.evaluations} evaluations per target run.\n\n{images}")

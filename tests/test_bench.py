@@ -59,14 +59,6 @@ def test_loop_overhead_bare_loop_learns_like_hpogrow(run_benchmark):
     assert bare == pytest.approx(ours, rel=1e-5)
 
 
-def test_warmstart_speedup_quick(run_benchmark):
-    record = run_benchmark("warmstart_speedup")
-    assert {(cell["task"], cell["seeds"]) for cell in record["cells"]} == {("lm", 2), ("mlp", 2)}
-    for row in record["rows"]:
-        assert row["warm_final"] < row["warm_initial"] or row["task"] == "mlp"
-        assert math.isfinite(row["final_difference"])
-
-
 def test_cost_growth_quick(run_benchmark):
     record = run_benchmark("cost_growth")
     widths = record["width"]

@@ -8,7 +8,7 @@ import statistics
 
 import pytest
 
-from hpogrow.speedup import (SMOOTHING_SIGMA, SeedSpeedup, aggregate_speedups, compute_speedup,
+from hpogrow.speedup import (SMOOTHING_SIGMA, SeedSpeedup, aggregate_speedups,
                              seed_speedup, smooth_curve, student_t_quantile, tokens_to_reach)
 
 
@@ -30,11 +30,12 @@ def test_tokens_to_reach_interpolates_between_evaluations():
 def test_speedup_with_and_without_the_base_cost():
     scratch = [(0, 5.5), (500, 3.0), (1000, 2.0)]
     warm = [(0, 3.0), (250, 2.0), (1000, 1.8)]
-    speedup = compute_speedup(warm, scratch, compute_params=10, base_tokens=250, base_flops=6 * 5 * 250)
+    speedup = seed_speedup(warm, scratch, flops_per_token=6 * 10, base_tokens=250, base_flops=6 * 5 * 250)
     assert speedup.tokens == pytest.approx(4.0) and speedup.flops == pytest.approx(4.0)
     assert speedup.tokens_with_base == pytest.approx(2.0)
     assert speedup.flops_with_base == pytest.approx(6 * 10 * 1000 / (6 * 10 * 250 + 6 * 5 * 250))
-    assert compute_speedup([(0, 9.0), (1000, 8.0)], scratch, 10, 0, 0).tokens is None
+    never = seed_speedup([(0, 9.0), (1000, 8.0)], scratch, flops_per_token=60)
+    assert never.censoring == "not reached" and never.tokens == pytest.approx(1.0)  # counted at its bound
 
 
 def test_smoothing_keeps_straight_lines_to_their_ends_and_the_start_point():
