@@ -102,7 +102,8 @@ def search_command(url: str, workdir: Path, executor: str, trials: int, grow_fac
     """The one command every driver runs (tiny: the residual MLP at width 16, 2 tokens/parameter)."""
     return [sys.executable, "-m", "hpogrow", "search", "--task", "mlp", "--base-width", "16", "--depth", "1",
             "--tokens-per-param", "2", "--evaluations", "4", "--device", "cpu", "--executor", executor,
-            "--trials", str(trials), "--grow-factor", f"{grow_factor:g}", "--storage", url, "--workdir", str(workdir)]
+            "--trials", str(trials), "--grow-factor", f"{grow_factor:g}", "--seeds", "1",  # one target pair
+            "--storage", url, "--workdir", str(workdir)]
 
 
 def run_case(url: str, folder: Path, executor: str, args: argparse.Namespace) -> dict:
