@@ -7,10 +7,12 @@
    Several drivers may share the study: together they run ``trials`` trials.
 2. Grow the best trial that ran its full budget by ``grow_factor`` (ratio of parameter counts)
    with shrink–zero-pad–perturb.
-3. Train the grown model with the winner's LR and batch size (μTransfer) on the tokens that
-   follow the base's, and a μP model from scratch at the same width on the same tokens, as
-   trials ``role=scratch`` and ``role=warmstart`` of the study ``{study}/target-w{width}``.
-4. Record the speedup on the warmstart trial and print a summary.
+3. For each of ``seeds`` pairs, train the grown model with the winner's LR and batch size
+   (μTransfer) on fresh tokens after the base's, and a μP model from scratch at the same width on
+   the same tokens, as trials ``role=scratch`` and ``role=warmstart`` of the study
+   ``{study}/target-w{width}``.
+4. Record the speedup over the pairs (smoothed curves, geometric mean and 95% interval) on the
+   warmstart trials and the target study, with the dashboard notes, and print a summary.
 
 Steps 2–4 happen once per study however many drivers share it: the driver that holds the
 target lock does them, the others wait and print the same report.
@@ -543,7 +545,7 @@ def _run_target(plan: Plan, storage, winner: optuna.trial.FrozenTrial, executor:
 
     started = [start_pair(pair) for pair in range(config.seeds)]
     scratches, warmstarts = [], []
-    for pair, (wait_scratch, wait_warmstart, cost) in enumerate(started):
+    for wait_scratch, wait_warmstart, cost in started:
         trial, outcome = wait_scratch()
         scratches.append(trial if outcome is None else finish(trial, outcome))
         crash_point("between-target-runs")
