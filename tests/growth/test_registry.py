@@ -124,11 +124,12 @@ def test_a_user_operator_grows_a_checkpoint_with_what_it_declares(registry, tmp_
 def test_a_user_operator_runs_through_the_pipeline(registry, one_thread, tmp_path):
     register_operator(HalfPad)
     config = hpogrow.SearchConfig(base_width=16, trials=1, tokens_per_param=4, evaluations=2, pruner="none",
-                                  device="cpu", executor="local", grow_op="half-pad", workdir=str(tmp_path / "work"))
+                                  device="cpu", executor="local", grow_op="half-pad", workdir=str(tmp_path / "work"),
+                                  seeds=1)
     result = hpogrow.run_pipeline(MLP, config, console=Console(file=io.StringIO()))
     assert result.warmstart.user_attrs["grow_op"] == "half-pad"
     winner, _ = load_model(result.winner.user_attrs["checkpoint"])
-    grown, _ = load_model(result.plan.checkpoint_dir / result.plan.target_study.split("/", 1)[1] / "grown")
+    grown, _ = load_model(result.plan.checkpoint_dir / result.plan.target_study.split("/", 1)[1] / "pair0" / "grown")
     torch.testing.assert_close(grown.blocks[0].fc1.weight[:16, :16], 0.5 * winner.blocks[0].fc1.weight)
     assert grown.blocks[0].fc1.weight[16:].abs().max() == 0
     storage_trials = optuna.load_study(study_name=result.plan.target_study, storage=config.storage_url).trials
