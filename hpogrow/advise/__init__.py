@@ -17,8 +17,8 @@
 from hpogrow.advise.advice import Advice, LossHoldout, Prediction
 from hpogrow.advise.config import AdviseConfig
 from hpogrow.advise.gain import GainModel, fit_gain
-from hpogrow.advise.run import advise, stored_advice
+from hpogrow.advise.run import advise, auto_growth_factor, stored_advice
 from hpogrow.advise.scaling import LossLaw, fit_loss_law
 
-__all__ = ["Advice", "AdviseConfig", "GainModel", "LossHoldout", "LossLaw", "Prediction", "advise", "fit_gain",
+__all__ = ["Advice", "AdviseConfig", "GainModel", "LossHoldout", "LossLaw", "Prediction", "advise", "auto_growth_factor", "fit_gain",
            "fit_loss_law", "stored_advice"]

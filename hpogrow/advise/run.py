@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -74,8 +75,9 @@ def stored_advice(storage_url: str, task_name: str) -> dict:
         UsageError: no such study or attribute (run ``hpogrow advise`` first).
     """
     name = advice_study_name(task_name)
-    try:
-        study = optuna.load_study(study_name=name, storage=open_storage(storage_url))
+    missing_file = storage_url.startswith("sqlite:///") and not Path(storage_url[len("sqlite:///"):]).exists()
+    try:  # a missing SQLite file stays missing: nothing is written on this error
+        study = None if missing_file else optuna.load_study(study_name=name, storage=open_storage(storage_url))
     except KeyError:
         study = None
     advice = None if study is None else study.user_attrs.get(ADVICE_ATTRIBUTE)
@@ -84,3 +86,30 @@ def stored_advice(storage_url: str, task_name: str) -> dict:
                          f"run `hpogrow advise --task {task_name}` with the same --storage/--workdir first, "
                          "or give a number")
     return advice
+
+
+def auto_growth_factor(storage_url: str, task_name: str, tokens_per_param: float | None = None) -> tuple[float, str]:
+    """The g of ``--grow-factor auto`` and the sentence the plan prints about it.
+
+    Raises:
+        UsageError: no stored advice, or advice that no g pays.
+    """
+    advice = stored_advice(storage_url, task_name)
+    factor = advice.get("recommended_growth_factor")
+    source = f"`hpogrow advise` (study {advice_study_name(task_name)!r})"
+    if factor is None:
+        raise UsageError(f"--grow-factor auto: the growth advice of {source} predicts that no g pays at "
+                         f"{advice['target_params']:,} params and {advice['tokens_per_param']:g} tokens/param "
+                         "(scratch is cheaper); give --grow-factor explicitly or rerun hpogrow advise for another target")
+    mean, low, high = advice["predicted_speedup"]
+    bound = advice.get("max_growth_factor")
+    reason = (f"auto: g {factor:g}, recommended by {source} for {advice['target_params']:,} params at "
+              f"{advice['tokens_per_param']:g} tokens/param: predicted FLOPs speedup counting the base {mean:.2f}× "
+              f"(95% {low:.2f}–{high:.2f}), the highest of g {[p['g'] for p in advice['predictions']]}; "
+              + ("no g up to 64 predicted where scratch is cheaper" if bound is None
+                 else f"scratch predicted cheaper beyond g ≈ {bound:.2f}")
+              + f"; loss law R² on the held-out width {advice['fit']['r2_holdout']}")
+    if tokens_per_param is not None and not math.isclose(tokens_per_param, advice["tokens_per_param"], rel_tol=0.25):
+        reason += (f" (the advice is for {advice['tokens_per_param']:g} tokens/param, this search runs "
+                   f"{tokens_per_param:g}: rerun hpogrow advise --tokens-per-param {tokens_per_param:g} for a closer fit)")
+    return float(factor), reason
