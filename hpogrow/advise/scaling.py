@@ -51,7 +51,8 @@ class LossLaw:
     """The objective at the optimum (mean Huber loss of log residuals)."""
 
     def __call__(self, params: float | np.ndarray, tokens: float | np.ndarray) -> float | np.ndarray:
-        return self.E + self.A / np.power(params, self.alpha) + self.B / np.power(tokens, self.beta)
+        with np.errstate(over="ignore"):  # a huge exponent makes its term 0, as it should
+            return self.E + self.A / np.power(params, self.alpha) + self.B / np.power(tokens, self.beta)
 
     def as_dict(self) -> dict[str, float]:
         return {"E": self.E, "A": self.A, "alpha": self.alpha, "B": self.B, "beta": self.beta}
