@@ -48,7 +48,7 @@ def test_gain_model_recovers_a_known_relation():
         1 / (1 / model.token_speedup(2.0, 5.0) + 0.25))
 
 
-_ADVICE = {"recommended_growth_factor": 3.0, "max_growth_factor": 6.5, "max_growth_factor_interval": [5.0, 9.0],
+_ADVICE = {"recommended_growth_factor": 3.0, "recommendation_significant": True, "max_growth_factor": 6.5, "max_growth_factor_interval": [5.0, 9.0],
            "predicted_speedup": [1.4, 1.1, 1.8], "target_params": 67329, "tokens_per_param": 20.0,
            "fit": {"E": 0.3, "A": 40.0, "alpha": 0.6, "B": 90.0, "beta": 0.5, "r2_holdout": 0.97},
            "predictions": [{"g": 2.0}, {"g": 3.0}, {"g": 4.0}]}

@@ -152,3 +152,12 @@ def test_drivers_quick(run_benchmark):
     assert row["case"] == "journal:local" and row["exit_codes"] == [0, 0] and row["error_lines"] == 0
     assert row["base_trials"] == 3 and row["duplicated_configurations"] == 0 and row["distinct_reports"] == 1
     assert row["target_trials"] == {"scratch complete": 1, "warmstart complete": 1}
+
+
+@pytest.mark.slow
+def test_advise_holdout_quick(run_benchmark, tmp_path):
+    record = run_benchmark("advise_holdout", "--workdir", str(tmp_path / "advise"), "--holdout-tokens-per-param", "6")
+    assert {"recommended_growth_factor", "max_growth_factor", "fit"} <= set(record["advice"])
+    assert [row["g"] for row in record["holdout_budget"]] == [2.0, 3.0, 4.0]
+    for row in record["holdout_budget"]:
+        assert row["seeds"] == 2 and row["measured"] > 0 and row["predicted"] > 0

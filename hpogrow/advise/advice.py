@@ -82,6 +82,8 @@ class Advice:
     scratch_loss_interval: Interval
     predictions: list[Prediction]
     recommended_growth_factor: float | None
+    recommendation_significant: bool
+    """Its predicted speedup's 95% interval lies above 1 (else only its mean does)."""
     max_growth_factor: float | None
     """Largest g with predicted speedup ≥ 1 (None: none below 64, or none at all)."""
     max_growth_factor_interval: Interval
@@ -90,9 +92,16 @@ class Advice:
     measured: list[tuple[float, float, SpeedupEstimate]]
     """``(g, tokens/param, estimate)`` of every pair configuration of the ladder."""
     diverged_pairs: int
+    gain_samples: list[GainModel] = field(default_factory=list)
+    """The bootstrap refits of the gain model (for predictions at other budgets)."""
     plots: list[Path] = field(default_factory=list)
     trained: int = 0
     seconds: float = 0.0
+
+    def predict_speedup(self, growth_factor: float, tokens_per_param: float) -> tuple[float, Interval]:
+        """FLOPs speedup counting the base at any (g, tokens/param), with its bootstrap interval."""
+        _, samples = _speedups_at(self.gain_samples, growth_factor, tokens_per_param)
+        return float(self.gain.flops_speedup_with_base(growth_factor, tokens_per_param)), percentile_interval(samples)
 
     @property
     def recommended(self) -> Prediction | None:
@@ -107,6 +116,7 @@ class Advice:
         holdout = self.loss_holdout
         return {
             "recommended_growth_factor": self.recommended_growth_factor,
+            "recommendation_significant": self.recommendation_significant,
             "max_growth_factor": number(self.max_growth_factor),
             "max_growth_factor_interval": [number(v) for v in self.max_growth_factor_interval],
             "predicted_speedup": None if best is None else [number(best.speedup), *map(number, best.speedup_interval)],
@@ -175,6 +185,18 @@ def _max_growth_factor(gain: GainModel, tokens_per_param: float) -> float | None
     return float(grid[np.nonzero(paying)[0][-1]])
 
 
+def recommend(predictions: Sequence[Prediction], largest_measured: float) -> tuple[float | None, bool]:
+    """The g with the highest predicted speedup counting the base, among the candidates no larger
+    than the ladder's largest g (no extrapolation in g) whose 95% interval lies above 1; failing
+    that, among those whose mean lies above 1, flagged not significant; ``None`` when no g pays."""
+    within = [p for p in predictions if p.growth_factor <= largest_measured]
+    for candidates, significant in (([p for p in within if p.speedup_interval[0] > 1], True),
+                                    ([p for p in within if p.speedup > 1], False)):
+        if candidates:
+            return max(candidates, key=lambda p: p.speedup).growth_factor, significant
+    return None, False
+
+
 def analyse(config: AdviseConfig, scratch_runs: Sequence[LadderRun], pairs: Sequence[tuple], target_params: int,
             task: str, study_name: str, storage: str) -> Advice:
     """Fit, check out of sample and predict (``pairs``: ``(_Pair, scratch run, warmstarted run)``)."""
@@ -227,14 +249,15 @@ def analyse(config: AdviseConfig, scratch_runs: Sequence[LadderRun], pairs: Sequ
         _, with_base = _speedups_at(gains, g, tau)
         predictions.append(Prediction(g, token_speedup, float(flops_speedup_with_base(token_speedup, g)),
                                       percentile_interval(with_base), float(law(target_params, token_speedup * target_tokens))))
-    paying = [p for p in predictions if p.speedup_interval[0] > 1] or [p for p in predictions if p.speedup > 1]
-    recommended = max(paying, key=lambda p: p.speedup).growth_factor if paying else None
+    recommended, significant = recommend(predictions, max(config.growth_factors))
     bounds = [_max_growth_factor(m, tau) for m in gains]
     return Advice(task=task, config=config, study_name=study_name, storage=storage, target_params=target_params,
                   target_tokens=target_tokens, law=law, law_intervals=law_intervals, gain=gain,
                   gain_intervals=gain_intervals, scratch_loss=scratch_loss, scratch_loss_interval=scratch_interval,
                   predictions=predictions, recommended_growth_factor=recommended,
+                  recommendation_significant=significant,
                   max_growth_factor=_max_growth_factor(gain, tau),
                   max_growth_factor_interval=percentile_interval(  # no bound below 64 counts as 64
                       [MAX_SEARCHED_GROWTH_FACTOR if b is None else b for b in bounds]),
-                  loss_holdout=loss_holdout, gain_holdouts=gain_holdouts, measured=measured, diverged_pairs=diverged)
+                  loss_holdout=loss_holdout, gain_holdouts=gain_holdouts, measured=measured, diverged_pairs=diverged,
+                  gain_samples=gains)

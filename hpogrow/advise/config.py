@@ -11,7 +11,7 @@ from hpogrow.tasks.base import Task
 
 _DEFAULTS = {  # mlp: about 10 minutes on 2 busy CPU cores (bench/RESULTS.md)
     "mlp": {"widths": (16, 24, 32, 48, 64), "tokens": 64 * 1200, "growth_factors": (2.0, 4.0, 8.0),
-            "pair_tokens_per_param": (5.0, 20.0), "learning_rate": 2.0**-7, "batch_size": 64, "seeds": 2},
+            "pair_tokens_per_param": (5.0, 20.0), "learning_rate": 2.0**-7, "batch_size": 64, "seeds": 3},
     "lm": {"widths": (32, 64, 96, 128), "tokens": 16 * 128 * 48, "growth_factors": (2.0, 4.0),
            "pair_tokens_per_param": (1.0, 4.0), "learning_rate": 2.0**-5, "batch_size": 16, "seeds": 1},
 }
@@ -40,7 +40,7 @@ class AdviseConfig:
     """Learning rate of every run (μTransfer: one rate for every width; mlp 2^-7, lm 2^-5)."""
     batch_size: int | None = None
     seeds: int | None = None
-    """Seeds of each pair configuration, from ``seed`` on (mlp 2, lm 1)."""
+    """Seeds of each pair configuration, from ``seed`` on (mlp 3, lm 1)."""
     seed: int = 0
     holdout_growth_factor: float | None = None
     """The g left out of the gain model's out-of-sample check (default: the largest)."""
@@ -53,7 +53,7 @@ class AdviseConfig:
     min_budget_fraction: float = 0.25
     """Points of a run's curve enter the loss law from this fraction of its budget on (earlier
     points are the start-up transient, not a budget's end)."""
-    bootstrap: int = 200
+    bootstrap: int = 100
     """Bootstrap resamples of the loss law (over runs) and of the gain model (over pairs)."""
     operator: str = "szp"
     shrink: float = 0.4

@@ -18,6 +18,7 @@ from hpogrow.errors import UsageError
 from hpogrow.parametrize import count_parameters_at
 from hpogrow.storage import default_storage_url, load_or_create_study, open_storage
 from hpogrow.tasks.base import Task
+from hpogrow.transfer.sweep import _torch_threads as torch_threads
 
 ADVICE_ATTRIBUTE = "advice"
 
@@ -49,7 +50,8 @@ def advise(task: Task, config: AdviseConfig = AdviseConfig(), console: Console |
     study_name = config.study or advice_study_name(task.name)
     study = load_or_create_study(open_storage(storage_url), study_name, signature(task, config))
     scratch_runs, pairs, trained = run_ladder(task, config, study, console)
-    advice = analyse(config, scratch_runs, pairs, target_params, task.name, study_name, storage_url)
+    with torch_threads(config.threads):  # the fits are small too
+        advice = analyse(config, scratch_runs, pairs, target_params, task.name, study_name, storage_url)
     advice.trained = trained
     advice.plots = plot_advice(advice, scratch_runs, Path(config.workdir) / "plots")
     record_advice(study, advice)
@@ -103,9 +105,10 @@ def auto_growth_factor(storage_url: str, task_name: str, tokens_per_param: float
                          "(scratch is cheaper); give --grow-factor explicitly or rerun hpogrow advise for another target")
     mean, low, high = advice["predicted_speedup"]
     bound = advice.get("max_growth_factor")
+    caveat = "" if advice.get("recommendation_significant") else " (not significant: its interval reaches below 1)"
     reason = (f"auto: g {factor:g}, recommended by {source} for {advice['target_params']:,} params at "
               f"{advice['tokens_per_param']:g} tokens/param: predicted FLOPs speedup counting the base {mean:.2f}× "
-              f"(95% {low:.2f}–{high:.2f}), the highest of g {[p['g'] for p in advice['predictions']]}; "
+              f"(95% {low:.2f}–{high:.2f}){caveat}, the highest of g {[p['g'] for p in advice['predictions']]}; "
               + ("no g up to 64 predicted where scratch is cheaper" if bound is None
                  else f"scratch predicted cheaper beyond g ≈ {bound:.2f}")
               + f"; loss law R² on the held-out width {advice['fit']['r2_holdout']}")

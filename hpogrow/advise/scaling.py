@@ -32,9 +32,10 @@ HUBER_DELTA = 1e-3
 """Hoffmann et al.'s δ: residuals of log loss above 0.1% count linearly (robust to outliers)."""
 POLISHED = 8
 """End points of the joint grid minimisation refined one by one."""
-INITIAL_GRID = {  # Hoffmann et al.'s grid, e reaching lower: hpogrow's MLP losses are below 0.5
+INITIAL_GRID = {  # Hoffmann et al.'s grid, coarser in α, β, e (900 points, not 6,000), e reaching lower:
+    # hpogrow's MLP losses are below 0.5
     "a": (0.0, 5.0, 10.0, 15.0, 20.0), "b": (0.0, 5.0, 10.0, 15.0, 20.0),
-    "e": (-3.0, -2.0, -1.0, 0.0, 1.0), "alpha": (0.1, 0.5, 1.0, 1.5), "beta": (0.1, 0.5, 1.0, 1.5),
+    "e": (-3.0, -1.5, 0.0, 1.0), "alpha": (0.25, 0.75, 1.5), "beta": (0.25, 0.75, 1.5),
 }
 
 
@@ -58,18 +59,22 @@ class LossLaw:
         return {"E": self.E, "A": self.A, "alpha": self.alpha, "B": self.B, "beta": self.beta}
 
 
-def _huber_objective(theta: torch.Tensor, log_n: torch.Tensor, log_d: torch.Tensor,
-                     log_loss: torch.Tensor) -> torch.Tensor:
-    """Mean Huber loss of log residuals of each initialisation: theta (K, 5) as (a, b, e, α, β) → (K,)."""
+def _huber_objective(theta: torch.Tensor, log_n: torch.Tensor, log_d: torch.Tensor, log_loss: torch.Tensor,
+                     weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean Huber loss of log residuals of each row of theta (K, 5) as (a, b, e, α, β) → (K,);
+    ``weights`` (K, points): how often each point counts in row k (bootstrap multiplicities)."""
     a, b, e, alpha, beta = theta.unbind(dim=1)  # each (K,)
     terms = torch.stack([a[:, None] - alpha[:, None] * log_n, b[:, None] - beta[:, None] * log_d,
                          e[:, None].expand(-1, len(log_n))])  # (3, K, points)
     residual = torch.logsumexp(terms, dim=0) - log_loss  # (K, points)
-    return torch.nn.functional.huber_loss(residual, torch.zeros_like(residual), reduction="none",
-                                          delta=HUBER_DELTA).mean(dim=1)
+    huber = torch.nn.functional.huber_loss(residual, torch.zeros_like(residual), reduction="none", delta=HUBER_DELTA)
+    if weights is None:
+        return huber.mean(dim=1)
+    return (huber * weights).sum(dim=1) / weights.sum(dim=1)
 
 
-def _lbfgs(theta: torch.Tensor, data: tuple[torch.Tensor, ...], iterations: int) -> torch.Tensor:
+def _lbfgs(theta: torch.Tensor, data: tuple[torch.Tensor, ...], iterations: int,
+           weights: torch.Tensor | None = None) -> torch.Tensor:
     """L-BFGS on the sum over initialisations; returns each initialisation's end point (K, 5)."""
     theta = theta.clone().requires_grad_(True)
     optimizer = torch.optim.LBFGS([theta], lr=1.0, max_iter=iterations, history_size=20, tolerance_grad=1e-12,
@@ -77,7 +82,7 @@ def _lbfgs(theta: torch.Tensor, data: tuple[torch.Tensor, ...], iterations: int)
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        value = _huber_objective(theta, *data).sum() / HUBER_DELTA  # scaled: δ·|r| is tiny next to the tolerances
+        value = _huber_objective(theta, *data, weights).sum() / HUBER_DELTA  # scaled: δ·|r| is tiny next to the tolerances
         value.backward()
         return value
 
@@ -115,7 +120,7 @@ def fit_loss_law(params: Sequence[float], tokens: Sequence[float], losses: Seque
         grid = INITIAL_GRID
         starts = torch.tensor(list(itertools.product(grid["a"], grid["b"], grid["e"], grid["alpha"], grid["beta"])),
                               dtype=torch.float64)  # (K, 5)
-        ends = _lbfgs(starts, data, iterations=60)
+        ends = _lbfgs(starts, data, iterations=40)
         values = _huber_objective(ends, *data)  # (K,)
         values = torch.where(torch.isfinite(values), values, torch.inf)
         starts = ends[torch.argsort(values)[:POLISHED]]
@@ -128,16 +133,25 @@ def fit_loss_law(params: Sequence[float], tokens: Sequence[float], losses: Seque
 
 def bootstrap_loss_laws(runs: Sequence[Sequence[tuple[float, float, float]]], law: LossLaw, resamples: int = 200,
                         seed: int = 0) -> list[LossLaw]:
-    """Refits of ``law`` on resamples of whole runs (each run: its ``(N, D, loss)`` points)."""
+    """Refits of ``law`` on resamples of whole runs (each run: its ``(N, D, loss)`` points), all
+    minimised at once from ``law`` (a resample is a multiplicity weight on each run's points)."""
     generator = np.random.default_rng(seed)
-    laws = []
-    for _ in range(resamples):
-        chosen = generator.integers(0, len(runs), len(runs))
-        points = [point for index in chosen for point in runs[index]]
-        if len({point[0] for point in points}) < 2:  # one model size: α and A are not identified
-            continue
-        laws.append(fit_loss_law(*zip(*points), start=law))
-    return laws
+    points = [point for run in runs for point in run]
+    owner = np.repeat(np.arange(len(runs)), [len(run) for run in runs])  # (points,)
+    counts = np.stack([np.bincount(generator.integers(0, len(runs), len(runs)), minlength=len(runs))
+                       for _ in range(resamples)])  # (resamples, runs)
+    sizes = np.array([points[np.nonzero(owner == index)[0][0]][0] for index in range(len(runs))])
+    identified = [(row > 0).sum() > 0 and len(set(sizes[row > 0])) > 1 for row in counts]  # two model sizes at least
+    counts = counts[identified]
+    if len(counts) == 0:
+        return []
+    data = _as_data(*zip(*points))
+    weights = torch.from_numpy(counts[:, owner].astype(float))  # (resamples, points)
+    start = torch.tensor([[math.log(law.A), math.log(law.B), math.log(law.E), law.alpha, law.beta]],
+                         dtype=torch.float64).repeat(len(counts), 1)
+    ends = _lbfgs(start, data, iterations=500, weights=weights)
+    values = _huber_objective(ends, *data, weights)
+    return [_law(end.numpy(), float(value)) for end, value in zip(ends, values) if torch.isfinite(value)]
 
 
 def r_squared(measured: Sequence[float], predicted: Sequence[float]) -> float:

@@ -52,9 +52,13 @@ def verdict_lines(advice: Advice) -> list[str]:
                      "(speedup counting the base below 1): train from scratch")
     else:
         lines.append(f"recommended g {best.growth_factor:g} at {advice.target_params:,} params and {tau:g} tokens/param: "
-                     f"predicted speedup counting the base {best.speedup:.2f}× (95% {_range(best.speedup_interval)})")
+                     f"predicted speedup counting the base {best.speedup:.2f}× (95% {_range(best.speedup_interval)})"
+                     + ("" if advice.recommendation_significant else " — not significant: no g's interval lies "
+                        "above 1, the gain is within the noise of the ladder"))
     bound = advice.max_growth_factor
-    lines.append("no g up to 64 where scratch becomes cheaper" if bound is None else
+    pays = bool((advice.gain.flops_speedup_with_base(np.geomspace(1.01, 64, 600), tau) >= 1).any())
+    lines.append(("no g up to 64 where scratch becomes cheaper" if pays else "scratch is predicted cheaper at every g")
+                 if bound is None else
                  f"beyond g ≈ {bound:.2f} (95% {_range(advice.max_growth_factor_interval)}) scratch is predicted cheaper")
     if advice.diverged_pairs:
         lines.append(f"{advice.diverged_pairs} pairs diverged and were left out of the gain model")
