@@ -112,3 +112,25 @@ def test_advise_records_the_advice_and_its_figures(tmp_path):
     assert advice.loss_holdout.width == 16 and advice.gain_holdouts[0].growth_factor == 4.0
     again = advise(task, config)  # reuses every run
     assert again.trained == 0 and again.law.alpha == pytest.approx(advice.law.alpha, rel=1e-6)
+
+
+def test_recommendation_stays_within_the_ladder_and_says_when_it_is_not_significant():
+    from hpogrow.advise.advice import Prediction, recommend
+
+    def prediction(g: float, speedup: float, low: float) -> Prediction:
+        return Prediction(g, speedup, speedup, (low, speedup + 0.2), 0.3)
+
+    rising = [prediction(2.0, 1.3, 1.1), prediction(4.0, 1.5, 1.2), prediction(8.0, 1.4, 0.9), prediction(16.0, 2.0, 1.5)]
+    assert recommend(rising, largest_measured=8.0) == (4.0, True)  # 16 is beyond the ladder, 8's interval reaches 1
+    noisy = [prediction(2.0, 0.9, 0.7), prediction(4.0, 1.05, 0.8)]
+    assert recommend(noisy, largest_measured=8.0) == (4.0, False)
+    assert recommend([prediction(2.0, 0.9, 0.7)], largest_measured=8.0) == (None, False)
+
+
+def test_advise_usage_errors_are_one_line_and_write_nothing(tmp_path, capsys):
+    for argv in (["--widths", "32", "16", "64"], ["--growth-factors", "2", "4"], ["--target-params", "1000",
+                 "--target-width", "64"], ["--holdout-growth-factor", "3"]):
+        assert main(["advise", "--task", "mlp", "--workdir", str(tmp_path), *argv]) == 2
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and error.startswith("hpogrow advise: error:")
+    assert not list(tmp_path.iterdir())
