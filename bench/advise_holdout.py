@@ -60,8 +60,8 @@ def main(argv: list[str] | None = None) -> dict:
                    study=f"{advice.study_name}-holdout")
     study = load_or_create_study(open_storage(advice.storage), held.study, signature(task, held))
     _, pairs, _ = run_ladder(task, held, study, console)
-    table = Table(title=f"held-out budget {args.holdout_tokens_per_param:g} tokens/param: advice (fitted on "
-                        f"{list(config.pair_tokens_per_param or ())} or the defaults) against measurement")
+    table = Table(title=f"held-out budget {args.holdout_tokens_per_param:g} tokens/param: advice (gain model fitted on "
+                        f"{list(advice.config.pair_tokens_per_param)} tokens/param) against measurement")
     for column in ("g", "g reached", "seeds", "reached", "measured speedup with base", "95% CI (t, seeds)",
                    "predicted", "95% bootstrap", "overlap"):
         table.add_column(column, justify="right")

@@ -447,12 +447,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="budget of the advised run in tokens per parameter (default 20)")
     advise.add_argument("--widths", type=_positive_int, nargs="+",
                         help="scratch ladder widths, the base first, the largest held out (default mlp 16 24 32 48 64; "
-                             "lm 32 64 96 128)")
+                             "lm 64 96 128 192)")
     advise.add_argument("--tokens", type=_positive_int, help="budget of each scratch ladder run (default mlp 76,800)")
     advise.add_argument("--growth-factors", type=float, nargs="+",
-                        help="g of the warmstart/scratch pairs, at least three (default mlp 2 4 8; lm 2 4)")
+                        help="g of the warmstart/scratch pairs, at least three (default mlp 2 4 8; lm 2 3.4 7.2)")
     advise.add_argument("--pair-tokens-per-param", type=float, nargs="+",
-                        help="budgets of the pairs in tokens per parameter (default mlp 5 20; lm 1 4)")
+                        help="budgets of the pairs in tokens per parameter (default mlp 5 20; lm 0.5 2)")
     advise.add_argument("--holdout-growth-factor", type=float, help="g left out of the gain model's check (default the largest)")
     advise.add_argument("--lr", type=float, help="learning rate of every run (default mlp 2^-7, lm 2^-5)")
     advise.add_argument("--batch-size", type=_positive_int, help="batch size of every run (default mlp 64, lm 16)")

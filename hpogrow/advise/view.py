@@ -145,15 +145,19 @@ def plot_advice(advice: Advice, scratch_runs: list[LadderRun], folder: Path) -> 
     axis.plot(grid, [p.speedup for p in advice.predictions], "o-", label="predicted at the target (speedup with base)")
     axis.fill_between(grid, [p.speedup_interval[0] for p in advice.predictions],
                       [p.speedup_interval[1] for p in advice.predictions], alpha=0.25, label="95% bootstrap interval")
-    for g, tau, estimate in advice.measured:
+    budgets = sorted({f"{tau:.2g}" for _, tau, _ in advice.measured}, key=float)
+    budget_color = dict(zip(budgets, plt.get_cmap("autumn")(np.linspace(0, 0.7, len(budgets)))))
+    for g, tau, estimate in advice.measured:  # measured: the ladder's pairs (not the target's size or budget)
         ci = estimate.flops_with_base_ci
-        axis.errorbar([g], [estimate.flops_with_base], yerr=None if ci is None else
+        shift = 1 + 0.03 * (budgets.index(f"{tau:.2g}") - (len(budgets) - 1) / 2)  # side by side on the log axis
+        axis.errorbar([g * shift], [estimate.flops_with_base], yerr=None if ci is None else
                       [[estimate.flops_with_base - ci[0]], [ci[1] - estimate.flops_with_base]],
-                      fmt="s", ms=4, capsize=3, alpha=0.7, label=f"measured, {tau:.3g} tokens/param")
+                      fmt="s", ms=4, capsize=3, alpha=0.8, color=budget_color[f"{tau:.2g}"],
+                      label=f"measured in the ladder, {tau:.2g} tokens/param (t-interval over seeds)")
     axis.axhline(1.0, color="grey", lw=0.8)
     if advice.max_growth_factor is not None:
         axis.axvline(advice.max_growth_factor, color="crimson", ls="--", lw=0.8, label="scratch cheaper beyond")
-    axis.set(xscale="log", xlabel="growth factor g", ylabel="FLOPs speedup counting the base",
+    axis.set(xscale="log", yscale="log", xlabel="growth factor g", ylabel="FLOPs speedup counting the base",
              title=f"{advice.target_params:,} params, {advice.config.target_tokens_per_param:g} tokens/param")
     handles, labels = axis.get_legend_handles_labels()
     unique = dict(zip(labels, handles))
