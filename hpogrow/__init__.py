@@ -20,6 +20,7 @@ _EXPORTS = {
     "save_checkpoint": "hpogrow.checkpoint", "read_checkpoint": "hpogrow.checkpoint", "load_model": "hpogrow.checkpoint",
     "Executor": "hpogrow.executors", "LocalExecutor": "hpogrow.executors", "RayExecutor": "hpogrow.executors.ray",
     "TransferConfig": "hpogrow.transfer", "run_transfercheck": "hpogrow.transfer",
+    "AdviseConfig": "hpogrow.advise", "Advice": "hpogrow.advise",
     "build_standard_model": "hpogrow.parametrize",
     "UsageError": "hpogrow.errors", "TrainingDiverged": "hpogrow.errors", "PipelineError": "hpogrow.errors",
 }

@@ -23,6 +23,11 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _growth_factor(text: str) -> float | str:
+    """A number, or ``auto`` (the stored growth advice)."""
+    return text if text == "auto" else float(text)
+
+
 def _add_task_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("task and model")
     group.add_argument("--task", choices=("lm", "mlp"), default="lm",
@@ -58,8 +63,10 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_growth_options(parser: argparse.ArgumentParser, factor_flag: str) -> None:
     group = parser.add_argument_group("growth")
-    group.add_argument(factor_flag, dest="grow_factor" if factor_flag == "--grow-factor" else "factor", type=float,
-                       default=2.0, help="growth factor g = target/base parameters (default 2)")
+    search = factor_flag == "--grow-factor"
+    group.add_argument(factor_flag, dest="grow_factor" if search else "factor", type=_growth_factor if search else float,
+                       default=2.0, help="growth factor g = target/base parameters (default 2)"
+                       + ("; auto: the g recommended by `hpogrow advise` for the task in this storage" if search else ""))
     group.add_argument("--grow-op", default="szp",
                        help="szp (default), zero-pad, clone, stack, zero-block, or WIDTH+DEPTH e.g. szp+zero-block")
     group.add_argument("--target-width", "--grow-width", dest="target_width", type=_positive_int,
@@ -286,6 +293,22 @@ def _transfercheck(args: argparse.Namespace) -> int:
     return 0
 
 
+def _advise(args: argparse.Namespace) -> int:
+    from hpogrow.advise import AdviseConfig, advise
+
+    config = AdviseConfig(
+        widths=tuple(args.widths) if args.widths else None, tokens=args.tokens,
+        growth_factors=tuple(args.growth_factors) if args.growth_factors else None,
+        pair_tokens_per_param=tuple(args.pair_tokens_per_param) if args.pair_tokens_per_param else None,
+        learning_rate=args.lr, batch_size=args.batch_size, seeds=args.seeds, seed=args.seed,
+        holdout_growth_factor=args.holdout_growth_factor, target_params=args.target_params,
+        target_width=args.target_width, target_tokens_per_param=args.tokens_per_param, bootstrap=args.bootstrap,
+        study=args.study, storage=args.storage, workdir=args.workdir, evaluations=args.evaluations,
+        device=args.device, precision=args.precision, threads=args.threads)
+    advise(_make_task(args), config)
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from hpogrow.report import print_report
     from hpogrow.storage import default_storage_url
@@ -408,6 +431,40 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(transfercheck)
     transfercheck.set_defaults(handler=_transfercheck)
 
+    advise = commands.add_parser(
+        "advise", help="growth advice: fitted scaling laws say whether to grow, by how much, and what it saves",
+        description="Runs (or reuses) a ladder of cheap runs: μP from scratch at several widths, and warmstarted "
+                    "from the smallest width grown by several g against scratch at several tokens/param. Fits "
+                    "L(N, D) = E + A/N^α + B/D^β (Hoffmann et al.'s approach 3) and a model of warmstart's gain, "
+                    "checks both out of sample, and predicts for --target-params/--target-width at "
+                    "--tokens-per-param: scratch's loss, each g's speedup counting the base, the recommended g and "
+                    "the largest g beyond which scratch is cheaper. Recorded as the study {task}-advice (attribute "
+                    "advice, read by search --grow-factor auto).")
+    advise.add_argument("--target-params", type=_positive_int, help="parameter count to advise for")
+    advise.add_argument("--target-width", type=_positive_int,
+                        help="width to advise for (default 8 × the base width when no --target-params)")
+    advise.add_argument("--tokens-per-param", type=float, default=20.0,
+                        help="budget of the advised run in tokens per parameter (default 20)")
+    advise.add_argument("--widths", type=_positive_int, nargs="+",
+                        help="scratch ladder widths, the base first, the largest held out (default mlp 16 24 32 48 64; "
+                             "lm 64 96 128 192)")
+    advise.add_argument("--tokens", type=_positive_int, help="budget of each scratch ladder run (default mlp 76,800)")
+    advise.add_argument("--growth-factors", type=float, nargs="+",
+                        help="g of the warmstart/scratch pairs, at least three (default mlp 2 4 8; lm 2 3.4 7.2)")
+    advise.add_argument("--pair-tokens-per-param", type=float, nargs="+",
+                        help="budgets of the pairs in tokens per parameter (default mlp 5 20; lm 0.5 2)")
+    advise.add_argument("--holdout-growth-factor", type=float, help="g left out of the gain model's check (default the largest)")
+    advise.add_argument("--lr", type=float, help="learning rate of every run (default mlp 2^-7, lm 2^-5)")
+    advise.add_argument("--batch-size", type=_positive_int, help="batch size of every run (default mlp 64, lm 16)")
+    advise.add_argument("--seeds", type=_positive_int, help="seeds per pair configuration (default mlp 3, lm 1)")
+    advise.add_argument("--bootstrap", type=_positive_int, default=100, help="bootstrap resamples (default 100)")
+    advise.add_argument("--threads", type=_positive_int, default=1, help="CPU threads per run (default 1)")
+    advise.add_argument("--study", help="study name (default {task}-advice); rerunning reuses its runs")
+    advise.add_argument("--storage", help="Optuna storage URL (default sqlite:///{workdir}/hpogrow.db)")
+    _add_task_options(advise)
+    _add_run_options(advise)
+    advise.set_defaults(handler=_advise)
+
     report = commands.add_parser("report", help="print a study's tables", description="Tables of a study written by hpogrow search.")
     report.add_argument("--study", default="lm-w128", help="study name (default lm-w128)")
     report.add_argument("--storage", help="Optuna storage URL (default sqlite:///{workdir}/hpogrow.db)")
@@ -420,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from hpogrow.errors import PipelineError, TrainingDiverged, UsageError
 
-    if args.command in ("search", "report", "transfercheck"):
+    if args.command in ("search", "report", "transfercheck", "advise"):
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # hpogrow prints its own tables

@@ -69,8 +69,9 @@ class SearchConfig:
     driver do not count); rerunning continues up to this number."""
     tokens_per_param: float = 1.0
     """Token budget per model parameter, for base trials and target runs (papers: 20)."""
-    grow_factor: float = 2.0
-    """Growth factor g = target parameters / base parameters (paper 000: 2 is most reliable)."""
+    grow_factor: float | Literal["auto"] = 2.0
+    """Growth factor g = target parameters / base parameters (paper 000: 2 is most reliable);
+    ``"auto"``: the g recommended by the task's stored growth advice (``hpogrow advise``)."""
     target_width: int | None = None
     """Overrides the width chosen from ``grow_factor``."""
     shrink: float = 0.4
@@ -140,6 +141,8 @@ class SearchConfig:
     def __post_init__(self) -> None:
         if self.trials < 1:
             raise UsageError(f"--trials {self.trials}: need at least 1 trial")
+        if isinstance(self.grow_factor, str) and self.grow_factor != "auto":
+            raise UsageError(f"--grow-factor {self.grow_factor}: give a number above 1 or auto")
         if not self.tokens_per_param > 0:
             raise UsageError(f"--tokens-per-param {self.tokens_per_param}: must be positive")
         if not 0 <= self.shrink <= 1:
@@ -181,6 +184,10 @@ class Plan:
     template: TrainConfig
     supply: TokenSupply | None = None
     """The training tokens every run reads, against what the data holds."""
+    grow_factor: float = 2.0
+    """The growth factor used (``config.grow_factor``, or the advice's under ``auto``)."""
+    growth_reason: str | None = None
+    """Why that factor, under ``--grow-factor auto``."""
 
     @property
     def base_tokens(self) -> int:
@@ -257,9 +264,14 @@ def make_plan(task: Task, config: SearchConfig, executor: Executor | None = None
     check_width(task, config.base_width, "--base-width")
     space = load_space(config.space, task.name)
     width_operator, depth_operator = parse_operators(config.grow_op)
+    factor, reason = config.grow_factor, None
+    if factor == "auto":
+        from hpogrow.advise.run import auto_growth_factor
+
+        factor, reason = auto_growth_factor(config.storage_url, task.name, config.tokens_per_param)
     stages, width, current = [], config.base_width, task
     for _ in range(config.stages):
-        step = plan_growth(current, width, config.grow_factor, config.target_width, config.target_depth,
+        step = plan_growth(current, width, factor, config.target_width, config.target_depth,
                            grow_width=width_operator is not None, grow_depth=depth_operator is not None)
         stages.append(step)
         width = step.target_width
@@ -278,7 +290,7 @@ def make_plan(task: Task, config: SearchConfig, executor: Executor | None = None
                            schedule=config.schedule, evaluations=config.evaluations, eval_tokens=eval_tokens,
                            seed=config.seed, device=config.device, precision=config.precision, compile=config.compile)
     plan = Plan(task, config, space, tuple(stages), config.study or f"{task.name}-w{config.base_width}",
-                schedule, template)
+                schedule, template, grow_factor=factor, growth_reason=reason)
     supply = task_token_supply(task, plan.base_tokens, [plan.stage_tokens(k) for k in range(len(stages) - 1)],
                                plan.target_tokens, batch_sizes=space.batch_sizes, seeds=config.seeds,
                                allow_repeat=config.allow_repeat,
@@ -333,9 +345,11 @@ def print_plan(plan: Plan, console: Console, remaining_trials: int, executor: Ex
     widths = " → ".join([str(growth.base_width)] + [str(s.target_width) for s in plan.stages])
     depths = f", depth {growth.base_depth} → {growth.target_depth}" if growth.target_depth != growth.base_depth else ""
     table.add_row("growth", f"{widths}{depths} with {config.grow_op}: width ×{growth.width_ratio:.2f}, "
-                  f"parameters ×{growth.param_ratio:.2f} (asked {config.grow_factor:g}"
+                  f"parameters ×{growth.param_ratio:.2f} (asked {plan.grow_factor:g}"
                   f"{' per stage' if len(plan.stages) > 1 else ''}), shrink λ={config.shrink}"
                   + (", Adam moments carried" if config.carry_optimizer else ""))
+    if plan.growth_reason:
+        table.add_row("growth factor", plan.growth_reason)
     pairs = (f"{config.seeds} warmstart/scratch pairs (seeds {config.seed}–{config.seed + config.seeds - 1}, "
              "fresh tokens each)" if config.seeds > 1 else "warmstart and scratch (one seed: the speedup gets no interval)")
     table.add_row("target runs", f"{plan.target_study}: {pairs}, {growth.target_params:,} parameters, "

@@ -178,3 +178,12 @@ def test_growth_factor_sweep_upper_bound(monkeypatch):
     assert bound["pays_up_to"] == pytest.approx(2.02) and bound["upper_bound"] == pytest.approx(4.04)
     sweep[1]["speedup_flops_with_base_ci"] = [0.95, 1.3]  # nothing pays: the first g below 1 is the bound
     assert growth_factor_sweep._upper_bounds(sweep)[0]["upper_bound"] == pytest.approx(1.515)
+
+
+@pytest.mark.slow
+def test_advise_holdout_quick(run_benchmark, tmp_path):
+    record = run_benchmark("advise_holdout", "--workdir", str(tmp_path / "advise"), "--holdout-tokens-per-param", "6")
+    assert {"recommended_growth_factor", "max_growth_factor", "fit"} <= set(record["advice"])
+    assert [row["g"] for row in record["holdout_budget"]] == [2.0, 3.0, 4.0]
+    for row in record["holdout_budget"]:
+        assert row["seeds"] == 2 and row["measured"] > 0 and row["predicted"] > 0

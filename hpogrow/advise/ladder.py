@@ -1,0 +1,243 @@
+"""The ladder of cheap runs behind the advice, and its Optuna record.
+
+Two kinds of run, all at one learning rate and batch size (μTransfer) on a constant schedule:
+
+- ``advice-scratch``: a μP model from scratch at a width and token budget, starting at a data
+  position (0 for the scratch ladder; the base's end for the scratch side of a pair). A pair's
+  base is such a run too, at the base width, and keeps its checkpoint.
+- ``advice-warmstart``: the base grown by g (:func:`hpogrow.growth.grow_checkpoint`) and trained
+  on the same fresh tokens and budget as the pair's scratch run.
+
+Each finished run is one trial of the study ``{task}-advice`` (:func:`hpogrow.record.add_finished`,
+one write); a rerun with the same settings reuses every run it finds there.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import optuna
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from rich.console import Console
+
+from hpogrow import record
+from hpogrow.advise.config import AdviseConfig
+from hpogrow.errors import TrainingDiverged
+from hpogrow.growth import grow_checkpoint
+from hpogrow.growth.plan import plan_growth
+from hpogrow.parametrize import build_model, count_parameters_at
+from hpogrow.progress import make_progress
+from hpogrow.runs import RunOutcome, run_scratch, run_training, run_warmstart
+from hpogrow.tasks.base import Task
+from hpogrow.train import TrainConfig, total_steps
+from hpogrow.transfer.sweep import _torch_threads
+
+SCRATCH, WARMSTART = "advice-scratch", "advice-warmstart"
+
+
+@dataclass(frozen=True)
+class LadderRun:
+    """One run of the ladder as the record keeps it."""
+
+    role: str
+    width: int
+    tokens: int
+    """The asked budget (the run's own tokens)."""
+    seed: int
+    data_position: int
+    """Example of the training stream the run starts at."""
+    growth_factor: float | None = None
+    """The g asked for (warmstarted runs only)."""
+    n_params: int = 0
+    compute_params: int = 0
+    curve: tuple[tuple[int, float], ...] = ()
+    """``(own tokens, held-out loss)`` at each evaluation."""
+    param_ratio: float | None = None
+    """The g reached: target parameters over the base's (warmstarted runs)."""
+    base_tokens: int = 0
+    base_flops: float = 0.0
+    diverged: bool = False
+
+    @property
+    def key(self) -> tuple:
+        return run_key(self.role, self.width, self.tokens, self.seed, self.data_position, self.growth_factor)
+
+    @property
+    def final_loss(self) -> float:
+        return math.inf if self.diverged or not self.curve else self.curve[-1][1]
+
+
+def run_key(role: str, width: int, tokens: int, seed: int, data_position: int, growth_factor: float | None) -> tuple:
+    return role, width, tokens, seed, data_position, None if growth_factor is None else float(f"{growth_factor:.6g}")
+
+
+@dataclass(frozen=True)
+class _Pair:
+    """One warmstart/scratch pair to have: its base, its target and the budgets."""
+
+    growth_factor: float
+    tokens_per_param: float
+    seed: int
+    base: LadderRun
+    scratch: LadderRun
+    warmstart: LadderRun
+
+
+def signature(task: Task, config: AdviseConfig) -> dict:
+    """What makes two ladders' runs comparable; a study made with another signature is not reused."""
+    return {"kind": "advise", "task": task.describe(), "learning_rate": config.learning_rate,
+            "batch_size": config.batch_size, "base_width": config.base_width, "operator": config.operator,
+            "shrink": config.shrink, "precision": config.precision, "evaluations": config.evaluations}
+
+
+def _budget(task: Task, config: AdviseConfig, tokens: float) -> int:
+    """``tokens`` rounded to whole steps, at least ``evaluations`` of them."""
+    step = config.batch_size * task.tokens_per_example
+    return step * max(config.evaluations, round(tokens / step))
+
+
+def plan_ladder(task: Task, config: AdviseConfig) -> tuple[list[LadderRun], list[_Pair]]:
+    """The scratch ladder and the pairs, as keys to find or train (nothing runs here)."""
+    seeds = range(config.seed, config.seed + config.seeds)
+    ladder = [LadderRun(SCRATCH, width, config.tokens, seed, 0) for width in config.widths for seed in seeds[:1]]
+    base_params = count_parameters_at(task, config.base_width).total
+    pairs = []
+    for tokens_per_param in config.pair_tokens_per_param:
+        for seed in seeds:
+            base_tokens = _budget(task, config, tokens_per_param * base_params)
+            base = LadderRun(SCRATCH, config.base_width, base_tokens, seed, 0)
+            position = total_steps(task, _train_config(config, base_tokens, seed)) * config.batch_size
+            for factor in config.growth_factors:
+                growth = plan_growth(task, config.base_width, factor)
+                tokens = _budget(task, config, tokens_per_param * growth.target_params)
+                pairs.append(_Pair(factor, tokens_per_param, seed, base,
+                                   LadderRun(SCRATCH, growth.target_width, tokens, seed, position),
+                                   LadderRun(WARMSTART, growth.target_width, tokens, seed, position, factor)))
+    return ladder, pairs
+
+
+def _train_config(config: AdviseConfig, tokens: int, seed: int) -> TrainConfig:
+    return TrainConfig(learning_rate=config.learning_rate, batch_size=config.batch_size, tokens=tokens,
+                       schedule="constant", evaluations=config.evaluations, seed=seed, device=config.device,
+                       precision=config.precision)
+
+
+def _finished(run: LadderRun, outcome: RunOutcome | None, curve: list, **extra) -> LadderRun:
+    points = tuple((evaluation.tokens_seen, evaluation.val_loss) for evaluation in curve)
+    if outcome is None:
+        return replace(run, curve=points, diverged=True, **extra)
+    return replace(run, n_params=outcome.n_params, compute_params=outcome.compute_params, curve=points, **extra)
+
+
+def _train_scratch(task: Task, config: AdviseConfig, run: LadderRun, checkpoint: Path | None, progress) -> LadderRun:
+    curve: list = []
+    train_config = _train_config(config, run.tokens, run.seed)
+    try:
+        if run.data_position == 0:
+            model = build_model(task, run.width, config.base_width, run.seed)
+            outcome = run_training(task, model, train_config, width=run.width, base_width=config.base_width,
+                                   checkpoint=checkpoint, report=curve.append, progress=progress,
+                                   description=f"scratch w{run.width}")
+        else:
+            outcome = run_scratch(task, run.width, config.base_width, train_config, run.data_position, None,
+                                  report=curve.append, progress=progress)
+    except TrainingDiverged:
+        outcome = None
+    return _finished(run, outcome, curve)
+
+
+def _train_warmstart(task: Task, config: AdviseConfig, pair: _Pair, base: LadderRun, base_checkpoint: Path,
+                     progress) -> LadderRun:
+    curve: list = []
+    with tempfile.TemporaryDirectory(prefix="hpogrow-advise-") as folder:
+        grown = grow_checkpoint(base_checkpoint, Path(folder) / "grown", factor=pair.growth_factor,
+                                operator=config.operator, shrink=config.shrink, seed=pair.seed, task=task)
+        try:
+            outcome = run_warmstart(task, grown.path, _train_config(config, pair.warmstart.tokens, pair.seed), None,
+                                    report=curve.append, progress=progress)
+        except TrainingDiverged:
+            outcome = None
+    return _finished(pair.warmstart, outcome, curve, param_ratio=grown.plan.param_ratio, base_tokens=base.tokens,
+                     base_flops=6.0 * base.compute_params * base.tokens)
+
+
+def record_run(study: optuna.Study, run: LadderRun, config: AdviseConfig) -> None:
+    """``run`` as one finished trial (COMPLETE, or FAIL when it diverged)."""
+    attributes = {"role": run.role, "width": run.width, "tokens": run.tokens, "seed": run.seed,
+                  "data_position": run.data_position, "g": run.growth_factor, "param_ratio": run.param_ratio,
+                  "n_params": run.n_params, "compute_params": run.compute_params,
+                  "tokens_per_param": run.tokens / run.n_params if run.n_params else None,
+                  "base_tokens": run.base_tokens, "base_flops": run.base_flops, "diverged": run.diverged,
+                  "learning_rate": config.learning_rate, "batch_size": config.batch_size}
+    record.add_finished(
+        study, {"width": run.width, "tokens": run.tokens, "role": run.role},
+        {"width": IntDistribution(1, 1 << 20, log=True), "tokens": IntDistribution(1, 1 << 40, log=True),
+         "role": CategoricalDistribution((SCRATCH, WARMSTART))},
+        list(run.curve), attributes, value=None if run.diverged else run.final_loss,
+        fail_reason="the loss became non-finite" if run.diverged else None)
+
+
+def recorded_runs(study: optuna.Study) -> dict[tuple, LadderRun]:
+    """Finished ladder runs of ``study`` by key."""
+    runs = {}
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)):
+        attrs = trial.user_attrs
+        if attrs.get("role") not in (SCRATCH, WARMSTART):
+            continue
+        run = LadderRun(attrs["role"], attrs["width"], attrs["tokens"], attrs["seed"], attrs["data_position"],
+                        attrs["g"], attrs["n_params"], attrs["compute_params"],
+                        tuple(sorted(trial.intermediate_values.items())), attrs["param_ratio"], attrs["base_tokens"],
+                        attrs["base_flops"], attrs["diverged"])
+        runs.setdefault(run.key, run)
+    return runs
+
+
+def run_ladder(task: Task, config: AdviseConfig, study: optuna.Study, console: Console
+               ) -> tuple[list[LadderRun], list[tuple[_Pair, LadderRun, LadderRun]], int]:
+    """Train what the study lacks, with a progress display; returns the ladder runs, the pairs
+    (with their scratch and warmstarted runs) and how many runs this call trained."""
+    ladder, pairs = plan_ladder(task, config)
+    recorded = recorded_runs(study)
+    wanted = list({run.key: run for run in ladder + [p.base for p in pairs] + [p.scratch for p in pairs]
+                   + [p.warmstart for p in pairs]}.values())
+    missing = [run for run in wanted if run.key not in recorded]
+    checkpoints = Path(config.workdir) / "checkpoints" / (config.study or f"{task.name}-advice")
+
+    def base_checkpoint(base: LadderRun) -> Path:
+        return checkpoints / f"base-w{base.width}-t{base.tokens}-s{base.seed}"
+
+    needs_base = {p.base.key for p in pairs if p.warmstart.key not in recorded}
+    retrain = [p.base for p in pairs if p.base.key in needs_base and p.base.key in recorded
+               and not (base_checkpoint(p.base) / "model.pt").exists()]
+    retrain = list({run.key: run for run in retrain}.values())
+    console.print(f"advice ladder of {task.name}: {len(ladder)} scratch runs at widths {list(config.widths)} "
+                  f"({config.tokens:,} tokens each), {len(pairs)} warmstart/scratch pairs (g {list(config.growth_factors)}"
+                  f" × {list(config.pair_tokens_per_param)} tokens/param × {config.seeds} seeds) from base width "
+                  f"{config.base_width}; lr {config.learning_rate:.3g}, batch {config.batch_size}; "
+                  f"{len(wanted) - len(missing)} runs reused, {len(missing) + len(retrain)} to train")
+    with _torch_threads(config.threads), make_progress(console if missing else Console(quiet=True)) as progress:
+        overall = progress.add_task("advice runs", total=len(missing) + len(retrain), loss=math.nan)
+
+        def train(run: LadderRun, write: bool = True) -> LadderRun:
+            if run.role == WARMSTART:
+                pair = next(p for p in pairs if p.warmstart.key == run.key)
+                done = _train_warmstart(task, config, pair, recorded[pair.base.key], base_checkpoint(pair.base),
+                                        progress)
+            else:
+                is_base = run.key in {p.base.key for p in pairs}
+                done = _train_scratch(task, config, run, base_checkpoint(run) if is_base else None, progress)
+            if write:
+                record_run(study, done, config)
+                recorded[run.key] = done
+            progress.update(overall, advance=1, loss=done.final_loss)
+            return done
+
+        for run in retrain:
+            train(run, write=False)
+        for run in sorted(missing, key=lambda run: run.role == WARMSTART):  # bases before their warmstarts
+            train(run)
+    trained = [(p, recorded[p.scratch.key], recorded[p.warmstart.key]) for p in pairs]
+    return [recorded[run.key] for run in wanted if run.role == SCRATCH], trained, len(missing) + len(retrain)
