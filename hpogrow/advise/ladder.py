@@ -32,8 +32,7 @@ from hpogrow.parametrize import build_model, count_parameters_at
 from hpogrow.progress import make_progress
 from hpogrow.runs import RunOutcome, run_scratch, run_training, run_warmstart
 from hpogrow.tasks.base import Task
-from hpogrow.train import TrainConfig, total_steps
-from hpogrow.transfer.sweep import _torch_threads
+from hpogrow.train import TrainConfig, torch_threads, total_steps
 
 SCRATCH, WARMSTART = "advice-scratch", "advice-warmstart"
 
@@ -218,7 +217,7 @@ def run_ladder(task: Task, config: AdviseConfig, study: optuna.Study, console: C
                   f" × {list(config.pair_tokens_per_param)} tokens/param × {config.seeds} seeds) from base width "
                   f"{config.base_width}; lr {config.learning_rate:.3g}, batch {config.batch_size}; "
                   f"{len(wanted) - len(missing)} runs reused, {len(missing) + len(retrain)} to train")
-    with _torch_threads(config.threads), make_progress(console if missing else Console(quiet=True)) as progress:
+    with torch_threads(config.threads), make_progress(console if missing else Console(quiet=True)) as progress:
         overall = progress.add_task("advice runs", total=len(missing) + len(retrain), loss=math.nan)
 
         def train(run: LadderRun, write: bool = True) -> LadderRun:

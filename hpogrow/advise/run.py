@@ -18,7 +18,7 @@ from hpogrow.errors import UsageError
 from hpogrow.parametrize import count_parameters_at
 from hpogrow.storage import default_storage_url, load_or_create_study, open_storage
 from hpogrow.tasks.base import Task
-from hpogrow.transfer.sweep import _torch_threads as torch_threads
+from hpogrow.train import torch_threads
 
 ADVICE_ATTRIBUTE = "advice"
 

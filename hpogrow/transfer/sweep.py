@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -18,7 +16,7 @@ from hpogrow.progress import make_progress
 from hpogrow.runs import run_training
 from hpogrow.storage import default_storage_url, load_or_create_study, open_storage
 from hpogrow.tasks.base import Batch, Task
-from hpogrow.train import Evaluation, TrainConfig
+from hpogrow.train import Evaluation, TrainConfig, torch_threads
 from hpogrow.transfer.config import PARAMETERIZATIONS, TransferConfig
 from hpogrow.transfer.record import record_run, record_verdict, recorded_runs, signature
 from hpogrow.transfer.verdict import TransferResult, TransferRun, judge, run_key
@@ -116,7 +114,7 @@ def run_transfercheck(task: Task, config: TransferConfig = TransferConfig(),
     console.print(describe_sweep(task.name, config, seeds, study_name, reused=len(wanted) - len(to_train),
                                  to_train=len(to_train)))
     memoized = _MemoizedTask(task)
-    with _torch_threads(config.threads), make_progress(console if to_train else Console(quiet=True)) as progress:
+    with torch_threads(config.threads), make_progress(console if to_train else Console(quiet=True)) as progress:
         overall = progress.add_task("runs", total=len(to_train), loss=math.nan)
         for combination in to_train:
             run = _train_run(memoized, config, *combination, progress)
@@ -133,13 +131,3 @@ def run_transfercheck(task: Task, config: TransferConfig = TransferConfig(),
     result.seconds = time.perf_counter() - start
     print_transfer(result, console)
     return result
-
-
-@contextlib.contextmanager
-def _torch_threads(count: int) -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
