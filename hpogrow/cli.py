@@ -360,7 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
     grow.set_defaults(handler=_grow)
 
     train = commands.add_parser("train", help="train one run at a width, from scratch or from a checkpoint",
-                                description="Train one μP run; --from continues a (grown) checkpoint with a fresh optimizer.")
+                                description="Train one μP run; --from continues a (grown) checkpoint: its token stream, its "
+                                            "hyperparameters unless given, and its Adam moments when it has them.")
     train.add_argument("--from", dest="from_checkpoint", help="checkpoint folder to start from (e.g. a grown one)")
     train.add_argument("--width", type=_positive_int, help="width of a run from scratch")
     train.add_argument("--base-width", type=_positive_int, help="μP base width of a run from scratch (default: --width)")
