@@ -14,6 +14,7 @@ from hpogrow.advise.gain import GainModel, bootstrap_gains, fit_gain, flops_spee
 from hpogrow.advise.ladder import LadderRun
 from hpogrow.advise.scaling import LossLaw, bootstrap_loss_laws, fit_loss_law, r_squared
 from hpogrow.speedup import SeedSpeedup, SpeedupEstimate, aggregate_speedups, seed_speedup
+from hpogrow.throughput import training_flops
 
 Interval = tuple[float, float]
 MAX_SEARCHED_GROWTH_FACTOR = 64.0
@@ -163,7 +164,7 @@ def fit_with_holdout(runs: Sequence[LadderRun], holdout: LadderRun, min_fraction
 
 
 def pair_speedup(scratch: LadderRun, warmstart: LadderRun) -> SeedSpeedup:
-    return seed_speedup(list(warmstart.curve), list(scratch.curve), flops_per_token=6.0 * scratch.compute_params,
+    return seed_speedup(list(warmstart.curve), list(scratch.curve), flops_per_token=training_flops(scratch.compute_params, 1),
                         base_tokens=warmstart.base_tokens, base_flops=warmstart.base_flops, seed=scratch.seed)
 
 

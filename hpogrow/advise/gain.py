@@ -46,8 +46,10 @@ class GainModel:
 
 
 def flops_speedup_with_base(token_speedup: float | np.ndarray, growth_factor: float | np.ndarray) -> np.ndarray:
-    """S = 1/(1/s + 1/g²): the base, trained at the same tokens per parameter, counted."""
-    return 1.0 / (1.0 / np.asarray(token_speedup) + 1.0 / np.asarray(growth_factor, dtype=float) ** 2)
+    """S = 1/(1/s + 1/g²): the base, trained at the same tokens per parameter, counted. A token
+    speedup that underflows to 0 (a bootstrap fit's extreme slope) gives S = 0."""
+    with np.errstate(divide="ignore"):
+        return 1.0 / (1.0 / np.asarray(token_speedup) + 1.0 / np.asarray(growth_factor, dtype=float) ** 2)
 
 
 def fit_gain(growth_factors: Sequence[float], tokens_per_param: Sequence[float], speedups: Sequence[float]) -> GainModel:

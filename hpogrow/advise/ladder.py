@@ -32,6 +32,7 @@ from hpogrow.parametrize import build_model, count_parameters_at
 from hpogrow.progress import make_progress
 from hpogrow.runs import RunOutcome, run_scratch, run_training, run_warmstart
 from hpogrow.tasks.base import Task
+from hpogrow.throughput import training_flops
 from hpogrow.train import TrainConfig, torch_threads, total_steps
 
 SCRATCH, WARMSTART = "advice-scratch", "advice-warmstart"
@@ -160,7 +161,7 @@ def _train_warmstart(task: Task, config: AdviseConfig, pair: _Pair, base: Ladder
         except TrainingDiverged:
             outcome = None
     return _finished(pair.warmstart, outcome, curve, param_ratio=grown.plan.param_ratio, base_tokens=base.tokens,
-                     base_flops=6.0 * base.compute_params * base.tokens)
+                     base_flops=training_flops(base.compute_params, base.tokens))
 
 
 def record_run(study: optuna.Study, run: LadderRun, config: AdviseConfig) -> None:
