@@ -2,7 +2,7 @@
 
 For each search seed, ``--trials`` configurations (learning rate, batch size) are drawn once from
 the LM search space by a seeded random sampler and enqueued, in the same order, into fresh
-studies that :class:`hpogrow.executors.ray.RayExecutor` runs through the plan ``make_plan``
+studies that :class:`hpogrow.search.executors.ray.RayExecutor` runs through the plan ``make_plan``
 builds (the real rungs and budget): once every trial to the full budget (scheduler ``none``; it
 does not depend on the reduction factor, so it runs once per seed and serves every one), then
 under ASHA at each ``--reduction-factors``. The budget is the one nearest ``--tokens-per-param``
@@ -46,11 +46,12 @@ from rich.console import Console
 from rich.table import Table
 
 from _harness import WIDTH, add_common_options, append_result, make_record
-from hpogrow.executors.base import Schedule, round_to
-from hpogrow.executors.ray import RayExecutor
-from hpogrow.pipeline import Plan, SearchConfig, make_plan
-from hpogrow.sampler import make_sampler
-from hpogrow.space import load_space
+from hpogrow.search.executors.base import Schedule, round_to
+from hpogrow.search.executors.ray import RayExecutor
+from hpogrow.search import SearchConfig
+from hpogrow.search.plan import Plan, make_plan
+from hpogrow.search.sampler import make_sampler
+from hpogrow.search.space import load_space
 from hpogrow.storage import load_or_create_study, open_storage
 from hpogrow.tasks import LanguageTask
 

@@ -12,13 +12,13 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "Task": "hpogrow.tasks", "LanguageTask": "hpogrow.tasks", "FourierTask": "hpogrow.tasks",
-    "SearchConfig": "hpogrow.pipeline", "run_pipeline": "hpogrow.pipeline", "PipelineResult": "hpogrow.pipeline",
+    "SearchConfig": "hpogrow.search.config", "run_pipeline": "hpogrow.search.pipeline", "PipelineResult": "hpogrow.search.pipeline",
     "TrainConfig": "hpogrow.train", "TrainState": "hpogrow.train", "train": "hpogrow.train",
     "build_model": "hpogrow.parametrize", "count_parameters": "hpogrow.parametrize",
     "shrink_zero_pad_perturb": "hpogrow.growth", "grow_checkpoint": "hpogrow.growth", "plan_growth": "hpogrow.growth",
     "GrowthOperator": "hpogrow.growth", "register_operator": "hpogrow.growth",
     "save_checkpoint": "hpogrow.checkpoint", "read_checkpoint": "hpogrow.checkpoint", "load_model": "hpogrow.checkpoint",
-    "Executor": "hpogrow.executors", "LocalExecutor": "hpogrow.executors", "RayExecutor": "hpogrow.executors.ray",
+    "Executor": "hpogrow.search.executors", "LocalExecutor": "hpogrow.search.executors", "RayExecutor": "hpogrow.search.executors.ray",
     "TransferConfig": "hpogrow.transfer", "run_transfercheck": "hpogrow.transfer",
     "AdviseConfig": "hpogrow.advise", "Advice": "hpogrow.advise",
     "build_standard_model": "hpogrow.parametrize",

@@ -3,7 +3,7 @@ from a grown checkpoint, and a from-scratch run. Each returns a :class:`RunOutco
 
 :class:`BaseTrial` is the one runner of base trials for every executor: in process it reports
 to Optuna's pruner, in a Ray worker to ``tune.report`` (thin adapters in
-:mod:`hpogrow.executors`). It knows nothing about Optuna or Ray: each evaluation goes to a
+:mod:`hpogrow.search.executors`). It knows nothing about Optuna or Ray: each evaluation goes to a
 callback as a :class:`TrialEvent`, with a checkpoint folder when one was written (at rungs, and
 at the full budget), and a run can resume from such a folder.
 

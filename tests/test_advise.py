@@ -12,7 +12,8 @@ from hpogrow.advise import AdviseConfig, advise, auto_growth_factor, fit_gain, f
 from hpogrow.advise.gain import bootstrap_gains, percentile_interval
 from hpogrow.cli import main
 from hpogrow.errors import UsageError
-from hpogrow.pipeline import SearchConfig, make_plan
+from hpogrow.search import SearchConfig
+from hpogrow.search.plan import make_plan
 from hpogrow.storage import open_storage
 from hpogrow.tasks import FourierTask
 

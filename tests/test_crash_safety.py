@@ -31,7 +31,8 @@ _DRIVER = textwrap.dedent("""
     import optuna, io
     from rich.console import Console
     import test_pipeline
-    from hpogrow.pipeline import SearchConfig, run_pipeline
+    from hpogrow.search import SearchConfig
+    from hpogrow.search.pipeline import run_pipeline
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     config = SearchConfig(base_width=16, trials=3, tokens_per_param=16, workdir={workdir!r}, space={space!r},
                           evaluations=4, pruner="none", device="cpu", executor="local", seeds=1)

@@ -13,7 +13,8 @@ import pytest
 from optuna.artifacts import FileSystemArtifactStore
 from rich.console import Console
 
-from hpogrow.pipeline import SearchConfig, run_pipeline
+from hpogrow.search import SearchConfig
+from hpogrow.search.pipeline import run_pipeline
 from hpogrow.storage import open_storage
 from tests.test_pipeline import WaveRegression, _enqueue
 

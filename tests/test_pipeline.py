@@ -17,7 +17,8 @@ from torch import nn
 import hpogrow
 import hpogrow.storage
 from hpogrow.errors import PipelineError
-from hpogrow.pipeline import SearchConfig, run_pipeline
+from hpogrow.search import SearchConfig
+from hpogrow.search.pipeline import run_pipeline
 
 TrialState = optuna.trial.TrialState
 

@@ -63,7 +63,7 @@ _JOIN = textwrap.dedent("""
     import sys
     import ray
     from hpogrow.errors import UsageError
-    from hpogrow.executors.ray_join import join_ray
+    from hpogrow.search.executors.ray_join import join_ray
 
     try:
         join_ray(sys.argv[1])

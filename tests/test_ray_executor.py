@@ -30,12 +30,14 @@ import test_pipeline
 from hpogrow.checkpoint import read_checkpoint
 from hpogrow.errors import UsageError
 from hpogrow.coordination import driver_id
-from hpogrow.executors.ray import RayExecutor, rung_schedule
-from hpogrow.executors.ray_bridge import OptunaBridge
-from hpogrow.pipeline import SearchConfig, best_full_budget_trial, make_plan, run_pipeline
+from hpogrow.search.executors.ray import RayExecutor, rung_schedule
+from hpogrow.search.executors.ray_bridge import OptunaBridge
+from hpogrow.search import SearchConfig
+from hpogrow.search.pipeline import best_full_budget_trial, run_pipeline
+from hpogrow.search.plan import make_plan
 from hpogrow.progress import make_progress
 from hpogrow.runs import run_scratch
-from hpogrow.space import load_space
+from hpogrow.search.space import load_space
 from hpogrow.train import TrainConfig
 from test_pipeline import WaveRegression
 
@@ -174,8 +176,9 @@ _DRIVER = textwrap.dedent("""
     import sys
     sys.path[:0] = [{root!r}, {tests!r}]
     import optuna, ray.cloudpickle, test_pipeline
-    from hpogrow.executors.ray import RayExecutor
-    from hpogrow.pipeline import SearchConfig, run_pipeline
+    from hpogrow.search.executors.ray import RayExecutor
+    from hpogrow.search import SearchConfig
+    from hpogrow.search.pipeline import run_pipeline
     ray.cloudpickle.register_pickle_by_value(test_pipeline)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     config = SearchConfig(**{config!r})

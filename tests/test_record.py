@@ -13,7 +13,7 @@ import pytest
 from hpogrow import record
 from hpogrow.coordination import FileCoordinator
 from hpogrow.runs import RunSummary
-from hpogrow.space import load_space
+from hpogrow.search.space import load_space
 from hpogrow.storage import open_storage
 from hpogrow.train import Evaluation
 
@@ -24,7 +24,7 @@ _DRIVER = textwrap.dedent("""
     import optuna
     from hpogrow import record
     from hpogrow.coordination import coordinator_for
-    from hpogrow.space import load_space
+    from hpogrow.search.space import load_space
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url, total = sys.argv[1], int(sys.argv[2])
     coordinator = coordinator_for(url, "/tmp")

@@ -8,7 +8,7 @@ import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
-from hpogrow.sampler import DIVERGED, make_sampler
+from hpogrow.search.sampler import DIVERGED, make_sampler
 
 TrialState = optuna.trial.TrialState
 SPACE = {"learning_rate": FloatDistribution(1e-4, 1.0, log=True), "batch_size": CategoricalDistribution([16, 32])}

@@ -23,8 +23,10 @@ import torch
 from torch import nn
 
 import hpogrow
-from hpogrow.pipeline import SearchConfig, best_full_budget_trial, make_executor_for, make_plan
-from hpogrow.sampler import make_sampler
+from hpogrow.search import SearchConfig
+from hpogrow.search.pipeline import best_full_budget_trial
+from hpogrow.search.plan import make_executor_for, make_plan
+from hpogrow.search.sampler import make_sampler
 from hpogrow.storage import open_storage
 
 TrialState = optuna.trial.TrialState

@@ -1,7 +1,7 @@
 import pytest
 
 from hpogrow.errors import UsageError
-from hpogrow.space import load_space
+from hpogrow.search.space import load_space
 
 
 def test_default_spaces_ship_with_the_package():

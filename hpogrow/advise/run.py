@@ -62,7 +62,7 @@ def advise(task: Task, config: AdviseConfig = AdviseConfig(), console: Console |
 
 def record_advice(study: optuna.Study, advice: Advice) -> None:
     """The study attribute ``advice``, the figures as artifacts, the dashboard note."""
-    from hpogrow.report import attach_plot  # imports optuna only; kept local like the plotting
+    from hpogrow.search.report import attach_plot  # imports optuna only; kept local like the plotting
 
     for plot in advice.plots:
         attach_plot(study, plot, Path(advice.config.workdir) / "artifacts")

@@ -66,7 +66,7 @@ def recorded_runs(study: optuna.Study, base_width: int) -> dict[tuple, TransferR
 def record_verdict(study: optuna.Study, result: TransferResult) -> None:
     """The figure (as an artifact, redrawn when the runs behind it changed), the verdict as a
     study attribute ``transfer`` and as the dashboard's note."""
-    from hpogrow.report import attach_plot  # imports optuna only; kept local like the plotting
+    from hpogrow.search.report import attach_plot  # imports optuna only; kept local like the plotting
 
     summary = _summary(result)
     if result.trained or study.user_attrs.get("transfer") != summary or not result.plot.exists():

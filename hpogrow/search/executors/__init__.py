@@ -1,5 +1,5 @@
 """Executors run a study's base trials and the target runs: :class:`LocalExecutor` in process,
-:class:`hpogrow.executors.ray.RayExecutor` on Ray Tune (Ray itself is imported on demand).
+:class:`hpogrow.search.executors.ray.RayExecutor` on Ray Tune (Ray itself is imported on demand).
 
 :func:`make_executor` builds one by name; the pipeline uses nothing but the :class:`Executor`
 interface.
@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from hpogrow.errors import UsageError
-from hpogrow.executors.base import Executor, Schedule
-from hpogrow.executors.local import LocalExecutor
+from hpogrow.search.executors.base import Executor, Schedule
+from hpogrow.search.executors.local import LocalExecutor
 
 EXECUTORS = ("ray", "local")
 
@@ -22,7 +22,7 @@ def make_executor(name: str, **options: Any) -> Executor:
     if name == "local":
         return LocalExecutor(**options)
     if name == "ray":
-        from hpogrow.executors.ray import RayExecutor
+        from hpogrow.search.executors.ray import RayExecutor
 
         return RayExecutor(**options)
     raise UsageError(f"--executor {name}: use {' or '.join(EXECUTORS)}")

@@ -7,7 +7,7 @@ The contract every trial keeps:
 - **COMPLETE** (value = final loss) only for a run that used its whole token budget; **PRUNED**
   (its curve kept, value = its last loss) for one stopped early by a pruner or scheduler;
   **FAIL** with ``fail_reason`` otherwise — with ``diverged = True`` for a non-finite loss (the
-  sampler learns from those, :mod:`hpogrow.sampler`), ``abandoned = True`` when its driver died.
+  sampler learns from those, :mod:`hpogrow.search.sampler`), ``abandoned = True`` when its driver died.
 - **User attributes**: ``role``, ``width``, ``driver`` (``host:pid``) from creation on, and from
   the run's :class:`hpogrow.runs.RunSummary`: ``n_params``, ``compute_params``, ``tokens``,
   ``flops``, ``fidelity_reached``, ``data_position``, ``initial_loss``, ``final_loss``,
@@ -33,7 +33,7 @@ import optuna
 from hpogrow._crash import crash_point
 from hpogrow.coordination import Coordinator, driver_id
 from hpogrow.runs import RunSummary
-from hpogrow.sampler import DIVERGED
+from hpogrow.search.sampler import DIVERGED
 from hpogrow.train import Evaluation
 
 TrialState = optuna.trial.TrialState

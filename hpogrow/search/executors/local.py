@@ -10,10 +10,10 @@ import optuna
 from hpogrow import record
 from hpogrow.coordination import Coordinator
 from hpogrow.errors import TrainingDiverged, UsageError
-from hpogrow.executors.base import Executor, Schedule, round_to
-from hpogrow.report import trial_line
+from hpogrow.search.executors.base import Executor, Schedule, round_to
+from hpogrow.search.report import trial_line
 from hpogrow.runs import BaseTrial, TrialEvent
-from hpogrow.space import SearchSpace
+from hpogrow.search.space import SearchSpace
 
 TrialState = optuna.trial.TrialState
 PRUNERS = ("median", "none")

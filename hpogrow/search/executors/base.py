@@ -18,7 +18,7 @@ import optuna
 
 from hpogrow.coordination import Coordinator
 from hpogrow.runs import BaseTrial, RunOutcome
-from hpogrow.space import SearchSpace
+from hpogrow.search.space import SearchSpace
 from hpogrow.train import Report
 
 Run = Callable[[Report | None, object], RunOutcome]

@@ -39,7 +39,7 @@ from hpogrow import record
 from hpogrow.coordination import Coordinator
 from hpogrow.errors import UsageError
 from hpogrow.runs import RunSummary
-from hpogrow.space import SearchSpace
+from hpogrow.search.space import SearchSpace
 from hpogrow.train import Evaluation
 
 TrialState = optuna.trial.TrialState

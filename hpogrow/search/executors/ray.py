@@ -13,9 +13,9 @@ Design:
   tokens seen in units of the smallest rung, and both schedulers use it as ``time_attr`` with
   ``max_t = rf**K``: Ray's HyperBand derives its number of brackets from ``max_t``, so raw token
   counts would give it dozens of brackets.
-- **The record** is kept by :class:`hpogrow.executors.ray_bridge.OptunaBridge` in the driver (see
+- **The record** is kept by :class:`hpogrow.search.executors.ray_bridge.OptunaBridge` in the driver (see
   there for how each Optuna state is decided); workers never touch the study.
-- **Checkpoints**: trials checkpoint at rung boundaries (:mod:`hpogrow.executors.ray_trainable`);
+- **Checkpoints**: trials checkpoint at rung boundaries (:mod:`hpogrow.search.executors.ray_trainable`);
   Ray keeps the latest ``checkpoints_to_keep`` per trial while the experiment runs, which is
   all a paused trial needs to continue, and they are deleted when the experiment ends. Full-budget
   trials write their hpogrow checkpoint folder outside Ray's storage, at the path their
@@ -55,10 +55,10 @@ import optuna
 
 from hpogrow.coordination import Coordinator
 from hpogrow.errors import PipelineError, TrainingDiverged, UsageError
-from hpogrow.executors.base import Executor, Job, Run, Schedule, round_to
-from hpogrow.executors.ray_join import join_ray, through_ray_client
+from hpogrow.search.executors.base import Executor, Job, Run, Schedule, round_to
+from hpogrow.search.executors.ray_join import join_ray, through_ray_client
 from hpogrow.runs import BaseTrial, RunOutcome
-from hpogrow.space import SearchSpace
+from hpogrow.search.space import SearchSpace
 from hpogrow.train import Report
 
 SCHEDULERS = ("asha", "hyperband", "none")
@@ -149,7 +149,7 @@ class RayExecutor(Executor):
     Example (CPU, a local Ray runtime, about a minute)::
 
         from hpogrow import FourierTask, SearchConfig, run_pipeline
-        from hpogrow.executors.ray import RayExecutor
+        from hpogrow.search.executors.ray import RayExecutor
         run_pipeline(FourierTask(modes=256), SearchConfig(base_width=32, trials=6, workdir="/tmp/hp"),
                      executor=RayExecutor(scheduler="asha", storage_path="/tmp/hp/ray"))
     """
@@ -170,7 +170,7 @@ class RayExecutor(Executor):
     address: str | None = None
     """``None`` starts a local Ray runtime; ``auto``, ``HOST:PORT`` or ``ray://HOST:PORT`` joins a
     running cluster, with Ray's token authentication when this machine has a token
-    (:mod:`hpogrow.executors.ray_join`)."""
+    (:mod:`hpogrow.search.executors.ray_join`)."""
     num_cpus: int | None = None
     """CPUs of a local Ray runtime (default: all of this machine's)."""
     storage_path: str | None = None
@@ -212,10 +212,10 @@ class RayExecutor(Executor):
         import ray
         from ray import tune
 
-        from hpogrow.executors.ray_bridge import OptunaBridge, TrialStatusCallback
-        from hpogrow.executors.ray_trainable import TrialSetup, run_ray_trial
-        from hpogrow.executors.ray_view import TrialBoard, board_in
-        from hpogrow.report import trial_line
+        from hpogrow.search.executors.ray_bridge import OptunaBridge, TrialStatusCallback
+        from hpogrow.search.executors.ray_trainable import TrialSetup, run_ray_trial
+        from hpogrow.search.executors.ray_view import TrialBoard, board_in
+        from hpogrow.search.report import trial_line
 
         started_ray = self._connect(ray)
         try:
@@ -348,7 +348,7 @@ def _search_on_cluster(executor: RayExecutor, study: optuna.Study, space: Search
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    from hpogrow.report import trial_line
+    from hpogrow.search.report import trial_line
 
     serving_node = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
     search = ray.remote(num_cpus=0, max_retries=0, scheduling_strategy=serving_node)(_search_here)

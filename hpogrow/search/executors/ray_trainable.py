@@ -9,7 +9,7 @@ to ``ray.tune.report``.
 - A non-finite loss ends the trial from inside: one last report with ``diverged=True`` and the
   reason, at the clock of the previous evaluation (so no scheduler takes it for a rung).
 - What the record needs travels as ``summary`` (a :class:`hpogrow.runs.RunSummary` as JSON);
-  the driver's :class:`hpogrow.executors.ray_bridge.OptunaBridge` writes it.
+  the driver's :class:`hpogrow.search.executors.ray_bridge.OptunaBridge` writes it.
 """
 
 from __future__ import annotations

@@ -111,7 +111,8 @@ def _make_task(args: argparse.Namespace):
 
 
 def _search(args: argparse.Namespace) -> int:
-    from hpogrow.pipeline import SearchConfig, run_pipeline
+    from hpogrow.search import SearchConfig
+    from hpogrow.search.pipeline import run_pipeline
 
     given = [name for name in _RAY_FLAGS if getattr(args, name) is not None]
     if given and args.executor != "ray":
@@ -310,7 +311,7 @@ def _advise(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from hpogrow.report import print_report
+    from hpogrow.search.report import print_report
     from hpogrow.storage import default_storage_url
 
     print_report(args.storage or default_storage_url(args.workdir), args.study, args.workdir)

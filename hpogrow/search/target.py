@@ -1,0 +1,244 @@
+"""The target pairs: grow the winner and train, for each of ``seeds`` pairs, the warmstarted run
+against a μP run from scratch at the same width, as trials of the target study; then the speedup
+over the pairs.
+
+Pair ``k`` has seed ``config.seed + k`` (growth perturbation, scratch initialisation) and reads its
+own fresh segment of the training stream after the base's; its warmstarted and scratch runs read
+the same tokens, the final stage's with ``--stages``. Runs the study already holds are reused.
+Everything here runs holding the target lock: this driver alone writes the target study.
+
+The steps, in order: :func:`open_target_study`, then :meth:`TargetPairs.start_pair` for every pair
+(stages, growth, runs submitted), then :meth:`TargetPairs.collect` (wait, record, speedup).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import Any
+
+import optuna
+from rich.console import Console
+
+from hpogrow import record
+from hpogrow._crash import crash_point
+from hpogrow.errors import PipelineError, TrainingDiverged
+from hpogrow.growth import grow_checkpoint
+from hpogrow.runs import CheckpointOwner, RunOutcome, paired_eval_gap, run_scratch, run_warmstart
+from hpogrow.search.executors import Executor
+from hpogrow.search.executors.base import Run
+from hpogrow.search.plan import Plan
+from hpogrow.speedup import SeedSpeedup, aggregate_speedups, seed_speedup
+from hpogrow.storage import load_or_create_study
+from hpogrow.tasks import Task
+from hpogrow.throughput import training_flops
+
+TrialState = optuna.trial.TrialState
+FrozenTrial = optuna.trial.FrozenTrial
+
+
+@dataclass(frozen=True)
+class BaseCost:
+    """Tokens and FLOPs spent before a pair's warmstarted run: the base trial and any stages."""
+
+    tokens: int
+    flops: float
+
+    def plus(self, trial: FrozenTrial) -> BaseCost:
+        return BaseCost(self.tokens + trial.user_attrs["tokens"], self.flops + trial.user_attrs["flops"])
+
+
+@dataclass
+class PendingRun:
+    """A target run submitted to the executor (or a finished trial reused: ``job is None``)."""
+
+    trial: optuna.Trial | FrozenTrial
+    role: str
+    width: int
+    job: Any = None
+
+    def wait(self, study: optuna.Study) -> tuple[optuna.Trial | FrozenTrial, RunOutcome | None]:
+        """The trial and its run's outcome (``None``: reused); a failed run is told FAIL."""
+        if self.job is None:
+            return self.trial, None
+        trial = self.trial
+        try:
+            return trial, self.job.result(lambda evaluation: record.report(trial, evaluation))
+        except TrainingDiverged as error:
+            record.fail(study, trial, str(error), fidelity_reached=error.tokens_seen, diverged=True)
+            raise PipelineError(f"the {self.role} run at width {self.width} diverged ({error}); "
+                                "lower the learning rate range with --space") from None
+        except BaseException as error:
+            record.fail(study, trial, f"{type(error).__name__}: {error}")
+            raise
+
+
+@dataclass
+class PairRuns:
+    scratch: PendingRun
+    warmstart: PendingRun
+    cost: BaseCost
+
+
+def open_target_study(plan: Plan, storage: optuna.storages.BaseStorage, console: Console) -> optuna.Study:
+    """The target study (its signature checked), with the trials of a dead driver told FAIL."""
+    config, final = plan.config, plan.growth
+    signature = {"task": plan.task.describe(), "base_width": config.base_width, "target_width": final.target_width,
+                 "target_depth": final.target_depth, "tokens": plan.target_tokens, "grow_op": config.grow_op,
+                 "shrink": config.shrink, "noise_scale": config.noise_scale, "stages": config.stages,
+                 "carry_optimizer": config.carry_optimizer, "schedule": config.schedule,
+                 "evaluations": config.evaluations, "seed": config.seed, "base_study": plan.base_study}
+    study = load_or_create_study(storage, plan.target_study, signature)
+    abandoned = record.fail_abandoned(study, None, sole_writer=True)
+    if abandoned:
+        console.print(f"marked target trials {abandoned} FAIL: the driver running them died")
+    return study
+
+
+class TargetPairs:
+    """The warmstart/scratch pairs of one search, grown from ``winner`` (see the module docstring)."""
+
+    def __init__(self, plan: Plan, study: optuna.Study, winner: FrozenTrial, executor: Executor, progress,
+                 console: Console) -> None:
+        self.plan, self.study, self.winner, self.executor = plan, study, winner, executor
+        self.progress, self.console = progress, console
+        self.hyperparameters = {"learning_rate": winner.params["learning_rate"], "batch_size": winner.params["batch_size"]}
+        self.root = plan.checkpoint_dir / plan.target_study.split("/", 1)[1]
+
+    def run(self) -> tuple[list[FrozenTrial], list[FrozenTrial]]:
+        """Every pair started, then collected: the warmstarted and the scratch trials, pair 0 first."""
+        return self.collect([self.start_pair(pair) for pair in range(self.plan.config.seeds)])
+
+    # 1. Start: stages, growth, and the pair's two runs submitted.
+    def start_pair(self, pair: int) -> PairRuns:
+        """Stages of pair ``pair`` (trained here, in order), then its final growth; its warmstart
+        and scratch runs submitted."""
+        plan, config = self.plan, self.plan.config
+        seed, pair_dir = config.seed + pair, self.root / f"pair{pair}"
+        position = self.winner.user_attrs["data_position"] + pair * plan.supply.budget.pair_examples
+        source, current = self.winner.user_attrs["checkpoint"], plan.task
+        cost = BaseCost(self.winner.user_attrs["tokens"], self.winner.user_attrs["flops"])
+        for index, step in enumerate(plan.stages):
+            last = index == len(plan.stages) - 1
+            grown = grow_checkpoint(source, pair_dir / ("grown" if last else f"grown-stage{index + 1}"),
+                                    target_width=step.target_width, target_depth=step.target_depth,
+                                    operator=config.grow_op, shrink=config.shrink, noise_scale=config.noise_scale,
+                                    seed=seed, carry_optimizer=config.carry_optimizer, task=current)
+            crash_point("after-growth")
+            current = plan.task_at(step)
+            if last:
+                break
+            stage = self._train_stage(index, pair, current, grown.path, position)
+            source, position, cost = stage.user_attrs["checkpoint"], stage.user_attrs["data_position"], cost.plus(stage)
+        final, final_config = plan.growth, self._run_config(plan.target_tokens, seed)
+        scratch = self._submit("scratch", pair, final.target_width, final_config.tokens, {}, lambda owner: partial(
+            run_scratch, current, final.target_width, config.base_width, final_config, position, pair_dir / "scratch",
+            owner=owner))
+        warmstart = self._submit(
+            "warmstart", pair, final.target_width, final_config.tokens,
+            {**self._lineage(), "base_tokens": cost.tokens, "base_flops": cost.flops},
+            lambda owner: partial(run_warmstart, current, grown.path, final_config, pair_dir / "warmstart",
+                                  data_position=position, owner=owner))
+        return PairRuns(scratch, warmstart, cost)
+
+    def _train_stage(self, index: int, pair: int, task: Task, grown, position: int) -> FrozenTrial:
+        """Intermediate stage ``index`` of a pair, trained to its end before the next growth."""
+        stage_config = self._run_config(self.plan.stage_tokens(index), self.plan.config.seed + pair)
+        pending = self._submit(f"stage {index + 1}", pair, self.plan.stages[index].target_width, stage_config.tokens,
+                               {"stage": index + 1}, lambda owner: partial(
+                                   run_warmstart, task, grown, stage_config, self.root / f"pair{pair}" / f"stage{index + 1}",
+                                   data_position=position, owner=owner))
+        return self._finish(*pending.wait(self.study))
+
+    def _run_config(self, tokens: int, seed: int):
+        return replace(self.plan.template, **self.hyperparameters, tokens=tokens, eval_tokens=(), seed=seed)
+
+    def _lineage(self) -> dict[str, Any]:
+        plan, config, final = self.plan, self.plan.config, self.plan.growth
+        return {"grown_from": f"{plan.base_study}#{self.winner.number}",
+                "grown_from_checkpoint": self.winner.user_attrs["checkpoint"], "grow_op": config.grow_op,
+                "grow_factor": round(final.param_ratio, 4), "width_ratio": round(final.width_ratio, 4),
+                "depth": final.target_depth, "shrink": config.shrink, "stages": len(plan.stages),
+                "stage_widths": [s.target_width for s in plan.stages], "carry_optimizer": config.carry_optimizer,
+                "schedule": config.schedule}
+
+    def _submit(self, role: str, pair: int, width: int, tokens: int, extra: dict[str, Any],
+                make_run: Callable[[CheckpointOwner], Run]) -> PendingRun:
+        """The run ``make_run(owner)`` submitted to the executor as a new trial of ``role``, or the
+        finished trial the study already holds for it."""
+        done = self._finished(role, pair)
+        if done is not None:
+            self.console.print(f"{role} (pair {pair}): reusing finished trial {done.number} of {self.plan.target_study}")
+            return PendingRun(done, role, width)
+        config = self.plan.config
+        attrs = {"role": role, "pair": pair, "seed": config.seed + pair, "width": width,
+                 "base_trial": self.winner.number, "base_study": self.plan.base_study, **extra}
+        trial = record.start_target_trial(self.study, self.hyperparameters, self.plan.space.distributions(), attrs)
+        owner = CheckpointOwner(config.storage_key, self.plan.target_study, trial.number)
+        label = f"{role} w{width}" + (f" #{pair}" if config.seeds > 1 else "")
+        return PendingRun(trial, role, width, self.executor.submit(make_run(owner), label, tokens, self.progress))
+
+    def _finished(self, role: str, pair: int) -> FrozenTrial | None:
+        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if trial.user_attrs.get("role") == role and trial.user_attrs.get("base_trial") == self.winner.number \
+                    and trial.user_attrs.get("pair", 0) == pair and trial.params == self.winner.params:
+                return trial
+        return None
+
+    def _finish(self, trial, outcome: RunOutcome | None) -> FrozenTrial:
+        if outcome is None:
+            return trial
+        record.finish(self.study, trial, outcome.summary, complete=not outcome.stopped_early)
+        return self.study.trials[trial.number]
+
+    # 2. Collect: wait for every run, record the speedup over the pairs on the warmstarted trials.
+    def collect(self, pairs: list[PairRuns]) -> tuple[list[FrozenTrial], list[FrozenTrial]]:
+        scratches, warmstarts = [], []
+        for pair in pairs:
+            scratches.append(self._finish(*pair.scratch.wait(self.study)))
+            crash_point("between-target-runs")
+            warmstarts.append((*pair.warmstart.wait(self.study), pair.cost))
+        estimate = aggregate_speedups([_pair_speedup(trial, outcome, scratch, cost) for (trial, outcome, cost), scratch
+                                       in zip(warmstarts, scratches)])
+        attrs = {**estimate.as_attrs(), "speedup_summary": estimate.describe("tokens"),
+                 **_eval_error_attrs(self.plan.task_at(self.plan.growth), self.plan.config.device, warmstarts, scratches)}
+        finished = []
+        for index, (trial, outcome, _) in enumerate(warmstarts):
+            if outcome is not None:  # a reused trial's attributes say what was known when it finished
+                outcome.extra.update(attrs, pair_speedup_tokens=estimate.per_seed[index].tokens,
+                                     pair_censoring=estimate.per_seed[index].censoring)
+            finished.append(self._finish(trial, outcome))
+        self.study.set_user_attr("speedup", attrs)
+        return finished, scratches
+
+
+def _pair_speedup(warmstart, outcome: RunOutcome | None, scratch: FrozenTrial, cost: BaseCost) -> SeedSpeedup:
+    """The speedup of one pair (:func:`hpogrow.speedup.seed_speedup`) from its warmstarted run's
+    outcome (or, for a reused trial, its record) and its scratch trial; FLOPs are 6·N·D."""
+    if outcome is None:
+        curve, compute_params = sorted(warmstart.intermediate_values.items()), warmstart.user_attrs["compute_params"]
+    else:
+        curve, compute_params = [(e.tokens_seen, e.val_loss) for e in outcome.evaluations], outcome.compute_params
+    return seed_speedup(curve, sorted(scratch.intermediate_values.items()),
+                        flops_per_token=training_flops(compute_params, 1), base_tokens=cost.tokens, base_flops=cost.flops,
+                        seed=scratch.user_attrs.get("seed"))
+
+
+def _eval_error_attrs(task: Task, device: str, warmstarts: list, scratches: list[FrozenTrial]) -> dict[str, Any]:
+    """The warmstart−scratch gap in final validation loss (mean over pairs) beside the eval set's
+    standard error of it (:func:`hpogrow.runs.paired_eval_gap`, the largest over pairs), and how
+    many such errors the gap spans: above ~3 the eval set resolves it."""
+    paired = []
+    for (trial, outcome, _), scratch in zip(warmstarts, scratches):
+        checkpoint = trial.user_attrs["checkpoint"] if outcome is None else outcome.checkpoint
+        paired.append(paired_eval_gap(task, checkpoint, scratch.user_attrs["checkpoint"], device))
+    gaps = [gap for gap, _ in paired]
+    attrs: dict[str, Any] = {"final_loss_gap": statistics.fmean(gaps), "final_loss_gap_per_pair": gaps}
+    errors = [error for _, error in paired]
+    if all(error is not None for error in errors):
+        attrs.update(eval_gap_se=max(errors), gap_in_eval_se=abs(attrs["final_loss_gap"]) / max(errors)
+                     if max(errors) > 0 else math.inf)
+    return attrs
