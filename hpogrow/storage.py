@@ -126,21 +126,24 @@ def dashboard_command(url: str, artifact_dir: str | Path) -> str:
     return f"optuna-dashboard {target} --artifact-dir {artifact_dir}"
 
 
-def load_or_create_study(storage: optuna.storages.BaseStorage, name: str, signature: dict[str, Any],
+def load_or_create_study(storage: optuna.storages.BaseStorage, name: str, signature: Any,
                          sampler: optuna.samplers.BaseSampler | None = None,
                          pruner: optuna.pruners.BasePruner | None = None) -> optuna.Study:
     """Create the study, or load it when it exists and was made with the same ``signature``.
 
     A study of the same name made with other settings (or another direction) is a usage error:
-    continuing it would mix incomparable trials.
+    continuing it would mix incomparable trials. ``signature`` is a signature dataclass
+    (:mod:`hpogrow.record.study`) or a JSON-safe dictionary.
     """
+    from hpogrow.record.study import read_signature, signature_dict, write_signature
+
     study = optuna.create_study(study_name=name, storage=storage, direction="minimize", sampler=sampler,
                                 pruner=pruner, load_if_exists=True)
     if study.direction != optuna.study.StudyDirection.MINIMIZE:
         raise UsageError(f"study {name!r} exists and maximizes; hpogrow minimizes the validation loss: pass a new --study")
-    stored = study.user_attrs.get("signature")
+    stored, signature = read_signature(study), signature_dict(signature)
     if stored is None:
-        study.set_user_attr("signature", signature)
+        write_signature(study, signature)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(["val_loss"])

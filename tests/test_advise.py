@@ -106,7 +106,7 @@ def test_advise_records_the_advice_and_its_figures(tmp_path):
     roles = [trial.user_attrs["role"] for trial in study.trials]
     assert roles.count("advice-warmstart") == 6  # 3 g × 1 budget × 2 seeds
     assert roles.count("advice-scratch") == 3 + 2 + 6  # ladder, bases, scratch sides
-    assert all(t.user_attrs["g"] in (2.0, 3.0, 4.0) for t in study.trials if t.user_attrs["role"] == "advice-warmstart")
+    assert all(t.user_attrs["growth_factor"] in (2.0, 3.0, 4.0) for t in study.trials if t.user_attrs["role"] == "advice-warmstart")
     assert [path.exists() for path in advice.plots] == [True, True]
     artifacts = optuna.artifacts.get_all_artifact_meta(study)
     assert sorted(meta.filename for meta in artifacts) == sorted(path.name for path in advice.plots)

@@ -104,11 +104,11 @@ def test_a_driver_killed_mid_search_leaves_its_trial_abandoned_and_the_other_fin
     trials = [t for name in optuna.get_all_study_names(storage)
               for t in optuna.load_study(study_name=name, storage=storage).trials]
     abandoned = [t for t in trials if t.state == TrialState.FAIL]
-    assert abandoned and all(t.user_attrs[record.ABANDONED] is True for t in abandoned)
+    assert abandoned and all(record.RunRecord.of(t).abandoned is True for t in abandoned)
     assert all(t.user_attrs["driver"].endswith(f":{doomed.pid}") for t in abandoned)
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     base = optuna.load_study(study_name=f"{STUDY}/base", storage=storage)
-    assert len([t for t in base.trials if not t.user_attrs.get(record.ABANDONED)]) == TRIALS  # replaced
+    assert len([t for t in base.trials if not record.RunRecord.of(t).abandoned]) == TRIALS  # replaced
     (target_name,) = set(optuna.get_all_study_names(storage)) - {base.study_name}
     target = optuna.load_study(study_name=target_name, storage=storage)
     finished = sorted(t.user_attrs["role"] for t in target.trials if t.state == TrialState.COMPLETE)

@@ -17,6 +17,7 @@ from torch import nn
 import hpogrow
 import hpogrow.storage
 from hpogrow.errors import PipelineError
+from hpogrow.record import RunRecord
 from hpogrow.search import SearchConfig
 from hpogrow.search.pipeline import run_pipeline
 
@@ -85,9 +86,11 @@ def test_custom_objective_pipeline_records_base_warmstart_and_scratch(tmp_path, 
     assert set(roles) == {"warmstart", "scratch"} and all(t.state == TrialState.COMPLETE for t in target.trials)
     warm, scratch = roles["warmstart"], roles["scratch"]
     assert warm.params == scratch.params == winner.params  # μTransfer: same LR and batch size
-    assert warm.user_attrs["grown_from"] == f"wave-regression-w16/base#{winner.number}"
-    assert warm.user_attrs["grow_factor"] == pytest.approx(2.0, rel=0.15)
-    assert warm.user_attrs["shrink"] == 0.4
+    lineage = RunRecord.of(warm).lineage
+    assert lineage.grown_from_trial == f"wave-regression-w16/base#{winner.number}"
+    assert lineage.grown_from == winner.user_attrs["checkpoint"]
+    assert lineage.grow_factor == 2.0 and lineage.param_ratio == pytest.approx(2.0, rel=0.15)  # asked, achieved
+    assert lineage.shrink == 0.4
     for trial in (warm, scratch):
         assert trial.user_attrs["n_params"] > winner.user_attrs["n_params"]
         assert trial.user_attrs["tokens"] == scratch.user_attrs["tokens"] > 0
@@ -189,7 +192,7 @@ def test_depth_growth_with_carried_optimizer(tmp_path):
     result = run_pipeline(hpogrow.FourierTask(depth=2, modes=64), config, console=_quiet())
     assert result.plan.target_study.endswith(f"-d{result.plan.growth.target_depth}") and result.plan.growth.target_depth == 3
     warm = result.warmstart.user_attrs
-    assert warm["grow_op"] == "szp+zero-block" and warm["depth"] == 3 and warm["carry_optimizer"] is True
+    assert warm["grow_op"] == "szp+zero-block" and warm["target_depth"] == 3 and warm["carry_optimizer"] is True
     grown = result.plan.checkpoint_dir / result.plan.target_study.split("/")[1] / "pair0" / "grown"
     assert (grown / "optimizer.pt").exists()
     assert hpogrow.read_checkpoint(grown).config["task"]["depth"] == 3

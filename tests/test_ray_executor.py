@@ -142,7 +142,7 @@ def test_hyperband_full_length_winner_is_complete_and_grown(tmp_path, space_file
     complete = study.get_trials(states=(TrialState.COMPLETE,))
     assert result.winner.state == TrialState.COMPLETE
     assert result.winner.number == min(complete, key=lambda t: t.value).number
-    assert result.warmstart.user_attrs["grown_from"] == f"{STUDY}#{result.winner.number}"
+    assert result.warmstart.user_attrs["grown_from_trial"] == f"{STUDY}#{result.winner.number}"
     assert any(t.state == TrialState.PRUNED for t in study.trials)  # paused at a rung, then stopped
     # promoted trials continued from their rung checkpoint, not from step 0 …
     promoted = [t for t in complete if t.user_attrs["resumed_at_tokens"]]

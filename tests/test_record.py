@@ -32,7 +32,7 @@ _DRIVER = textwrap.dedent("""
     from hpogrow.storage import open_storage
     study = optuna.load_study(study_name="s/base", storage=open_storage(url))
     while (trial := record.claim_base_trial(study, load_space(None, "mlp").distributions(), total,
-                                            {"role": "base"}, coordinator)) is not None:
+                                            record.RunRecord(role=record.BASE), coordinator)) is not None:
         time.sleep(0.05)
         study.tell(trial, trial.params["learning_rate"])
 """)
@@ -57,7 +57,7 @@ def test_a_driverless_running_trial_is_abandoned_under_the_claim_lock(tmp_path):
     study = optuna.create_study(study_name="s/base", storage=url)
     coordinator = FileCoordinator(tmp_path / "locks")
     orphan = study.ask()  # as a driver killed between ask and recording itself leaves it
-    trial = record.claim_base_trial(study, load_space(None, "mlp").distributions(), 2, {"role": "base"}, coordinator)
+    trial = record.claim_base_trial(study, load_space(None, "mlp").distributions(), 2, record.RunRecord(role=record.BASE), coordinator)
     left = study.trials[orphan.number]
     assert left.state == TrialState.FAIL and left.user_attrs["abandoned"] is True and left.user_attrs["role"] == "base"
     assert not record.counts_towards_total(left, coordinator)

@@ -8,7 +8,9 @@ import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
-from hpogrow.search.sampler import DIVERGED, make_sampler
+from hpogrow import record
+from hpogrow.record import RunRecord
+from hpogrow.search.sampler import make_sampler
 
 TrialState = optuna.trial.TrialState
 SPACE = {"learning_rate": FloatDistribution(1e-4, 1.0, log=True), "batch_size": CategoricalDistribution([16, 32])}
@@ -21,7 +23,7 @@ def _study_after_divergences(sampler: optuna.samplers.BaseSampler, seed: int) ->
     for _ in range(8):
         study.enqueue_trial({"learning_rate": 10 ** draw.uniform(-1, 0), "batch_size": 16})
         trial = study.ask(SPACE)
-        trial.set_user_attr(DIVERGED, True)
+        record.write(trial, RunRecord(diverged=True))
         trial.set_user_attr("fail_reason", "loss became nan")
         study.tell(trial, state=TrialState.FAIL)
     for learning_rate in (1e-4, 1e-3, 1e-2, 5e-2):
@@ -47,7 +49,7 @@ def test_later_suggestions_move_away_from_learning_rates_that_diverged(seed):
     # a tenth of the log range lies above 0.1: plain TPE, blind to FAIL trials, keeps going there
     assert plain >= 4 and aware <= 1, (plain, aware)
     # the record still says what happened
-    diverged = [t for t in aware_study.trials if t.user_attrs.get(DIVERGED)]
+    diverged = [t for t in aware_study.trials if RunRecord.of(t).diverged]
     assert len(diverged) == 8 and all(t.state == TrialState.FAIL for t in diverged)
 
 

@@ -14,6 +14,8 @@ from hpogrow.growth.optimizer import carry_optimizer_state
 from hpogrow.growth.plan import GrowthPlan, growth_warnings, plan_growth
 from hpogrow.growth.registry import OPERATORS, parse_operators
 from hpogrow.parametrize import build_model
+from hpogrow.record.codec import to_attrs
+from hpogrow.record.lineage import GrowthLineage
 from hpogrow.tasks import Task
 from hpogrow.train import TrainConfig, TrainState
 
@@ -82,11 +84,12 @@ def grow_checkpoint(checkpoint: str | Path, out: str | Path, *, factor: float = 
                                    depth_operator=depth_operator, seed=seed)
     optimizer_state = (carry_optimizer_state(base, base_state, grown, TrainConfig(**train_config))
                        if carry_optimizer else None)
-    lineage = {"grown_from": str(source.path), "operator": operator, "base_width": source.width,
-               "target_width": plan.target_width, "base_depth": plan.base_depth, "target_depth": plan.target_depth,
-               "grow_factor": plan.param_ratio, "width_ratio": plan.width_ratio, "shrink": shrink,
-               "carry_optimizer": carry_optimizer, "base_tokens": source.state.tokens_seen,
-               "base_flops": source.metrics.get("flops", 0.0), "parent": source.config.get("lineage")}
+    lineage = to_attrs(GrowthLineage(
+        grown_from=str(source.path), grow_op=operator, grow_factor=factor if target_width is None and target_depth is None
+        else None, param_ratio=plan.param_ratio, width_ratio=plan.width_ratio, base_width=source.width,
+        target_width=plan.target_width, base_depth=plan.base_depth, target_depth=plan.target_depth, shrink=shrink,
+        carry_optimizer=carry_optimizer, base_tokens=source.state.tokens_seen,
+        base_flops=source.metrics.get("flops", 0.0), parent=source.config.get("lineage")))
     path = save_checkpoint(out, grown, task=grown_task, width=plan.target_width, base_width=source.base_width,
                            seed=seed, state=TrainState(data_position=source.state.data_position),
                            metrics={"n_params": plan.target_params}, lineage=lineage, train_config=train_config,

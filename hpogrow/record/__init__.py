@@ -1,13 +1,38 @@
 """The Optuna record: the one package that names a stored key.
 
-- :mod:`~hpogrow.record.trials`: creates trials and tells their states (base, stage, warmstart and
-  scratch alike, whichever executor ran them), with the locks that keep several drivers apart.
+- :mod:`~hpogrow.record.run`: :class:`RunRecord`, what a trial records about its run (identity,
+  summary, facts, growth lineage, the pair's speedup), and :class:`SpeedupRecord`;
+- :mod:`~hpogrow.record.lineage`: :class:`GrowthLineage`, also written into grown checkpoints;
+- :mod:`~hpogrow.record.study`: a study's attributes (signature, speedup, plot, advice, transfer);
+- :mod:`~hpogrow.record.trials`: creates trials and tells their states, with the locks that keep
+  several drivers apart;
+- :mod:`~hpogrow.record.codec`: field names are the stored keys; nested records are flattened.
+
+Names are imported on first use, so :mod:`hpogrow.growth` can write a lineage without Optuna.
 """
 
-from hpogrow.record.trials import (
-    ABANDONED, CLAIM_LOCK, TARGET_LOCK, add_finished, claim_base_trial, counts_towards_total, fail, fail_abandoned,
-    finish, report, start_target_trial, summary_attrs,
-)
+from __future__ import annotations
 
-__all__ = ["ABANDONED", "CLAIM_LOCK", "TARGET_LOCK", "add_finished", "claim_base_trial", "counts_towards_total", "fail",
-           "fail_abandoned", "finish", "report", "start_target_trial", "summary_attrs"]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "GrowthLineage": "lineage", "RunRecord": "run", "RunFacts": "run", "SpeedupRecord": "run",
+    "BASE": "run", "WARMSTART": "run", "SCRATCH": "run", "summary_attrs": "run",
+    "CLAIM_LOCK": "trials", "TARGET_LOCK": "trials", "add_finished": "trials", "claim_base_trial": "trials",
+    "counts_towards_total": "trials", "fail": "trials", "fail_abandoned": "trials", "finish": "trials",
+    "mark_abandoned": "trials", "report": "trials", "start_target_trial": "trials", "write": "trials",
+    "StudySignature": "study", "read_signature": "study", "write_signature": "study",
+    "read_speedup": "study", "write_speedup": "study", "read_plot": "study", "write_plot": "study",
+    "read_plotted_trials": "study", "write_plotted_trials": "study",
+    "read_advice": "study", "write_advice": "study", "read_transfer": "study", "write_transfer": "study",
+    "is_diverged": "study",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"hpogrow.record.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'hpogrow.record' has no attribute {name!r}")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from dataclasses import replace
 from collections.abc import Callable
 from typing import Any
 
@@ -32,24 +33,25 @@ import optuna
 
 from hpogrow._crash import crash_point
 from hpogrow.coordination import Coordinator, driver_id
+from hpogrow.record.codec import to_attrs
+from hpogrow.record.run import RunRecord, summary_attrs
 from hpogrow.runs import RunSummary
-from hpogrow.search.sampler import DIVERGED
 from hpogrow.train import Evaluation
 
 TrialState = optuna.trial.TrialState
-ABANDONED = "abandoned"
-"""User attribute set (``True``) on trials told FAIL because their driver died."""
 CLAIM_LOCK = "claim {study}"
 TARGET_LOCK = "target {study}"
 
 
-def summary_attrs(summary: RunSummary) -> dict[str, Any]:
-    """The user attributes a run's summary becomes."""
-    attrs = {"n_params": summary.n_params, "compute_params": summary.compute_params, "tokens": summary.tokens,
-             "flops": summary.flops, "fidelity_reached": summary.tokens, "data_position": summary.data_position,
-             "initial_loss": summary.initial_loss, "final_loss": summary.final_loss,
-             "tokens_per_second": summary.tokens_per_second, "checkpoint": summary.checkpoint}
-    return {**{key: value for key, value in attrs.items() if value is not None}, **summary.extra}
+def write(trial: optuna.Trial, record: RunRecord) -> None:
+    """Write the fields of ``record`` that differ from their defaults onto a live trial."""
+    for key, value in to_attrs(record, defaults=False).items():
+        trial.set_user_attr(key, value)
+
+
+def mark_abandoned(trial: optuna.Trial) -> None:
+    """Mark a live trial as left by a dead driver (before it is told FAIL)."""
+    write(trial, RunRecord(abandoned=True))
 
 
 def report(trial: optuna.Trial, evaluation: Evaluation) -> None:
@@ -69,10 +71,13 @@ def _reported_steps(trial: optuna.Trial) -> set[int]:
 
 
 def finish(study: optuna.Study, trial: optuna.Trial, summary: RunSummary, complete: bool,
-           extra: dict[str, Any] | None = None) -> TrialState:
-    """Write the summary and tell COMPLETE (value = final loss) or PRUNED (its curve kept)."""
-    for key, value in {**summary_attrs(summary), **(extra or {})}.items():
+           also: RunRecord | None = None) -> TrialState:
+    """Write the summary (and the fields of ``also``) and tell COMPLETE (value = final loss) or
+    PRUNED (its curve kept)."""
+    for key, value in summary_attrs(summary).items():
         trial.set_user_attr(key, value)
+    if also is not None:
+        write(trial, also)
     crash_point("before-tell")
     if complete:
         study.tell(trial, summary.final_loss)
@@ -84,20 +89,20 @@ def finish(study: optuna.Study, trial: optuna.Trial, summary: RunSummary, comple
 def fail(study: optuna.Study, trial: optuna.Trial, reason: str, *, fidelity_reached: int | None = None,
          diverged: bool = False) -> None:
     """Tell FAIL with ``fail_reason`` (``diverged`` marks a non-finite loss)."""
-    if fidelity_reached is not None:
-        trial.set_user_attr("fidelity_reached", int(fidelity_reached))
-    if diverged:
-        trial.set_user_attr(DIVERGED, True)
-    trial.set_user_attr("fail_reason", reason[:500])
+    write(trial, RunRecord(fidelity_reached=0 if fidelity_reached is None else int(fidelity_reached),
+                           diverged=diverged, fail_reason=reason[:500]))
     study.tell(trial, state=TrialState.FAIL)
 
 
 def add_finished(study: optuna.Study, params: dict[str, Any], distributions: dict, curve: list[tuple[int, float]],
-                 attrs: dict[str, Any], *, value: float | None = None, fail_reason: str | None = None) -> None:
+                 record: Any, *, value: float | None = None, fail_reason: str | None = None) -> None:
     """A run that has already ended, as one finished trial written at once (nothing is left
-    RUNNING if the process dies): COMPLETE with ``value``, or FAIL with ``fail_reason``."""
+    RUNNING if the process dies): COMPLETE with ``value``, or FAIL with ``fail_reason``.
+    ``record`` is a record dataclass (e.g. a ladder or transfer run) whose fields become the
+    trial's user attributes."""
     failed = fail_reason is not None
-    user_attrs = {**attrs, **({"fail_reason": fail_reason[:500]} if failed else {})}
+    user_attrs = {**to_attrs(record), **(to_attrs(RunRecord(fail_reason=fail_reason[:500]), defaults=False)
+                                         if failed else {})}
     study.add_trial(optuna.trial.create_trial(
         state=TrialState.FAIL if failed else TrialState.COMPLETE, value=None if failed else value, params=params,
         distributions=distributions, user_attrs=user_attrs,
@@ -107,10 +112,10 @@ def add_finished(study: optuna.Study, params: dict[str, Any], distributions: dic
 def counts_towards_total(trial: optuna.trial.FrozenTrial, coordinator: Coordinator | None) -> bool:
     """Finished trials count, except abandoned ones; RUNNING ones while their driver lives."""
     if trial.state == TrialState.RUNNING:
-        driver = trial.user_attrs.get("driver")
+        driver = RunRecord.of(trial).driver
         return driver is not None and (coordinator is None or coordinator.alive(driver))
     if trial.state == TrialState.FAIL:
-        return not trial.user_attrs.get(ABANDONED)
+        return not RunRecord.of(trial).abandoned
     return trial.state in (TrialState.COMPLETE, TrialState.PRUNED)
 
 
@@ -121,47 +126,47 @@ def fail_abandoned(study: optuna.Study, coordinator: Coordinator | None, *, sole
     the lock that guards the study's trial creation (claim or target lock)."""
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        driver = trial.user_attrs.get("driver")
+        driver = RunRecord.of(trial).driver
         if driver == driver_id():
             continue
         if driver is None or sole_writer or (coordinator is not None and not coordinator.alive(driver)):
             live = optuna.trial.Trial(study, trial._trial_id)
-            if role is not None and "role" not in trial.user_attrs:
-                live.set_user_attr("role", role)
-            live.set_user_attr(ABANDONED, True)
+            if role is not None and RunRecord.of(trial).role is None:
+                write(live, RunRecord(role=role))
+            mark_abandoned(live)
             fail(study, live, "driver process died" if driver else "driver process died before it recorded itself")
             failed.append(trial.number)
     if sole_writer:
         while study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):  # enqueued, never started
             live = study.ask()
-            live.set_user_attr(ABANDONED, True)
+            mark_abandoned(live)
             fail(study, live, "driver process died before the trial started")
             failed.append(live.number)
     return failed
 
 
-def claim_base_trial(study: optuna.Study, distributions: dict, total: int, attrs: dict[str, Any],
+def claim_base_trial(study: optuna.Study, distributions: dict, total: int, identity: RunRecord,
                      coordinator: Coordinator | None) -> optuna.Trial | None:
     """Ask for a new base trial unless the study already holds ``total`` (counting trials that
     other live drivers run); ``None`` when it does. Counting, asking and recording the driver
     happen under the study's claim lock, so concurrent drivers never overshoot ``total``."""
     with _locked(coordinator, CLAIM_LOCK.format(study=study.study_name)):
-        fail_abandoned(study, coordinator, role=attrs.get("role"))
+        fail_abandoned(study, coordinator, role=identity.role)
         counted = sum(counts_towards_total(t, coordinator) for t in study.get_trials(deepcopy=False))
         if counted >= total:
             return None
         trial = study.ask(distributions)
         crash_point("base-after-ask")
-        for key, value in {**attrs, "driver": driver_id()}.items():
-            trial.set_user_attr(key, value)
+        write(trial, replace(identity, driver=driver_id()))
         return trial
 
 
 def start_target_trial(study: optuna.Study, params: dict[str, Any], distributions: dict,
-                       attrs: dict[str, Any]) -> optuna.Trial:
-    """A RUNNING trial with ``params`` whose role and driver are written with it (enqueued, then
-    popped). Only the holder of the target lock creates trials there, so ``ask`` pops this one."""
-    study.enqueue_trial(params, user_attrs={**attrs, "driver": driver_id()}, skip_if_exists=False)
+                       identity: RunRecord) -> optuna.Trial:
+    """A RUNNING trial with ``params`` whose identity (role, pair, lineage…) and driver are written
+    with it (enqueued, then popped). Only the holder of the target lock creates trials there, so
+    ``ask`` pops this one."""
+    study.enqueue_trial(params, user_attrs=replace(identity, driver=driver_id()).identity_attrs(), skip_if_exists=False)
     crash_point("target-after-enqueue")
     trial = study.ask(distributions)
     crash_point("target-after-ask")

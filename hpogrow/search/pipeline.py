@@ -28,6 +28,8 @@ import optuna
 from rich.console import Console
 
 from hpogrow import record
+from hpogrow.record.run import RunRecord, SpeedupRecord
+from hpogrow.record.study import BaseSignature
 from hpogrow.checkpoint import check_owner, reachable_checkpoint
 from hpogrow.coordination import Coordinator, coordinator_for
 from hpogrow.errors import PipelineError
@@ -61,7 +63,10 @@ class PipelineResult:
     def scratch(self) -> optuna.trial.FrozenTrial:
         return self.scratches[0]
 
-
+    @property
+    def speedup(self) -> SpeedupRecord:
+        """The speedup of warmstart over scratch over every pair, with its interval."""
+        return RunRecord.of(self.warmstart).speedup
 
 def run_pipeline(task: Task, config: SearchConfig = SearchConfig(), *, executor: Executor | None = None,
                  console: Console | None = None) -> PipelineResult:
@@ -75,7 +80,7 @@ def run_pipeline(task: Task, config: SearchConfig = SearchConfig(), *, executor:
 
         from hpogrow import FourierTask, SearchConfig, run_pipeline
         result = run_pipeline(FourierTask(), SearchConfig(base_width=32, trials=3, workdir="/tmp/hp"))
-        print(result.warmstart.user_attrs["speedup_tokens"])
+        print(result.speedup.speedup_tokens, result.speedup.speedup_tokens_ci)
     """
     console = console or Console()
     executor = executor or make_executor_for(config)
@@ -84,9 +89,8 @@ def run_pipeline(task: Task, config: SearchConfig = SearchConfig(), *, executor:
     coordinator = coordinator_for(config.storage_url, config.workdir)
     coordinator.register()
     try:
-        signature = {"task": task.describe(), "base_width": config.base_width, "tokens": plan.base_tokens,
-                     "space": plan.space.as_dict(), "schedule": config.schedule, "evaluations": config.evaluations,
-                     "seed": config.seed, "stopping": executor.stopping}
+        signature = BaseSignature(task.describe(), config.base_width, plan.base_tokens, plan.space.as_dict(),
+                                  config.schedule, config.evaluations, config.seed, executor.stopping)
         base_study = load_or_create_study(storage, plan.base_study, signature, make_sampler(config.seed),
                                           executor.pruner(plan.base_tokens))
         counted = sum(record.counts_towards_total(t, coordinator) for t in base_study.get_trials(deepcopy=False))
@@ -95,7 +99,7 @@ def run_pipeline(task: Task, config: SearchConfig = SearchConfig(), *, executor:
             executor.run(base_study, plan.space, config.trials, plan.base_trial(), progress, coordinator)
             _wait_for_other_drivers(base_study, coordinator, progress.console)
             winner = best_full_budget_trial(base_study)
-            check_owner(winner.user_attrs["checkpoint"], config.storage_key, plan.base_study, winner.number)
+            check_owner(RunRecord.of(winner).checkpoint, config.storage_key, plan.base_study, winner.number)
             with coordinator.lock(record.TARGET_LOCK.format(study=plan.study), on_wait=lambda: progress.console.print(
                     "another driver is growing the winner and training the target runs; waiting for it "
                     "(Ctrl-C leaves them to it)")):
@@ -103,14 +107,14 @@ def run_pipeline(task: Task, config: SearchConfig = SearchConfig(), *, executor:
                 warmstarts, scratches = TargetPairs(plan, target_study, winner, executor, progress,
                                                    progress.console).run()
                 plotted = [trial.number for trial in warmstarts]
-                if target_study.user_attrs.get("plot_for") != plotted:
+                if record.read_plotted_trials(target_study) != plotted:
                     workdir = Path(config.workdir)
                     path = plot_curves(winner, warmstarts, scratches,
                                        workdir / "plots" / f"{plan.target_study.replace('/', '_')}.png",
-                                       target_study.user_attrs.get("speedup"))
+                                       record.read_speedup(target_study))
                     attach_plot(target_study, path, workdir / "artifacts")
                     write_dashboard_notes(target_study)
-                    target_study.set_user_attr("plot_for", plotted)
+                    record.write_plotted_trials(target_study, plotted)
     finally:
         coordinator.close()
     print_report(config.storage_url, plan.study, config.workdir, console)
@@ -128,7 +132,7 @@ def _wait_for_other_drivers(study: optuna.Study, coordinator: Coordinator, conso
         if not running:
             return
         if not announced:
-            drivers = sorted({str(t.user_attrs.get("driver")) for t in running})
+            drivers = sorted({str(RunRecord.of(t).driver) for t in running})
             console.print(f"waiting for {len(running)} base trials of other drivers ({', '.join(drivers)}) to finish")
             announced = True
         time.sleep(2.0)
@@ -138,13 +142,14 @@ def _wait_for_other_drivers(study: optuna.Study, coordinator: Coordinator, conso
 def best_full_budget_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
     """The lowest-loss COMPLETE trial (PRUNED trials never qualify), its checkpoint checked
     readable here (:func:`hpogrow.checkpoint.reachable_checkpoint`)."""
-    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.user_attrs.get("checkpoint")]
+    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if RunRecord.of(t).checkpoint]
     if not complete:
         counts = {state.name.lower(): len(study.get_trials(deepcopy=False, states=(state,)))
                   for state in (TrialState.PRUNED, TrialState.FAIL)}
         raise PipelineError(f"no base trial of {study.study_name!r} ran its full budget ({counts['pruned']} pruned, "
                          f"{counts['fail']} failed); add --trials, or narrow the learning-rate range with --space")
     winner = min(complete, key=lambda t: t.value)
-    node = f" on Ray node {winner.user_attrs['node']}" if winner.user_attrs.get("node") else ""
-    reachable_checkpoint(winner.user_attrs["checkpoint"], f"trial {winner.number} of {study.study_name}{node}")
+    run = RunRecord.of(winner)
+    node = f" on Ray node {run.facts.node}" if run.facts and run.facts.node else ""
+    reachable_checkpoint(run.checkpoint, f"trial {winner.number} of {study.study_name}{node}")
     return winner

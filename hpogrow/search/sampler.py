@@ -20,8 +20,7 @@ from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
-DIVERGED = "diverged"
-"""User attribute set (``True``) on trials that failed because their loss became non-finite."""
+from hpogrow.record.study import is_diverged
 
 
 def _as_worst_observation(trial: FrozenTrial) -> FrozenTrial:
@@ -45,7 +44,7 @@ class _StudyWithDivergedTrials:
         if states is not None and TrialState.PRUNED not in states:
             return trials
         diverged = [_as_worst_observation(t) for t in self._study._get_trials(deepcopy=False, states=(TrialState.FAIL,))
-                    if t.user_attrs.get(DIVERGED)]
+                    if is_diverged(t)]
         return sorted([*trials, *diverged], key=lambda t: t.number)
 
     def _get_trials(self, deepcopy: bool = True, states: Container[TrialState] | None = None,

@@ -13,8 +13,6 @@ The steps, in order: :func:`open_target_study`, then :meth:`TargetPairs.start_pa
 
 from __future__ import annotations
 
-import math
-import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
@@ -24,6 +22,9 @@ import optuna
 from rich.console import Console
 
 from hpogrow import record
+from hpogrow.record.lineage import GrowthLineage
+from hpogrow.record.run import SCRATCH, WARMSTART, RunRecord, SpeedupRecord
+from hpogrow.record.study import TargetSignature
 from hpogrow._crash import crash_point
 from hpogrow.errors import PipelineError, TrainingDiverged
 from hpogrow.growth import grow_checkpoint
@@ -47,8 +48,8 @@ class BaseCost:
     tokens: int
     flops: float
 
-    def plus(self, trial: FrozenTrial) -> BaseCost:
-        return BaseCost(self.tokens + trial.user_attrs["tokens"], self.flops + trial.user_attrs["flops"])
+    def plus(self, run: RunRecord) -> BaseCost:
+        return BaseCost(self.tokens + run.tokens, self.flops + run.flops)
 
 
 @dataclass
@@ -86,11 +87,9 @@ class PairRuns:
 def open_target_study(plan: Plan, storage: optuna.storages.BaseStorage, console: Console) -> optuna.Study:
     """The target study (its signature checked), with the trials of a dead driver told FAIL."""
     config, final = plan.config, plan.growth
-    signature = {"task": plan.task.describe(), "base_width": config.base_width, "target_width": final.target_width,
-                 "target_depth": final.target_depth, "tokens": plan.target_tokens, "grow_op": config.grow_op,
-                 "shrink": config.shrink, "noise_scale": config.noise_scale, "stages": config.stages,
-                 "carry_optimizer": config.carry_optimizer, "schedule": config.schedule,
-                 "evaluations": config.evaluations, "seed": config.seed, "base_study": plan.base_study}
+    signature = TargetSignature(plan.task.describe(), config.base_width, final.target_width, final.target_depth,
+                                plan.target_tokens, config.grow_op, config.shrink, config.noise_scale, config.stages,
+                                config.carry_optimizer, config.schedule, config.evaluations, config.seed, plan.base_study)
     study = load_or_create_study(storage, plan.target_study, signature)
     abandoned = record.fail_abandoned(study, None, sole_writer=True)
     if abandoned:
@@ -106,6 +105,7 @@ class TargetPairs:
         self.plan, self.study, self.winner, self.executor = plan, study, winner, executor
         self.progress, self.console = progress, console
         self.hyperparameters = {"learning_rate": winner.params["learning_rate"], "batch_size": winner.params["batch_size"]}
+        self.base = RunRecord.of(winner)
         self.root = plan.checkpoint_dir / plan.target_study.split("/", 1)[1]
 
     def run(self) -> tuple[list[FrozenTrial], list[FrozenTrial]]:
@@ -118,9 +118,9 @@ class TargetPairs:
         and scratch runs submitted."""
         plan, config = self.plan, self.plan.config
         seed, pair_dir = config.seed + pair, self.root / f"pair{pair}"
-        position = self.winner.user_attrs["data_position"] + pair * plan.supply.budget.pair_examples
-        source, current = self.winner.user_attrs["checkpoint"], plan.task
-        cost = BaseCost(self.winner.user_attrs["tokens"], self.winner.user_attrs["flops"])
+        position = self.base.data_position + pair * plan.supply.budget.pair_examples
+        source, current = self.base.checkpoint, plan.task
+        cost = BaseCost(self.base.tokens, self.base.flops)
         for index, step in enumerate(plan.stages):
             last = index == len(plan.stages) - 1
             grown = grow_checkpoint(source, pair_dir / ("grown" if last else f"grown-stage{index + 1}"),
@@ -131,15 +131,14 @@ class TargetPairs:
             current = plan.task_at(step)
             if last:
                 break
-            stage = self._train_stage(index, pair, current, grown.path, position)
-            source, position, cost = stage.user_attrs["checkpoint"], stage.user_attrs["data_position"], cost.plus(stage)
+            stage = RunRecord.of(self._train_stage(index, pair, current, grown.path, position))
+            source, position, cost = stage.checkpoint, stage.data_position, cost.plus(stage)
         final, final_config = plan.growth, self._run_config(plan.target_tokens, seed)
-        scratch = self._submit("scratch", pair, final.target_width, final_config.tokens, {}, lambda owner: partial(
+        scratch = self._submit(SCRATCH, pair, final.target_width, final_config.tokens, None, lambda owner: partial(
             run_scratch, current, final.target_width, config.base_width, final_config, position, pair_dir / "scratch",
             owner=owner))
         warmstart = self._submit(
-            "warmstart", pair, final.target_width, final_config.tokens,
-            {**self._lineage(), "base_tokens": cost.tokens, "base_flops": cost.flops},
+            WARMSTART, pair, final.target_width, final_config.tokens, self._lineage(cost),
             lambda owner: partial(run_warmstart, current, grown.path, final_config, pair_dir / "warmstart",
                                   data_position=position, owner=owner))
         return PairRuns(scratch, warmstart, cost)
@@ -148,7 +147,7 @@ class TargetPairs:
         """Intermediate stage ``index`` of a pair, trained to its end before the next growth."""
         stage_config = self._run_config(self.plan.stage_tokens(index), self.plan.config.seed + pair)
         pending = self._submit(f"stage {index + 1}", pair, self.plan.stages[index].target_width, stage_config.tokens,
-                               {"stage": index + 1}, lambda owner: partial(
+                               None, lambda owner: partial(
                                    run_warmstart, task, grown, stage_config, self.root / f"pair{pair}" / f"stage{index + 1}",
                                    data_position=position, owner=owner))
         return self._finish(*pending.wait(self.study))
@@ -156,16 +155,19 @@ class TargetPairs:
     def _run_config(self, tokens: int, seed: int):
         return replace(self.plan.template, **self.hyperparameters, tokens=tokens, eval_tokens=(), seed=seed)
 
-    def _lineage(self) -> dict[str, Any]:
+    def _lineage(self, cost: BaseCost) -> GrowthLineage:
+        """Base to final target over every stage, with what was spent before the warmstarted run."""
         plan, config, final = self.plan, self.plan.config, self.plan.growth
-        return {"grown_from": f"{plan.base_study}#{self.winner.number}",
-                "grown_from_checkpoint": self.winner.user_attrs["checkpoint"], "grow_op": config.grow_op,
-                "grow_factor": round(final.param_ratio, 4), "width_ratio": round(final.width_ratio, 4),
-                "depth": final.target_depth, "shrink": config.shrink, "stages": len(plan.stages),
-                "stage_widths": [s.target_width for s in plan.stages], "carry_optimizer": config.carry_optimizer,
-                "schedule": config.schedule}
+        return GrowthLineage(
+            grown_from=self.base.checkpoint, grow_op=config.grow_op,
+            grow_factor=None if config.target_width or config.target_depth else plan.grow_factor,
+            param_ratio=round(final.param_ratio, 4), width_ratio=round(final.width_ratio, 4),
+            base_width=final.base_width, target_width=final.target_width, base_depth=final.base_depth,
+            target_depth=final.target_depth, shrink=config.shrink, carry_optimizer=config.carry_optimizer,
+            base_tokens=cost.tokens, base_flops=cost.flops, grown_from_trial=f"{plan.base_study}#{self.winner.number}",
+            stage_widths=tuple(s.target_width for s in plan.stages))
 
-    def _submit(self, role: str, pair: int, width: int, tokens: int, extra: dict[str, Any],
+    def _submit(self, role: str, pair: int, width: int, tokens: int, lineage: GrowthLineage | None,
                 make_run: Callable[[CheckpointOwner], Run]) -> PendingRun:
         """The run ``make_run(owner)`` submitted to the executor as a new trial of ``role``, or the
         finished trial the study already holds for it."""
@@ -174,24 +176,27 @@ class TargetPairs:
             self.console.print(f"{role} (pair {pair}): reusing finished trial {done.number} of {self.plan.target_study}")
             return PendingRun(done, role, width)
         config = self.plan.config
-        attrs = {"role": role, "pair": pair, "seed": config.seed + pair, "width": width,
-                 "base_trial": self.winner.number, "base_study": self.plan.base_study, **extra}
-        trial = record.start_target_trial(self.study, self.hyperparameters, self.plan.space.distributions(), attrs)
+        stage = int(role.split()[1]) if role.startswith("stage ") else None
+        identity = RunRecord(role=role, width=width, pair=pair, seed=config.seed + pair, stage=stage,
+                             base_trial=self.winner.number, base_study=self.plan.base_study, schedule=config.schedule,
+                             lineage=lineage)
+        trial = record.start_target_trial(self.study, self.hyperparameters, self.plan.space.distributions(), identity)
         owner = CheckpointOwner(config.storage_key, self.plan.target_study, trial.number)
         label = f"{role} w{width}" + (f" #{pair}" if config.seeds > 1 else "")
         return PendingRun(trial, role, width, self.executor.submit(make_run(owner), label, tokens, self.progress))
 
     def _finished(self, role: str, pair: int) -> FrozenTrial | None:
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            if trial.user_attrs.get("role") == role and trial.user_attrs.get("base_trial") == self.winner.number \
-                    and trial.user_attrs.get("pair", 0) == pair and trial.params == self.winner.params:
+            run = RunRecord.of(trial)
+            if run.role == role and run.base_trial == self.winner.number and run.pair == pair \
+                    and trial.params == self.winner.params:
                 return trial
         return None
 
-    def _finish(self, trial, outcome: RunOutcome | None) -> FrozenTrial:
+    def _finish(self, trial, outcome: RunOutcome | None, also: RunRecord | None = None) -> FrozenTrial:
         if outcome is None:
             return trial
-        record.finish(self.study, trial, outcome.summary, complete=not outcome.stopped_early)
+        record.finish(self.study, trial, outcome.summary, complete=not outcome.stopped_early, also=also)
         return self.study.trials[trial.number]
 
     # 2. Collect: wait for every run, record the speedup over the pairs on the warmstarted trials.
@@ -203,15 +208,14 @@ class TargetPairs:
             warmstarts.append((*pair.warmstart.wait(self.study), pair.cost))
         estimate = aggregate_speedups([_pair_speedup(trial, outcome, scratch, cost) for (trial, outcome, cost), scratch
                                        in zip(warmstarts, scratches)])
-        attrs = {**estimate.as_attrs(), "speedup_summary": estimate.describe("tokens"),
-                 **_eval_error_attrs(self.plan.task_at(self.plan.growth), self.plan.config.device, warmstarts, scratches)}
+        gaps, eval_error = _eval_gap(self.plan.task_at(self.plan.growth), self.plan.config.device, warmstarts, scratches)
+        speedup = SpeedupRecord.from_estimate(estimate, gaps, eval_error)
         finished = []
-        for index, (trial, outcome, _) in enumerate(warmstarts):
-            if outcome is not None:  # a reused trial's attributes say what was known when it finished
-                outcome.extra.update(attrs, pair_speedup_tokens=estimate.per_seed[index].tokens,
-                                     pair_censoring=estimate.per_seed[index].censoring)
-            finished.append(self._finish(trial, outcome))
-        self.study.set_user_attr("speedup", attrs)
+        for index, (trial, outcome, _) in enumerate(warmstarts):  # a reused trial keeps what was known when it finished
+            pair = estimate.per_seed[index]
+            finished.append(self._finish(trial, outcome, RunRecord(pair_speedup_tokens=pair.tokens,
+                                                                   pair_censoring=pair.censoring, speedup=speedup)))
+        record.write_speedup(self.study, speedup)
         return finished, scratches
 
 
@@ -219,26 +223,21 @@ def _pair_speedup(warmstart, outcome: RunOutcome | None, scratch: FrozenTrial, c
     """The speedup of one pair (:func:`hpogrow.speedup.seed_speedup`) from its warmstarted run's
     outcome (or, for a reused trial, its record) and its scratch trial; FLOPs are 6·N·D."""
     if outcome is None:
-        curve, compute_params = sorted(warmstart.intermediate_values.items()), warmstart.user_attrs["compute_params"]
+        curve, compute_params = sorted(warmstart.intermediate_values.items()), RunRecord.of(warmstart).compute_params
     else:
         curve, compute_params = [(e.tokens_seen, e.val_loss) for e in outcome.evaluations], outcome.compute_params
     return seed_speedup(curve, sorted(scratch.intermediate_values.items()),
                         flops_per_token=training_flops(compute_params, 1), base_tokens=cost.tokens, base_flops=cost.flops,
-                        seed=scratch.user_attrs.get("seed"))
+                        seed=RunRecord.of(scratch).seed)
 
 
-def _eval_error_attrs(task: Task, device: str, warmstarts: list, scratches: list[FrozenTrial]) -> dict[str, Any]:
-    """The warmstart−scratch gap in final validation loss (mean over pairs) beside the eval set's
-    standard error of it (:func:`hpogrow.runs.paired_eval_gap`, the largest over pairs), and how
-    many such errors the gap spans: above ~3 the eval set resolves it."""
+def _eval_gap(task: Task, device: str, warmstarts: list, scratches: list[FrozenTrial]) -> tuple[list[float], float | None]:
+    """Each pair's warmstart−scratch gap in final validation loss, and the eval set's standard
+    error of such a gap (:func:`hpogrow.runs.paired_eval_gap`, the largest over pairs; ``None``
+    when a task has none)."""
     paired = []
     for (trial, outcome, _), scratch in zip(warmstarts, scratches):
-        checkpoint = trial.user_attrs["checkpoint"] if outcome is None else outcome.checkpoint
-        paired.append(paired_eval_gap(task, checkpoint, scratch.user_attrs["checkpoint"], device))
-    gaps = [gap for gap, _ in paired]
-    attrs: dict[str, Any] = {"final_loss_gap": statistics.fmean(gaps), "final_loss_gap_per_pair": gaps}
+        checkpoint = RunRecord.of(trial).checkpoint if outcome is None else outcome.checkpoint
+        paired.append(paired_eval_gap(task, checkpoint, RunRecord.of(scratch).checkpoint, device))
     errors = [error for _, error in paired]
-    if all(error is not None for error in errors):
-        attrs.update(eval_gap_se=max(errors), gap_in_eval_se=abs(attrs["final_loss_gap"]) / max(errors)
-                     if max(errors) > 0 else math.inf)
-    return attrs
+    return [gap for gap, _ in paired], None if any(error is None for error in errors) else max(errors)

@@ -15,12 +15,12 @@ import optuna_dashboard
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from hpogrow import record
+from hpogrow.record.checks import TransferRecord
 from hpogrow.tasks.base import Task
 from hpogrow.transfer.config import PARAMETERIZATIONS, TransferConfig
 from hpogrow.transfer.verdict import TransferResult, TransferRun, run_key
 from hpogrow.transfer.view import plot_transfer, transfer_note
 
-ROLE = "transfer"
 
 
 def signature(task: Task, config: TransferConfig) -> dict:
@@ -32,13 +32,11 @@ def signature(task: Task, config: TransferConfig) -> dict:
 def record_run(study: optuna.Study, run: TransferRun, config: TransferConfig) -> None:
     """Add ``run`` to ``study`` as one finished trial (COMPLETE, or FAIL when it diverged), in one
     write: an interrupted sweep leaves no RUNNING trial behind."""
-    attributes = {
-        "role": ROLE, "parameterization": run.parameterization, "width": run.width,
-        "base_width": config.widths[0] if run.parameterization == "μP" else run.width,
-        "learning_rate": run.learning_rate, "batch_size": config.batch_size, "seed": run.seed,
-        "tokens": config.tokens, "n_params": run.n_params, "diverged": run.diverged,
-        "final_loss": None if run.diverged else run.final_loss,
-    }
+    attributes = TransferRecord(
+        parameterization=run.parameterization, width=run.width,
+        base_width=config.widths[0] if run.parameterization == "μP" else run.width,
+        learning_rate=run.learning_rate, batch_size=config.batch_size, seed=run.seed, tokens=config.tokens,
+        n_params=run.n_params, diverged=run.diverged, final_loss=None if run.diverged else run.final_loss)
     record.add_finished(
         study, {"learning_rate": run.learning_rate, "width": run.width, "parameterization": run.parameterization},
         {"learning_rate": FloatDistribution(config.learning_rates[0], config.learning_rates[-1], log=True),
@@ -52,14 +50,14 @@ def recorded_runs(study: optuna.Study, base_width: int) -> dict[tuple, TransferR
     """Finished runs in ``study`` by key; μP runs count only with the same base width."""
     runs = {}
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)):
-        attrs = trial.user_attrs
-        if attrs.get("role") != ROLE or (attrs["parameterization"] == "μP" and attrs["base_width"] != base_width):
+        stored = TransferRecord.of(trial)
+        if stored is None or (stored.parameterization == "μP" and stored.base_width != base_width):
             continue
-        key = run_key(attrs["parameterization"], attrs["width"], attrs["learning_rate"], attrs["seed"])
+        key = run_key(stored.parameterization, stored.width, stored.learning_rate, stored.seed)
         runs.setdefault(key, TransferRun(
-            attrs["parameterization"], attrs["width"], attrs["learning_rate"], attrs["seed"],
-            math.inf if attrs["diverged"] else trial.value, tuple(sorted(trial.intermediate_values.items())),
-            attrs["n_params"], attrs.get("fail_reason")))
+            stored.parameterization, stored.width, stored.learning_rate, stored.seed,
+            math.inf if stored.diverged else trial.value, tuple(sorted(trial.intermediate_values.items())),
+            stored.n_params, stored.fail_reason))
     return runs
 
 
@@ -69,10 +67,10 @@ def record_verdict(study: optuna.Study, result: TransferResult) -> None:
     from hpogrow.search.report import attach_plot  # imports optuna only; kept local like the plotting
 
     summary = _summary(result)
-    if result.trained or study.user_attrs.get("transfer") != summary or not result.plot.exists():
+    if result.trained or record.read_transfer(study) != summary or not result.plot.exists():
         plot_transfer(result, result.plot)
         attach_plot(study, result.plot, Path(result.config.workdir) / "artifacts")
-    study.set_user_attr("transfer", summary)
+    record.write_transfer(study, summary)
     optuna_dashboard.save_note(study, transfer_note(result))
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from hpogrow.record.codec import from_attrs
+from hpogrow.record.lineage import GrowthLineage
 from hpogrow.checkpoint import load_model, read_checkpoint, save_checkpoint
 from hpogrow.growth import grow_checkpoint
 from hpogrow.parametrize import build_model
@@ -49,8 +51,8 @@ def test_grown_folder_records_its_lineage_and_continues_the_token_stream(mlp_tas
                            state=TrainState(step=5, tokens_seen=320, data_position=320))
     result = grow_checkpoint(path, tmp_path / "grown", factor=2.0, operator="szp+zero-block", task=mlp_task)
     grown = read_checkpoint(result.path)
-    lineage = grown.config["lineage"]
-    assert lineage["operator"] == "szp+zero-block" and lineage["base_tokens"] == 320
-    assert lineage["target_depth"] == result.plan.target_depth == 3
-    assert lineage["grow_factor"] == pytest.approx(result.plan.param_ratio)
+    lineage = from_attrs(GrowthLineage, grown.config["lineage"])  # the same record a search's trial carries
+    assert lineage.grow_op == "szp+zero-block" and lineage.base_tokens == 320
+    assert lineage.target_depth == result.plan.target_depth == 3
+    assert lineage.grow_factor == 2.0 and lineage.param_ratio == pytest.approx(result.plan.param_ratio)
     assert grown.state.data_position == 320 and grown.state.tokens_seen == 0

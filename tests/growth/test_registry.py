@@ -105,7 +105,7 @@ def test_a_user_operator_grows_a_checkpoint_with_what_it_declares(registry, tmp_
     assert task.depth == result.plan.target_depth == 3
     torch.testing.assert_close(grown.blocks[0].fc1.weight[:16, :16], 0.5 * base.blocks[0].fc1.weight)
     assert grown.blocks[0].fc1.weight[16:].abs().max() == 0
-    assert read_checkpoint(result.path).config["lineage"]["operator"] == "half-pad+zero-block"
+    assert read_checkpoint(result.path).config["lineage"]["grow_op"] == "half-pad+zero-block"
     assert (result.path / "optimizer.pt").exists()
 
     @register_operator

@@ -51,8 +51,8 @@ class LocalExecutor(Executor):
     def run(self, study: optuna.Study, space: SearchSpace, trials: int, base_trial: BaseTrial, progress=None,
             coordinator: Coordinator | None = None) -> None:
         overall = progress.add_task("base search", total=trials, loss=float("nan")) if progress else None
-        attrs = {"role": "base", "width": base_trial.base_width}
-        while (trial := record.claim_base_trial(study, space.distributions(), trials, attrs, coordinator)) is not None:
+        identity = record.RunRecord(role=record.BASE, width=base_trial.base_width)
+        while (trial := record.claim_base_trial(study, space.distributions(), trials, identity, coordinator)) is not None:
             run_in_process(study, trial, base_trial, prune=self.pruner_name != "none", progress=progress)
             if progress is not None:
                 progress.console.print(trial_line(study.trials[trial.number]))
@@ -79,7 +79,7 @@ def run_in_process(study: optuna.Study, trial: optuna.Trial, base_trial: BaseTri
         record.fail(study, trial, str(error), fidelity_reached=error.tokens_seen, diverged=True)
         return
     except (KeyboardInterrupt, SystemExit):
-        trial.set_user_attr(record.ABANDONED, True)
+        record.mark_abandoned(trial)
         record.fail(study, trial, "interrupted")
         raise
     except BaseException as error:

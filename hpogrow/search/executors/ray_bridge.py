@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import optuna
@@ -38,6 +38,7 @@ from ray.tune.search import Searcher
 from hpogrow import record
 from hpogrow.coordination import Coordinator
 from hpogrow.errors import UsageError
+from hpogrow.record.run import RunFacts, RunRecord
 from hpogrow.runs import RunSummary
 from hpogrow.search.space import SearchSpace
 from hpogrow.train import Evaluation
@@ -64,7 +65,7 @@ class OptunaBridge(Searcher):
         space: the distributions to ask with.
         trials: base trials the study should hold (other live drivers' included);
             :attr:`Searcher.FINISHED` afterwards.
-        attrs: set on every asked trial (``role``, ``width``, …).
+        identity: written on every asked trial (its role, width, …), with its Ray trial id.
         coordinator: the storage's locks, shared with other drivers (``None``: this driver alone).
         on_change: called with ``(trial_number, state, tokens, loss)`` after every event, for
             the live view; ``state`` is an Optuna state name once the trial is told.
@@ -73,13 +74,13 @@ class OptunaBridge(Searcher):
     """
 
     def __init__(self, study: optuna.Study, space: SearchSpace, trials: int, *,
-                 attrs: dict[str, Any] | None = None, coordinator: Coordinator | None = None,
+                 identity: RunRecord = RunRecord(), coordinator: Coordinator | None = None,
                  on_change: Callable[[int, str | None, int | None, float | None], None] | None = None,
                  metric: str = "val_loss", mode: str = "min") -> None:
         _check_direction(study, mode)
         super().__init__(metric=metric, mode=mode)
         self.study, self.space, self.trials = study, space, trials
-        self.attrs, self.coordinator = dict(attrs or {}), coordinator
+        self.identity, self.coordinator = identity, coordinator
         self.on_change = on_change
         self.by_ray_id: dict[str, _Tracked] = {}
         self.errored: list[int] = []
@@ -93,7 +94,7 @@ class OptunaBridge(Searcher):
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         trial = record.claim_base_trial(self.study, self.space.distributions(), self.trials,
-                                        {**self.attrs, "ray_trial_id": trial_id}, self.coordinator)
+                                        replace(self.identity, ray_trial_id=trial_id), self.coordinator)
         if trial is None:
             return Searcher.FINISHED
         self.by_ray_id[trial_id] = _Tracked(trial)
@@ -138,7 +139,7 @@ class OptunaBridge(Searcher):
         left = [t for t in self.by_ray_id.values() if not t.told]
         for tracked in left:
             if abandoned:
-                tracked.trial.set_user_attr(record.ABANDONED, True)
+                record.mark_abandoned(tracked.trial)
             self._fail(tracked, reason)
         return [t.trial.number for t in left]
 
@@ -147,8 +148,7 @@ class OptunaBridge(Searcher):
             return
         if result.get("node") and tracked.node != result["node"]:  # where it runs (again, if resumed elsewhere)
             tracked.node = result["node"]
-            tracked.trial.set_user_attr("node", result["node"])
-            tracked.trial.set_user_attr("node_ip", result.get("node_ip"))
+            record.write(tracked.trial, RunRecord(facts=RunFacts(node=result["node"], node_ip=result.get("node_ip"))))
         if result.get("diverged"):
             tracked.diverged = result
             self._changed(tracked.trial.number, None, None, None)
@@ -176,7 +176,7 @@ class OptunaBridge(Searcher):
         tokens, loss = max(tracked.curve)
         summary = RunSummary(**{**json.loads(tracked.last["summary"]), "tokens": tokens, "final_loss": loss})
         state = record.finish(self.study, tracked.trial, summary, complete=bool(tracked.last.get("complete")),
-                              extra={"resumed_at_tokens": tracked.resumed_at})
+                              also=RunRecord(facts=RunFacts(resumed_at_tokens=tuple(tracked.resumed_at))))
         self._told(tracked, state.name)
 
     def _fail(self, tracked: _Tracked, reason: str) -> None:
