@@ -1,6 +1,10 @@
 """hpogrow: tune hyperparameters on a small μP model, grow it, warmstart the big one.
 
 The public API is imported lazily so that ``hpogrow --help`` does not pay for torch.
+
+The papers the docstrings cite ("paper 002": warmstarted μP, eq. 1; "paper 000": the growth
+factor and scaling-law advice) are summarised, with the library facts the code relies on, in
+``docs/method.md``.
 """
 
 from __future__ import annotations

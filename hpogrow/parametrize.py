@@ -37,7 +37,7 @@ def build_model(task: Task, width: int, base_width: int, seed: int,
                 device: torch.device | str = "cpu") -> nn.Module:
     """A freshly μP-initialised model at ``width`` with base shapes from ``base_width``.
 
-    Order matters (GUIDE §2): build fresh, ``set_base_shapes(rescale_params=True)`` on the fresh
+    Order matters (docs/method.md, "μP with mup"): build fresh, ``set_base_shapes(rescale_params=True)`` on the fresh
     init, then the task's μP init. The result is deterministic in ``seed``.
     """
     check_width(task, width)

@@ -25,7 +25,7 @@ from hpogrow.checkpoint import load_model, load_optimizer_state, read_checkpoint
 from hpogrow.parametrize import build_model, count_parameters, resolve_device
 from hpogrow.tasks import Task
 from hpogrow.throughput import training_flops, training_flops_per_token
-from hpogrow.train import Evaluation, Report, TrainConfig, TrainState, make_optimizer, total_steps, train
+from hpogrow.train import Evaluation, Report, TrainConfig, TrainState, final_loss, make_optimizer, total_steps, train
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ class RunOutcome:
 
     @property
     def final_loss(self) -> float:
-        return self.evaluations[-1].val_loss
+        return final_loss(self.evaluations)
 
     @property
     def flops(self) -> float:

@@ -105,6 +105,11 @@ class Evaluation:
     """Standard error of ``val_loss`` over the eval set's units (:func:`hpogrow.tasks.base.validation_loss`)."""
 
 
+def final_loss(evaluations: list[Evaluation]) -> float:
+    """A run's final loss: its latest held-out evaluation (the value its trial is told)."""
+    return evaluations[-1].val_loss
+
+
 @dataclass
 class TrainResult:
     state: TrainState
@@ -120,7 +125,7 @@ class TrainResult:
 
     @property
     def final_loss(self) -> float:
-        return self.evaluations[-1].val_loss
+        return final_loss(self.evaluations)
 
     @property
     def tokens_per_second(self) -> float:

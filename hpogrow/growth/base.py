@@ -3,7 +3,7 @@
 An operator writes a grown model into a *fresh* target: the target was built at the new shape,
 had ``mup.set_base_shapes(rescale_params=True)`` applied to its own fresh init and was
 μP-initialised (``hpogrow.parametrize.build_model``). The operator then copies from the trained
-base under ``torch.no_grad()``, so no parameter is ever rescaled twice (GUIDE §2).
+base under ``torch.no_grad()``, so no parameter is ever rescaled twice (docs/method.md, "μP with mup").
 
 Width operators change the width at fixed depth; depth operators change the depth at fixed
 width. Growing both composes a width operator and then a depth operator.

@@ -1,6 +1,6 @@
 """hpogrow's bridge from Ray Tune to Optuna: a ``ray.tune.search.Searcher`` over ask/tell.
 
-Ray's stock ``OptunaSearch`` gets the record wrong under multi-fidelity schedulers (GUIDE §3).
+Ray's stock ``OptunaSearch`` gets the record wrong under multi-fidelity schedulers (docs/method.md, "Optuna and Ray Tune").
 This searcher runs in the driver and decides each trial's Optuna state from what the trial
 itself reported, never from how Tune happened to end it; the writes go through
 :mod:`hpogrow.record`, like every other run's:
