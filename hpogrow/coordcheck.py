@@ -46,13 +46,12 @@ import torch
 from mup.coord_check import get_coord_data
 from torch import nn
 
+from hpogrow.coordcheck_config import BROKEN, THRESHOLD, CoordCheckConfig  # noqa: F401 (public here too)
 from hpogrow.errors import UsageError
 from hpogrow.growth import shrink_zero_pad_perturb
 from hpogrow.parametrize import build_model
 from hpogrow.tasks import LanguageTask
 
-THRESHOLD = 0.60
-"""Largest slope gap of a μP-like configuration; derivation in the module docstring."""
 THRESHOLD_NOTE = ("halfway on a log scale between μP's highest upper interval end (0.272) and SP's lowest lower "
                   "end (1.317), measured at the defaults over 4 disjoint sets of 3 seeds; largest gaps there: μP "
                   "0.052–0.152, SP 1.41–1.46")
@@ -70,69 +69,6 @@ def _cancel_readout_scaling(model: nn.Module) -> nn.Module:
         if isinstance(module, mup.MuReadout):
             module.output_mult = module.width_mult()  # forward computes W·x: no 1/width_mult
     return model
-
-
-BROKEN: dict[str, str] = {
-    "torch-adam": "μP init trained with torch's Adam: no per-layer learning rates (LR not divided by width_mult)",
-    "readout-no-1/width": "μP with MuReadout's 1/width_mult cancelled: the readout computes W·x like nn.Linear",
-}
-
-
-@dataclass(frozen=True)
-class CoordCheckConfig:
-    """What to check. The defaults take 100–120 s of CPU on one torch thread (2¾ minutes wall on
-    a 2-core machine at load 5, 5½ at load 11)."""
-
-    widths: tuple[int, ...] = (64, 128, 256, 512)
-    """Checked widths, increasing, all above ``base_width``."""
-    base_width: int = 32
-    """μP base width (width multiplier 1) and width of the warmstart base model."""
-    shrinks: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
-    """λ values of the warmstarted configurations (λ = 0 is μP through the growth code)."""
-    broken: tuple[str, ...] = ()
-    """Deliberately broken μP variants to include (names in :data:`BROKEN`)."""
-    depth: int = 2
-    """Transformer blocks of the GPT."""
-    head_size: int = 32
-    """Attention head size (fixed; widths add heads)."""
-    seq_len: int = 32
-    """Context length in tokens."""
-    batch_size: int = 8
-    """Sequences per step; every step draws a fresh batch, the same for every width."""
-    steps: int = 20
-    """Adam steps per model; ``l1`` is recorded before each."""
-    seeds: int = 3
-    """Seeds per configuration (and for the μP reference); the interval is over them."""
-    seed: int = 0
-    """First seed: configurations use ``seed … seed + seeds − 1``."""
-    learning_rate: float = 3e-3
-    """Adam learning rate at the base width: the log-midpoint of the default search space, near the
-    README run's winners (3.8e-3, 4.1e-3)."""
-    base_steps: int = 300
-    """Adam steps of the warmstart base model (at the defaults its weights move 0.23 of their
-    norm away from init and its training loss falls from 5.55 to about 2.5)."""
-    threshold: float = THRESHOLD
-    """Largest slope gap of a μP-like configuration (:data:`THRESHOLD`)."""
-    data: str | None = None
-    """Corpus (``None``: the CPython standard library source)."""
-
-    def __post_init__(self) -> None:
-        if len(self.widths) < 3 or sorted(set(self.widths)) != list(self.widths):
-            raise UsageError(f"--widths {list(self.widths)}: give at least three increasing widths")
-        if self.base_width >= self.widths[0]:
-            raise UsageError(f"--base-width {self.base_width}: must be below every checked width "
-                             f"(the smallest is {self.widths[0]}), so that no width has multiplier 1")
-        if any(w % self.head_size for w in (self.base_width, *self.widths)):
-            raise UsageError(f"--widths {list(self.widths)} --base-width {self.base_width}: every width must be a "
-                             f"multiple of the head size {self.head_size}")
-        if any(not 0 <= s <= 1 for s in self.shrinks):
-            raise UsageError(f"--shrinks {list(self.shrinks)}: λ must lie in [0, 1]")
-        if unknown := set(self.broken) - set(BROKEN):
-            raise UsageError(f"--broken {' '.join(sorted(unknown))}: unknown; choose from {', '.join(BROKEN)}")
-        if self.seeds < 2 or self.steps < 2:
-            raise UsageError("--seeds and --steps must be at least 2 (an interval needs two seeds)")
-        if not self.threshold > 0:
-            raise UsageError(f"--threshold {self.threshold}: must be positive")
 
 
 @dataclass(frozen=True)

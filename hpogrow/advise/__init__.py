@@ -14,11 +14,19 @@
    the study attribute ``advice`` with two figures (:mod:`.run`, :mod:`.view`).
 """
 
-from hpogrow.advise.advice import Advice, LossHoldout, Prediction
-from hpogrow.advise.config import AdviseConfig
-from hpogrow.advise.gain import GainModel, fit_gain
-from hpogrow.advise.run import advise, auto_growth_factor, stored_advice
-from hpogrow.advise.scaling import LossLaw, fit_loss_law
+import importlib
+from typing import Any
 
-__all__ = ["Advice", "AdviseConfig", "GainModel", "LossHoldout", "LossLaw", "Prediction", "advise", "auto_growth_factor", "fit_gain",
-           "fit_loss_law", "stored_advice"]
+_EXPORTS = {  # imported on first use: the command line reads AdviseConfig's fields without numpy or torch
+    "Advice": "advice", "LossHoldout": "advice", "Prediction": "advice", "AdviseConfig": "config",
+    "GainModel": "gain", "fit_gain": "gain", "advise": "run", "auto_growth_factor": "run", "stored_advice": "run",
+    "LossLaw": "scaling", "fit_loss_law": "scaling",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"hpogrow.advise.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'hpogrow.advise' has no attribute {name!r}")

@@ -1,6 +1,7 @@
 """The ladder of cheap runs behind the advice, and its Optuna record.
 
-Two kinds of run, all at one learning rate and batch size (μTransfer) on a constant schedule:
+Two kinds of run, all at one learning rate and batch size (μTransfer) on one schedule (constant
+by default):
 
 - ``advice-scratch``: a μP model from scratch at a width and token budget, starting at a data
   position (0 for the scratch ladder; the base's end for the scratch side of a pair). A pair's
@@ -25,6 +26,7 @@ from rich.console import Console
 
 from hpogrow import record
 from hpogrow.advise.config import AdviseConfig
+from hpogrow.data.supply import examples_read, task_token_supply
 from hpogrow.errors import TrainingDiverged
 from hpogrow.growth import grow_checkpoint
 from hpogrow.growth.plan import plan_growth
@@ -90,7 +92,8 @@ def signature(task: Task, config: AdviseConfig) -> dict:
     """What makes two ladders' runs comparable; a study made with another signature is not reused."""
     return {"kind": "advise", "task": task.describe(), "learning_rate": config.learning_rate,
             "batch_size": config.batch_size, "base_width": config.base_width, "operator": config.operator,
-            "shrink": config.shrink, "precision": config.precision, "evaluations": config.evaluations}
+            "shrink": config.shrink, "precision": config.precision, "evaluations": config.evaluations,
+            **({"schedule": config.schedule} if config.schedule != "constant" else {})}  # constant: as before wsd
 
 
 def _budget(task: Task, config: AdviseConfig, tokens: float) -> int:
@@ -121,8 +124,18 @@ def plan_ladder(task: Task, config: AdviseConfig) -> tuple[list[LadderRun], list
 
 def _train_config(config: AdviseConfig, tokens: int, seed: int) -> TrainConfig:
     return TrainConfig(learning_rate=config.learning_rate, batch_size=config.batch_size, tokens=tokens,
-                       schedule="constant", evaluations=config.evaluations, seed=seed, device=config.device,
-                       precision=config.precision)
+                       schedule=config.schedule, evaluations=config.evaluations, seed=seed, device=config.device,
+                       precision=config.precision, compile=config.compile)
+
+
+def check_ladder_supply(task: Task, config: AdviseConfig) -> None:
+    """Refuse, before anything is written, a ladder that reads a training example twice (unless
+    ``config.allow_repeat``): its furthest run against the data's training windows."""
+    ladder, pairs = plan_ladder(task, config)
+    runs = ladder + [pair.base for pair in pairs] + [pair.scratch for pair in pairs]  # warmstarts read as scratch
+    end = max(run.data_position + examples_read(run.tokens, config.batch_size, task.tokens_per_example) for run in runs)
+    task_token_supply(task, end * task.tokens_per_example, [], 0, batch_sizes=[config.batch_size],
+                      allow_repeat=config.allow_repeat)
 
 
 def _finished(run: LadderRun, outcome: RunOutcome | None, curve: list, **extra) -> LadderRun:

@@ -12,7 +12,7 @@ from rich.console import Console
 
 from hpogrow.advise.advice import Advice, analyse
 from hpogrow.advise.config import AdviseConfig
-from hpogrow.advise.ladder import run_ladder, signature
+from hpogrow.advise.ladder import check_ladder_supply, run_ladder, signature
 from hpogrow.advise.view import advice_note, plot_advice, print_advice
 from hpogrow.errors import UsageError
 from hpogrow.parametrize import count_parameters_at
@@ -45,6 +45,7 @@ def advise(task: Task, config: AdviseConfig = AdviseConfig(), console: Console |
     start = time.perf_counter()
     console = console or Console()
     config = config.for_task(task)
+    check_ladder_supply(task, config)
     target_params = config.target_params or count_parameters_at(task, config.target_width or 8 * config.base_width).total
     storage_url = config.storage or default_storage_url(config.workdir)
     study_name = config.study or advice_study_name(task.name)

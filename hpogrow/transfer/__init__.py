@@ -19,10 +19,18 @@
    (:mod:`.record`, :mod:`.view`)
 """
 
-from hpogrow.transfer.config import TransferConfig
-from hpogrow.transfer.sweep import run_transfercheck
-from hpogrow.transfer.verdict import TransferResult, TransferRun, Verdict, WidthOptimum, judge
-from hpogrow.transfer.view import plot_transfer
+import importlib
+from typing import Any
 
-__all__ = ["TransferConfig", "TransferResult", "TransferRun", "Verdict", "WidthOptimum", "judge", "plot_transfer",
-           "run_transfercheck"]
+_EXPORTS = {  # imported on first use: the command line reads TransferConfig's fields without numpy or torch
+    "TransferConfig": "config", "run_transfercheck": "sweep", "TransferResult": "verdict", "TransferRun": "verdict",
+    "Verdict": "verdict", "WidthOptimum": "verdict", "judge": "verdict", "plot_transfer": "view",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"hpogrow.transfer.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'hpogrow.transfer' has no attribute {name!r}")

@@ -10,7 +10,9 @@ import torch
 from rich.console import Console
 from torch import nn
 
+from hpogrow.data.supply import task_token_supply
 from hpogrow.errors import TrainingDiverged
+from hpogrow.options import flag
 from hpogrow.parametrize import build_model, build_standard_model, count_parameters
 from hpogrow.progress import make_progress
 from hpogrow.runs import run_training
@@ -102,6 +104,8 @@ def run_transfercheck(task: Task, config: TransferConfig = TransferConfig(),
     start = time.perf_counter()
     console = console or Console()
     config = config.for_task(task)
+    task_token_supply(task, config.tokens, [], 0, batch_sizes=[config.batch_size], allow_repeat=config.allow_repeat,
+                      budget_flag=(flag("tokens"), config.tokens))  # every run reads the same examples
     seeds = tuple(range(config.seed, config.seed + config.seeds))
     workdir = Path(config.workdir)
     storage_url = config.storage or default_storage_url(workdir)
