@@ -25,6 +25,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from rich.console import Console
 
 from hpogrow import record
+from hpogrow.record.checks import LadderRecord
 from hpogrow.advise.config import AdviseConfig
 from hpogrow.data.supply import examples_read, task_token_supply
 from hpogrow.errors import TrainingDiverged
@@ -179,12 +180,13 @@ def _train_warmstart(task: Task, config: AdviseConfig, pair: _Pair, base: Ladder
 
 def record_run(study: optuna.Study, run: LadderRun, config: AdviseConfig) -> None:
     """``run`` as one finished trial (COMPLETE, or FAIL when it diverged)."""
-    attributes = {"role": run.role, "width": run.width, "tokens": run.tokens, "seed": run.seed,
-                  "data_position": run.data_position, "g": run.growth_factor, "param_ratio": run.param_ratio,
-                  "n_params": run.n_params, "compute_params": run.compute_params,
-                  "tokens_per_param": run.tokens / run.n_params if run.n_params else None,
-                  "base_tokens": run.base_tokens, "base_flops": run.base_flops, "diverged": run.diverged,
-                  "learning_rate": config.learning_rate, "batch_size": config.batch_size}
+    attributes = LadderRecord(role=run.role, width=run.width, tokens=run.tokens, seed=run.seed,
+                              data_position=run.data_position, growth_factor=run.growth_factor,
+                              param_ratio=run.param_ratio, n_params=run.n_params, compute_params=run.compute_params,
+                              base_tokens=run.base_tokens, base_flops=run.base_flops, diverged=run.diverged,
+                              tokens_per_param=run.tokens / run.n_params if run.n_params else None,
+                              learning_rate=config.learning_rate, batch_size=config.batch_size,
+                              schedule=config.schedule)
     record.add_finished(
         study, {"width": run.width, "tokens": run.tokens, "role": run.role},
         {"width": IntDistribution(1, 1 << 20, log=True), "tokens": IntDistribution(1, 1 << 40, log=True),
@@ -197,13 +199,13 @@ def recorded_runs(study: optuna.Study) -> dict[tuple, LadderRun]:
     """Finished ladder runs of ``study`` by key."""
     runs = {}
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)):
-        attrs = trial.user_attrs
-        if attrs.get("role") not in (SCRATCH, WARMSTART):
+        stored = LadderRecord.of(trial)
+        if stored is None or stored.role not in (SCRATCH, WARMSTART):
             continue
-        run = LadderRun(attrs["role"], attrs["width"], attrs["tokens"], attrs["seed"], attrs["data_position"],
-                        attrs["g"], attrs["n_params"], attrs["compute_params"],
-                        tuple(sorted(trial.intermediate_values.items())), attrs["param_ratio"], attrs["base_tokens"],
-                        attrs["base_flops"], attrs["diverged"])
+        run = LadderRun(stored.role, stored.width, stored.tokens, stored.seed, stored.data_position,
+                        stored.growth_factor, stored.n_params, stored.compute_params,
+                        tuple(sorted(trial.intermediate_values.items())), stored.param_ratio, stored.base_tokens,
+                        stored.base_flops, stored.diverged)
         runs.setdefault(run.key, run)
     return runs
 

@@ -10,6 +10,7 @@ import optuna
 import optuna_dashboard
 from rich.console import Console
 
+from hpogrow import record
 from hpogrow.advise.advice import Advice, analyse
 from hpogrow.advise.config import AdviseConfig
 from hpogrow.advise.ladder import check_ladder_supply, run_ladder, signature
@@ -19,8 +20,6 @@ from hpogrow.parametrize import count_parameters_at
 from hpogrow.storage import default_storage_url, load_or_create_study, open_storage
 from hpogrow.tasks.base import Task
 from hpogrow.train import torch_threads
-
-ADVICE_ATTRIBUTE = "advice"
 
 
 def advice_study_name(task_name: str) -> str:
@@ -67,7 +66,7 @@ def record_advice(study: optuna.Study, advice: Advice) -> None:
 
     for plot in advice.plots:
         attach_plot(study, plot, Path(advice.config.workdir) / "artifacts")
-    study.set_user_attr(ADVICE_ATTRIBUTE, advice.summary())
+    record.write_advice(study, advice.summary())
     optuna_dashboard.save_note(study, advice_note(advice))
 
 
@@ -83,7 +82,7 @@ def stored_advice(storage_url: str, task_name: str) -> dict:
         study = None if missing_file else optuna.load_study(study_name=name, storage=open_storage(storage_url))
     except KeyError:
         study = None
-    advice = None if study is None else study.user_attrs.get(ADVICE_ATTRIBUTE)
+    advice = None if study is None else record.read_advice(study)
     if not advice:
         raise UsageError(f"--grow-factor auto: no growth advice for task {task_name!r} in this storage (study {name!r}); "
                          f"run `hpogrow advise --task {task_name}` with the same --storage/--workdir first, "
