@@ -17,6 +17,7 @@ import io
 import json
 import os
 import platform
+import re
 import shlex
 import statistics
 import subprocess
@@ -29,6 +30,8 @@ from rich.console import Console
 from rich.table import Table
 
 BENCH_DIR = Path(__file__).resolve().parent
+REPOSITORY = BENCH_DIR.parent
+"""The checkout the bench runs in; paths inside it are recorded relative to it."""
 DEFAULT_RESULTS = BENCH_DIR / "RESULTS.md"
 WIDTH = 140
 """Width of printed and recorded tables, in characters."""
@@ -134,8 +137,24 @@ def append_result(args: argparse.Namespace, record: dict[str, Any], tables: Sequ
     with path.open("a") as handle:
         handle.write(block)
     with path.with_name("results.jsonl").open("a") as handle:
-        handle.write(json.dumps(record, default=str) + "\n")
+        handle.write(json.dumps(repository_relative(record), default=str) + "\n")
     (console or Console(width=WIDTH)).print(f"appended to {path} and {path.with_name('results.jsonl')}")
+
+
+def repository_relative(value: Any, repository: Path = REPOSITORY) -> Any:
+    """``value`` with every absolute path inside ``repository`` made relative to it, in strings
+    (command lines included), lists and dicts at any depth; other values unchanged. A record then
+    reads the same on every machine (``bench/RESULTS.md``, ``.venv/bin/python``)."""
+    if isinstance(value, Path):
+        value = str(value)
+    if isinstance(value, str):
+        root = str(repository).rstrip("/")
+        return "." if value == root else re.sub(rf"(?<![\w.~/-]){re.escape(root)}/", "", value)
+    if isinstance(value, dict):
+        return {key: repository_relative(item, repository) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [repository_relative(item, repository) for item in value]
+    return value
 
 
 def alternate(sides: dict[str, Callable[[], float]], repeats: int, warmup: int = 1) -> dict[str, list[float]]:

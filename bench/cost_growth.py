@@ -32,7 +32,7 @@ from rich.table import Table
 from _harness import WIDTH, add_common_options, alternate, append_result, make_record
 from hpogrow.parametrize import build_model, count_parameters, resolve_device
 from hpogrow.tasks import LanguageTask
-from hpogrow.throughput import model_flops_utilization, training_flops_per_token
+from hpogrow.throughput import model_flops_utilization, training_flops, training_flops_per_token
 from hpogrow.train import TrainConfig, make_optimizer
 
 
@@ -117,7 +117,7 @@ def _sweep(configs: list[tuple[int, int]], args, device: torch.device, console: 
         params = count_parameters(model).compute
         flops = training_flops_per_token(model)
         rows.append({"width": width, "seq_len": seq_len, "compute_params": params, "seconds_per_token": per_token,
-                     "samples": seconds[(width, seq_len)], "six_n": 6.0 * params, "flops_per_token": flops,
+                     "samples": seconds[(width, seq_len)], "six_n": training_flops(params, 1), "flops_per_token": flops,
                      "gflops_per_second": flops / per_token / 1e9,
                      "mfu": model_flops_utilization(flops, 1 / per_token, device, args.peak_tflops),
                      "peak_mib": _peak_mib(args, width, seq_len, device)})
@@ -174,7 +174,7 @@ def _table(name: str, rows: list[dict], args, device: torch.device) -> Table:
     table = Table(title=f"cost against {name} on {device.type} ({fixed}, depth {args.depth}, {args.tokens_per_step:,} "
                         f"tokens per step, {args.precision}, median of {args.repeats})")
     columns = ["width", "context", "N (non-embedding)", "µs/token", "time ×", "6N ×", "6N+attention ×",
-               "GFLOP/s", "peak MiB"] + (["MFU"] if device.type == "cuda" else [])
+               "GFLOP/s (6N+attention)", "peak MiB"] + (["MFU"] if device.type == "cuda" else [])
     for column in columns:
         table.add_column(column, justify="right")
     for row in rows:

@@ -33,7 +33,6 @@ from hpogrow.parametrize import build_model
 from hpogrow.runs import run_scratch, run_warmstart
 from hpogrow.speedup import SeedSpeedup, aggregate_speedups
 from hpogrow.tasks import LanguageTask
-from hpogrow.throughput import training_flops_per_token
 from hpogrow.train import TrainConfig, train
 
 OPERATORS = ("szp", "zero-pad", "clone", "stack", "zero-block", "szp+zero-block")
@@ -70,7 +69,7 @@ def main(argv: list[str] | None = None) -> dict:
     notes = ("Speedup: geometric mean over seeds with a 95% t-interval on log speedups (hpogrow.speedup: Gaussian-"
              "smoothed curves; a seed whose warmstart never reaches scratch's final loss counts at its bound, marked "
              "≤). Tokens = FLOPs without the base (same model and tokens on both sides); \"FLOPs with base\" adds the "
-             "base's training (full FLOP count, 6·N + attention). g: total parameters, target over base.")
+             "base's training (6·N·D, hpogrow's count; attention left out). g: total parameters, target over base.")
     record = make_record("grow_operators", argv, args, rows=rows,
                          operators=[{k: v for k, v in cell.items() if k != "estimate"} for cell in operators])
     append_result(args, record, [detail, summary], notes, console=console)
@@ -85,7 +84,6 @@ def _one_seed(task, base_width, tokens_per_param, args, seed, folder: Path, cons
     base_path = save_checkpoint(folder / "base", base, task=task, width=base_width, base_width=base_width, seed=seed,
                                 state=trained.state, train_config=base_config)
     base_tokens = trained.state.tokens_seen
-    base_flops = training_flops_per_token(base) * base_tokens
     scratch_by_shape, rows = {}, []
     for operator in OPERATORS:
         width_op, depth_op = parse_operators(operator)
@@ -107,9 +105,8 @@ def _one_seed(task, base_width, tokens_per_param, args, seed, folder: Path, cons
         grown = grow_checkpoint(base_path, folder / operator, target_width=plan.target_width,
                                 target_depth=plan.target_depth, operator=operator, seed=seed, task=task)
         warm = run_warmstart(target_task, grown.path, config, None)
-        flops_per_token = training_flops_per_token(build_model(target_task, plan.target_width, base_width, seed))
-        pair = pair_speedup(warm, scratch, flops_per_token=flops_per_token, base_tokens=base_tokens,
-                            base_flops=base_flops, seed=seed)
+        target = build_model(target_task, plan.target_width, base_width, seed)
+        pair = pair_speedup(warm, scratch, target=target, base=base, base_tokens=base_tokens, seed=seed)
         rows.append({"operator": operator, "seed": seed, "shape": shape, "g": plan.param_ratio,
                      "initial": warm.evaluations[0].val_loss, "final": warm.final_loss,
                      "scratch_final": scratch.final_loss, "tokens": config.tokens, **asdict(pair)})

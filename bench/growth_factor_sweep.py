@@ -20,7 +20,7 @@ Each cell aggregates its seeds with :mod:`hpogrow.speedup` (Gaussian-smoothed cu
 warmstart never reaches scratch's final loss counts at its bound, never dropped; geometric mean
 with a 95% t-interval on log speedups): the speedup in tokens (= in FLOPs: same model and tokens
 on both sides) and, with the base's training added to the warmstarted side, in tokens and in FLOPs
-(full count, 6·N + attention, each model at its own size). The upper bound on g is where the
+(6·N·D, each model at its own size: the package's convention, :func:`hpogrow.throughput.training_flops`). The upper bound on g is where the
 with-base FLOPs interval lies wholly below 1. The eval set's standard error (over its units: LM
 windows, MLP examples; recorded with each run as ``val_loss_se``) is printed beside the final-loss
 gap, with the gap's own paired error (:func:`hpogrow.runs.paired_eval_gap`). Results recorded at
@@ -52,7 +52,6 @@ from hpogrow.parametrize import build_model, count_parameters
 from hpogrow.runs import paired_eval_gap, run_scratch, run_warmstart
 from hpogrow.speedup import SeedSpeedup, SpeedupEstimate, aggregate_speedups
 from hpogrow.tasks import FourierTask, LanguageTask
-from hpogrow.throughput import training_flops_per_token
 from hpogrow.train import TrainConfig, train
 
 REFERENCE_FACTOR = 2.0
@@ -173,7 +172,6 @@ def _run_job(job: Job) -> list[dict]:
         base_path = save_checkpoint(folder / "base", base, task=task, width=base_width, base_width=base_width,
                                     seed=job.seed, state=trained.state, train_config=base_config)
         base_tokens = trained.state.tokens_seen
-        base_flops = training_flops_per_token(base) * base_tokens
         rows = []
         for factor in job.factors:
             plan = plan_growth(task, base_width, factor)
@@ -186,8 +184,7 @@ def _run_job(job: Job) -> list[dict]:
             scratch = run_scratch(task, plan.target_width, base_width, config, trained.state.data_position,
                                   folder / f"scratch-{factor:g}")
             scratch_model, _ = load_model(read_checkpoint(scratch.checkpoint), task)
-            pair = pair_speedup(warm, scratch, flops_per_token=training_flops_per_token(scratch_model),
-                                base_tokens=base_tokens, base_flops=base_flops, seed=job.seed)
+            pair = pair_speedup(warm, scratch, target=scratch_model, base=base, base_tokens=base_tokens, seed=job.seed)
             warm_se, scratch_se = warm.extra["val_loss_se"], scratch.extra["val_loss_se"]
             gap, gap_se = paired_eval_gap(task, warm.checkpoint, scratch.checkpoint, "cpu")
             rows.append({"task": job.label, "budget": job.budget, "factor": factor, "g": plan.param_ratio,
@@ -339,10 +336,10 @@ def _notes(args, plots: list[Path]) -> str:
     images = " ".join(f"![{path.stem}]({PLOT_FOLDER}/{path.name})" for path in plots)
     return ("Speedup > 1: the warmstarted run reached scratch's final validation loss (Gaussian-smoothed) with fewer "
             "tokens. Without the base, tokens = FLOPs (same model, same tokens). \"+ base\": the base's training "
-            "added to the warmstarted side (its tokens; its FLOPs at its own size, 6·N + attention). ≤: some seeds "
+            "added to the warmstarted side (its tokens; its FLOPs at its own size, 6·N·D as hpogrow counts them). ≤: some seeds "
             "never reached scratch's final loss and count at their bound (the mean is an upper bound); \"reached\" "
-            "says how many did. g: total parameters, target over base (FLOPs count non-embedding parameters and "
-            "attention). Δ final: warmstart − scratch final validation loss at equal budget, mean ± sd over seeds. "
+            "says how many did. g: total parameters, target over base (FLOPs: 6 × non-embedding parameters × "
+            "tokens, attention left out). Δ final: warmstart − scratch final validation loss at equal budget, mean ± sd over seeds. "
             "Eval SE: standard error of one run's final held-out loss over the eval set's units; |Δ|/SE: the "
             "gap over the standard error of the difference on the shared held-out set (paired by unit), mean over "
             "seeds. LR and batch fixed per task (see the script's `settings`), the same at every target width "

@@ -115,9 +115,15 @@ def check_owner(path: str | Path, storage_key: str, study: str, trial: int) -> C
 def read_checkpoint(path: str | Path) -> Checkpoint:
     """Read a checkpoint's description; one-line :class:`UsageError` if it is not one."""
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"checkpoint {path} is a file, not a checkpoint folder written by hpogrow; pass a folder "
+                         "written by 'hpogrow search' or 'hpogrow train'")
     if not path.is_dir():
         raise UsageError(f"checkpoint {path} does not exist; pass a folder written by 'hpogrow search' or 'hpogrow train'")
     missing = [name for name in _FILES if not (path / name).exists()]
+    if len(missing) == len(_FILES):
+        raise UsageError(f"checkpoint {path} is not a checkpoint folder written by hpogrow (it has no "
+                         f"{', '.join(_FILES)}); pass a folder written by 'hpogrow search' or 'hpogrow train'")
     if missing:
         raise UsageError(f"checkpoint {path} is incomplete (missing {', '.join(missing)}); pass a folder written by hpogrow")
     config = yaml.safe_load((path / "config.yaml").read_text())

@@ -50,6 +50,7 @@ from hpogrow.coordcheck_config import BROKEN, THRESHOLD, CoordCheckConfig  # noq
 from hpogrow.errors import UsageError
 from hpogrow.growth import shrink_zero_pad_perturb
 from hpogrow.parametrize import build_model
+from hpogrow.stats import student_t_quantiles
 from hpogrow.tasks import LanguageTask
 
 THRESHOLD_NOTE = ("halfway on a log scale between μP's highest upper interval end (0.272) and SP's lowest lower "
@@ -140,18 +141,6 @@ def width_slopes(data: pd.DataFrame) -> pd.DataFrame:
     return l1.map(slope).rename("slope").reset_index()
 
 
-def _t_quantiles(probability: float, freedom: np.ndarray) -> np.ndarray:
-    """Quantiles of Student's t for each degrees of freedom (0.5 < probability < 0.99), from the
-    density integrated on a grid (accurate to 1e-3 for 1 ≤ freedom; numpy has no t quantile)."""
-    x = np.linspace(0.0, 64.0, 16_001)  # (X,)
-    nu = np.asarray(freedom, dtype=float)[:, None]  # (C, 1)
-    log_norm = np.vectorize(math.lgamma)((nu + 1) / 2) - np.vectorize(math.lgamma)(nu / 2) - 0.5 * np.log(nu * math.pi)
-    density = np.exp(log_norm - (nu + 1) / 2 * np.log1p(x ** 2 / nu))  # (C, X)
-    cumulative = 0.5 + np.concatenate([np.zeros_like(nu), np.cumsum((density[:, 1:] + density[:, :-1]) / 2 * (x[1] - x[0]),
-                                                                     axis=1)], axis=1)
-    return np.array([np.interp(probability, row, x) for row in cumulative])
-
-
 def gap_intervals(candidate: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per column, ``mean(candidate) − mean(reference)`` and its 95% Welch t-interval.
 
@@ -169,7 +158,7 @@ def gap_intervals(candidate: np.ndarray, reference: np.ndarray) -> tuple[np.ndar
         freedom = (variance_candidate + variance_reference) ** 2 / (
             variance_candidate ** 2 / (len(candidate) - 1) + variance_reference ** 2 / (len(reference) - 1))
     freedom = np.nan_to_num(freedom, nan=len(candidate) + len(reference) - 2)
-    half = _t_quantiles(0.975, np.clip(freedom, 1, None)) * error
+    half = student_t_quantiles(0.975, np.clip(freedom, 1, None)) * error
     gap = candidate.mean(0) - reference.mean(0)
     return gap, gap - half, gap + half
 

@@ -25,12 +25,13 @@ Example::
 
 from __future__ import annotations
 
-import functools
 import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Literal
+
+from hpogrow.stats import student_t_quantile
 
 Curve = Sequence[tuple[float, float]]
 """``(tokens, validation loss)`` pairs in increasing token order."""
@@ -290,48 +291,3 @@ def log_t_interval(ratios: Sequence[float], confidence: float = CONFIDENCE) -> t
         return math.exp(center), None
     half = student_t_quantile(0.5 + confidence / 2, len(logs) - 1) * statistics.stdev(logs) / math.sqrt(len(logs))
     return math.exp(center), (math.exp(center - half), math.exp(center + half))
-
-
-@functools.lru_cache(maxsize=256)
-def student_t_quantile(probability: float, degrees_of_freedom: int) -> float:
-    """Quantile of Student's t distribution (bisection on its CDF; pure, so cached)."""
-    if not 0 < probability < 1 or degrees_of_freedom < 1:
-        raise ValueError("need 0 < probability < 1 and at least 1 degree of freedom")
-    if probability < 0.5:
-        return -student_t_quantile(1 - probability, degrees_of_freedom)
-    low, high = 0.0, 1.0
-    while _student_t_cdf(high, degrees_of_freedom) < probability:
-        high *= 2
-    for _ in range(100):
-        middle = (low + high) / 2
-        low, high = (middle, high) if _student_t_cdf(middle, degrees_of_freedom) < probability else (low, middle)
-    return (low + high) / 2
-
-
-def _student_t_cdf(t: float, degrees_of_freedom: int) -> float:
-    """P(T ≤ t) for t ≥ 0, through the regularised incomplete beta function."""
-    x = degrees_of_freedom / (degrees_of_freedom + t * t)
-    return 1 - 0.5 * _incomplete_beta(degrees_of_freedom / 2, 0.5, x)
-
-
-def _incomplete_beta(a: float, b: float, x: float) -> float:
-    """Regularised incomplete beta I_x(a, b) (continued fraction, Numerical Recipes §6.4)."""
-    if x <= 0 or x >= 1:
-        return 0.0 if x <= 0 else 1.0
-    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
-    if x > (a + 1) / (a + b + 2):
-        return 1 - _incomplete_beta(b, a, 1 - x)
-    tiny, c, d = 1e-300, 1.0, 1 - (a + b) * x / (a + 1)
-    d = 1 / (d if abs(d) > tiny else tiny)
-    fraction = d
-    for m in range(1, 300):
-        for numerator in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-                          -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
-            d = 1 + numerator * d
-            d = 1 / (d if abs(d) > tiny else tiny)
-            c = 1 + numerator / c
-            c = c if abs(c) > tiny else tiny
-            fraction *= d * c
-        if abs(d * c - 1) < 1e-15:
-            break
-    return front * fraction / a

@@ -56,3 +56,23 @@ def test_custom_task_checkpoint_needs_the_task(tmp_path):
         load_model(path)
     model, _ = load_model(path, task)
     assert model[4].width_mult() == 1
+
+
+@pytest.mark.parametrize("kind", ["file", "empty folder"])
+def test_grow_on_something_not_a_checkpoint_says_so_in_one_line(kind, tmp_path, capsys, monkeypatch):
+    from hpogrow.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "notes.txt"
+    if kind == "file":
+        path.write_text("not weights\n")
+    else:
+        path.mkdir()
+    try:
+        status = main(["grow", str(path), "--out", str(tmp_path / "grown")])
+    except SystemExit as exit_:  # argparse's own errors
+        status = exit_.code
+    err = capsys.readouterr().err
+    assert status == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert f"checkpoint {path} is" in err and "not a checkpoint folder written by hpogrow" in err
+    assert "does not exist" not in err and not (tmp_path / "grown").exists()

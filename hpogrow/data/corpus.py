@@ -6,7 +6,8 @@
 - ``synthetic`` or ``synthetic:SEED``: the built-in synthetic language (unbounded, generated
   from the seed, with a known entropy floor; :mod:`hpogrow.data.synthetic`);
 - a folder with nanoGPT's ``train.bin`` and ``val.bin`` (memory-mapped token files; the
-  vocabulary from ``meta.pkl`` or ``--vocab-size``; ``--dtype uint16|uint32``);
+  vocabulary from ``meta.pkl`` or ``--vocab-size``, else GPT-2's 50,257 as nanoGPT assumes;
+  ``--dtype uint16|uint32``);
 - a folder of text files, or one text file (byte-level).
 
 A path named ``synthetic`` is reached as ``./synthetic``.
@@ -61,13 +62,16 @@ def data_kind(data: str | None) -> DataKind:
         raise UsageError(f"--data {data}: no such file or folder; pass a text file, a folder of text files, "
                          "a folder with train.bin/val.bin, or synthetic")
     if path.is_dir():
+        if (path / "val.bin").exists() and not (path / "train.bin").exists():
+            raise UsageError(f"--data {data}: val.bin is there but train.bin is missing next to it; write both "
+                             "(nanoGPT's prepare.py does)")
         return "token-files" if (path / "train.bin").exists() else "text-folder"
     return "text-file"
 
 
 def vocabulary_size(data: str | None, vocab_size: int | None = None, dtype: str = "uint16") -> int:
     """The model's vocabulary for ``data``, found without reading any token: 256 for text,
-    the synthetic language's own, ``meta.pkl`` or ``vocab_size`` for token files. A given
+    the synthetic language's own, ``meta.pkl``, ``vocab_size`` or GPT-2's for token files. A given
     ``vocab_size`` may pad the vocabulary but not shrink it."""
     kind = data_kind(data)
     if dtype not in token_files.DTYPES:

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from hpogrow.data.token_files import GPT2_ORIGIN, GPT2_VOCAB_SIZE
 from hpogrow.errors import UsageError
 
 if TYPE_CHECKING:
@@ -172,6 +173,9 @@ def task_token_supply(task: Task, base_tokens: int, stage_tokens: Sequence[int],
     floor = summary.get("entropy_floor")
     note = (f"unbounded, every token fresh; entropy floor {floor['value']:.4f} nats/token on the evaluation set "
             f"(95% interval for the stream {floor['interval_95'][0]:.4f}–{floor['interval_95'][1]:.4f})" if floor else "")
+    if summary.get("vocab_from") == GPT2_ORIGIN:
+        note = (f"no meta.pkl: assuming GPT-2 BPE tokens, a vocabulary of {GPT2_VOCAB_SIZE:,} (as nanoGPT does; "
+                "--vocab-size sets another)")
     return check_token_supply(budget, task.training_windows(), source=summary.get("source", f"task {task.name!r}"),
                               note=note, allow_repeat=allow_repeat, budget_flag=budget_flag)
 

@@ -4,7 +4,8 @@ and read window by window, never loaded whole.
 Memory does not grow with the file: each read maps the file, copies the requested windows and
 unmaps it again (as nanoGPT's ``get_batch`` does), so the pages a run touches are not kept in
 its resident set. The vocabulary comes from nanoGPT's ``meta.pkl`` or ``--vocab-size``, never
-from a scan of the tokens.
+from a scan of the tokens; a folder with neither (as nanoGPT's own ``openwebtext/prepare.py``
+writes it) holds GPT-2 BPE tokens, as nanoGPT's ``train.py`` assumes: :data:`GPT2_VOCAB_SIZE`.
 
 A file is identified by a *fingerprint*, not a full hash: SHA-256 over its size and
 :data:`FINGERPRINT_BLOCKS` blocks of :data:`FINGERPRINT_BLOCK_BYTES` bytes spread evenly over it
@@ -31,6 +32,11 @@ from hpogrow.errors import UsageError
 DTYPES = {"uint16": np.uint16, "uint32": np.uint32}
 """Token types of ``--dtype`` (nanoGPT writes uint16; vocabularies above 65,536 need uint32)."""
 _ALL_DTYPES = {**DTYPES, "uint8": np.uint8}  # uint8: a text file read byte by byte
+GPT2_VOCAB_SIZE = 50257
+"""The vocabulary of a token folder without ``meta.pkl``: GPT-2's BPE, which nanoGPT's
+``train.py`` assumes there too (it pads its model to 50,304; ``--vocab-size 50304`` does the same)."""
+GPT2_ORIGIN = "GPT-2 BPE, assumed without meta.pkl"
+"""``vocab_from`` of a folder whose vocabulary was assumed."""
 FINGERPRINT_BLOCKS = 64
 FINGERPRINT_BLOCK_BYTES = 1 << 16
 FINGERPRINT_METHOD = (f"SHA-256 over each file's size and {FINGERPRINT_BLOCKS} blocks of "
@@ -76,18 +82,21 @@ def token_count(path: Path, dtype: str) -> int:
 
 def token_folder_vocabulary(folder: Path, vocab_size: int | None, dtype: str) -> tuple[int, str]:
     """The vocabulary of a nanoGPT folder and where it came from: ``meta.pkl``'s ``vocab_size``,
-    or ``vocab_size`` (``--vocab-size``, which may pad it: nanoGPT pads GPT-2's 50,257 to 50,304)."""
+    or ``vocab_size`` (``--vocab-size``, which may pad it: nanoGPT pads GPT-2's 50,257 to 50,304),
+    or else GPT-2's :data:`GPT2_VOCAB_SIZE` (what nanoGPT assumes without ``meta.pkl``)."""
     meta_path = folder / "meta.pkl"
     from_meta = None
     if meta_path.exists():
         with meta_path.open("rb") as handle:
             from_meta = pickle.load(handle).get("vocab_size")
-    if vocab_size is None and from_meta is None:
-        raise UsageError(f"--data {folder}: no meta.pkl with vocab_size beside train.bin; pass --vocab-size "
-                         "(e.g. 50257 for GPT-2 BPE tokens)")
     if vocab_size is not None and from_meta is not None and vocab_size < from_meta:
         raise UsageError(f"--vocab-size {vocab_size} is smaller than {from_meta} in {meta_path}; drop it or raise it")
-    resolved, origin = (vocab_size, "--vocab-size") if vocab_size is not None else (int(from_meta), "meta.pkl")
+    if vocab_size is not None:
+        resolved, origin = vocab_size, "--vocab-size"
+    elif from_meta is not None:
+        resolved, origin = int(from_meta), "meta.pkl"
+    else:
+        resolved, origin = GPT2_VOCAB_SIZE, GPT2_ORIGIN
     if resolved > np.iinfo(DTYPES[dtype]).max + 1:
         raise UsageError(f"a vocabulary of {resolved:,} does not fit {dtype} tokens; pass --dtype uint32 "
                          "(and write the files as uint32)")

@@ -187,8 +187,24 @@ def print_report(storage_url: str, study: str, workdir: str | Path, console: Con
             console.print(table)
         plot = target.user_attrs.get("plot")
         if plot:
-            console.print(f"loss curves: {plot}")
-    console.print(f"inspect: [bold]{dashboard_command(storage_url, Path(workdir) / 'artifacts')}[/bold]")
+            console.print(f"loss curves: {_plot_path(plot, workdir)}")
+    artifacts = Path(workdir).resolve() / "artifacts"
+    console.print(f"inspect: [bold]{dashboard_command(_absolute_url(storage_url), artifacts)}[/bold]")
+
+
+def _plot_path(plot: str, workdir: str | Path) -> Path:
+    """A recorded plot's absolute path. Plots are recorded absolute; a relative one (recorded
+    before that, relative to wherever the search ran) is looked up in ``workdir/plots``."""
+    path = Path(plot)
+    return path if path.is_absolute() else Path(workdir).resolve() / "plots" / path.name
+
+
+def _absolute_url(storage_url: str) -> str:
+    """``storage_url`` with a relative SQLite or journal file made absolute (other URLs unchanged)."""
+    for prefix in ("sqlite:///", "journal:"):
+        if storage_url.startswith(prefix) and not Path(storage_url[len(prefix):]).is_absolute():
+            return prefix + str(Path(storage_url[len(prefix):]).resolve())
+    return storage_url
 
 
 def plot_curves(base: optuna.trial.FrozenTrial, warmstarts: list[optuna.trial.FrozenTrial],
@@ -230,12 +246,12 @@ def plot_curves(base: optuna.trial.FrozenTrial, warmstarts: list[optuna.trial.Fr
 
 
 def attach_plot(study: optuna.Study, path: Path, artifact_dir: Path) -> None:
-    """Record the plot's path on the study and upload it as an Optuna artifact."""
+    """Record the plot's absolute path on the study and upload it as an Optuna artifact."""
     from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
     artifact_dir.mkdir(parents=True, exist_ok=True)
     upload_artifact(artifact_store=FileSystemArtifactStore(str(artifact_dir)), file_path=str(path),
                     study_or_trial=study, mimetype="image/png")
-    study.set_user_attr("plot", str(path))
+    study.set_user_attr("plot", str(Path(path).resolve()))
 
 

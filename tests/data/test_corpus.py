@@ -72,8 +72,7 @@ def test_token_folder_is_memory_mapped_with_vocabulary_from_meta_or_flag(tmp_pat
     assert task_from_spec(task.describe()).vocab_size == 300  # rebuilt from a checkpoint's spec
 
     bare = _bin_folder(tmp_path / "bare", train, validation)
-    with pytest.raises(UsageError, match=r"no meta.pkl.*--vocab-size \(e.g. 50257 for GPT-2 BPE"):
-        LanguageTask(data=bare)
+    assert LanguageTask(data=bare).vocab_size == 50257  # no meta.pkl: GPT-2's, as nanoGPT assumes
     assert LanguageTask(data=bare, vocab_size=320).vocab_size == 320
     with pytest.raises(UsageError, match="does not fit uint16 tokens; pass --dtype uint32"):
         LanguageTask(data=bare, vocab_size=70_000)

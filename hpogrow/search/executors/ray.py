@@ -56,7 +56,7 @@ import optuna
 from hpogrow.coordination import Coordinator
 from hpogrow.errors import PipelineError, TrainingDiverged, UsageError
 from hpogrow.search.executors.base import Executor, Job, Run, Schedule, round_to
-from hpogrow.search.executors.ray_join import join_ray, through_ray_client
+from hpogrow.search.executors.ray_join import join_ray, probe_address, through_ray_client
 from hpogrow.runs import BaseTrial, RunOutcome
 from hpogrow.search.space import SearchSpace
 from hpogrow.train import Report
@@ -188,6 +188,8 @@ class RayExecutor(Executor):
                           self.max_concurrent)
         if self.max_rungs < 0 or self.checkpoints_to_keep < 1:
             raise UsageError("max_rungs must be >= 0 and checkpoints_to_keep >= 1")
+        if self.address is not None:  # an address where nothing answers fails here, before anything is written
+            probe_address(self.address)
 
     @property
     def stopping(self) -> str:
