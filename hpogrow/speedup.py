@@ -253,23 +253,13 @@ class SpeedupEstimate:
                        if self.bound else "")
 
     def as_attrs(self) -> dict:
-        """The record's attributes: ``speedup_{tokens,flops}[_with_base]`` and their ``_ci``
-        (``[low, high]`` or ``None``), ``seeds``, ``seeds_reached``, ``speedup_bound``, and per
-        seed (lists in seed order) ``speedup_seed``, ``speedup_censoring``,
-        ``speedup_target_loss``, ``speedup_warmstart_tokens``, ``speedup_scratch_tokens`` and
-        ``speedup_{tokens,flops}[_with_base]_per_seed``."""
-        attrs: dict = {}
-        for measure in _MEASURES:
-            interval = getattr(self, f"{measure}_ci")
-            attrs[f"speedup_{measure}"] = getattr(self, measure)
-            attrs[f"speedup_{measure}_ci"] = None if interval is None else list(interval)
-        attrs.update(seeds=self.seeds, seeds_reached=self.seeds_reached, speedup_bound=self.bound)
-        rows = [asdict(pair) for pair in self.per_seed]
-        for field in ("seed", "censoring", "target_loss", "warmstart_tokens", "scratch_tokens"):
-            attrs[f"speedup_{field}"] = [row[field] for row in rows]
-        for measure in _MEASURES:
-            attrs[f"speedup_{measure}_per_seed"] = [row[measure] for row in rows]
-        return attrs
+        """The estimate as its record's fields (:class:`hpogrow.record.SpeedupRecord`; ``None`` kept)."""
+        from dataclasses import asdict
+
+        from hpogrow.record.run import SpeedupRecord  # the record imports this module
+
+        return {key: list(value) if isinstance(value, tuple) else value
+                for key, value in asdict(SpeedupRecord.from_estimate(self)).items()}
 
 
 def aggregate_speedups(pairs: Sequence[SeedSpeedup]) -> SpeedupEstimate:

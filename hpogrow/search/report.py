@@ -8,7 +8,9 @@ import optuna
 from rich.console import Console
 from rich.table import Table
 
+from hpogrow import record
 from hpogrow.errors import UsageError
+from hpogrow.record.run import SCRATCH, WARMSTART, RunRecord, SpeedupRecord
 from hpogrow.storage import dashboard_command, open_storage
 
 TrialState = optuna.trial.TrialState
@@ -34,10 +36,11 @@ def load_studies(storage_url: str, study: str) -> tuple[optuna.Study, list[optun
 def trial_line(trial: optuna.trial.FrozenTrial) -> str:
     """One line about a finished trial, printed as the search goes."""
     params = f"lr {trial.params['learning_rate']:.2e}, batch {trial.params['batch_size']}"
-    tokens = f"{trial.user_attrs.get('fidelity_reached', 0):,} tokens"
+    run = RunRecord.of(trial)
+    tokens = f"{run.fidelity_reached:,} tokens"
     if trial.state == TrialState.FAIL:
-        return f"trial {trial.number} FAIL after {tokens} ({params}): {trial.user_attrs.get('fail_reason', '')}"
-    mfu = f", MFU {trial.user_attrs['mfu']:.1%}" if "mfu" in trial.user_attrs else ""
+        return f"trial {trial.number} FAIL after {tokens} ({params}): {run.fail_reason or ''}"
+    mfu = f", MFU {run.facts.mfu:.1%}" if run.facts and run.facts.mfu is not None else ""
     return f"trial {trial.number} {trial.state.name} at {tokens}, val loss {trial.value:.4f} ({params}{mfu})"
 
 
@@ -51,7 +54,7 @@ def base_table(study: optuna.Study, top: int = 5) -> Table:
     ranked = sorted((t for t in trials if t.value is not None), key=lambda t: (t.state != TrialState.COMPLETE, t.value))
     for trial in ranked[:top]:
         table.add_row(str(trial.number), trial.state.name, f"{trial.params['learning_rate']:.2e}",
-                      str(trial.params["batch_size"]), f"{trial.user_attrs.get('fidelity_reached', 0):,}", f"{trial.value:.4f}")
+                      str(trial.params["batch_size"]), f"{RunRecord.of(trial).fidelity_reached:,}", f"{trial.value:.4f}")
     return table
 
 
@@ -64,11 +67,10 @@ def _interval(value: float | None, interval) -> str:
 def target_runs(study: optuna.Study) -> tuple[list[optuna.trial.FrozenTrial], list[optuna.trial.FrozenTrial],
                                               list[optuna.trial.FrozenTrial]]:
     """The COMPLETE stage, warmstart and scratch trials of a target study, by pair."""
-    complete = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
-                      key=lambda t: (t.user_attrs.get("pair", 0), t.user_attrs.get("stage", 0), t.number))
-    role = lambda trial: trial.user_attrs.get("role", "")  # noqa: E731
-    return ([t for t in complete if role(t).startswith("stage ")], [t for t in complete if role(t) == "warmstart"],
-            [t for t in complete if role(t) == "scratch"])
+    runs = [(trial, RunRecord.of(trial)) for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    runs.sort(key=lambda pair: (pair[1].pair, pair[1].stage or 0, pair[0].number))
+    return ([t for t, run in runs if run.stage is not None], [t for t, run in runs if run.role == WARMSTART],
+            [t for t, run in runs if run.role == SCRATCH])
 
 
 def target_summary(study: optuna.Study) -> dict[str, list[tuple[str, ...]]] | None:
@@ -78,45 +80,47 @@ def target_summary(study: optuna.Study) -> dict[str, list[tuple[str, ...]]] | No
     stages, warmstarts, scratches = target_runs(study)
     if not warmstarts or not scratches:
         return None
-    attrs = warmstarts[0].user_attrs
-    speedup = study.user_attrs.get("speedup") or attrs
+    first = RunRecord.of(warmstarts[0])
+    lineage, speedup = first.lineage, record.read_speedup(study) or first.speedup
     from hpogrow.growth import uses_shrink  # here: the operators bring torch, which the report needs nowhere else
 
-    operator = attrs.get("grow_op", "szp")
-    widths = attrs.get("stage_widths") or [attrs.get("width")]
-    growth = [("grown from", str(attrs.get("grown_from"))),
-              ("shape", f"width {' → '.join(map(str, widths))}" + (f", depth {attrs['depth']}" if attrs.get("depth") else "")
-               + f" (×{attrs.get('width_ratio')} width, ×{attrs.get('grow_factor')} parameters = growth factor g, "
+    widths = (lineage.base_width, *lineage.stage_widths)
+    asked = "" if lineage.grow_factor is None else f", asked {lineage.grow_factor:g}"
+    growth = [("grown from", str(lineage.grown_from_trial or lineage.grown_from)),
+              ("shape", f"width {' → '.join(map(str, widths))}"
+               + (f", depth {lineage.target_depth}" if lineage.target_depth else "")
+               + f" (×{lineage.width_ratio} width, ×{lineage.param_ratio} parameters = growth factor g{asked}, "
                  "counting every parameter; FLOPs count the non-embedding ones)"),
-              ("operator", operator + (f", λ = {attrs.get('shrink')}, perturbation = μP init" if uses_shrink(operator) else "")
-               + (", Adam moments carried" if attrs.get("carry_optimizer") else ", fresh optimizer")),
+              ("operator", lineage.grow_op + (f", λ = {lineage.shrink}, perturbation = μP init"
+                                              if uses_shrink(lineage.grow_op) else "")
+               + (", Adam moments carried" if lineage.carry_optimizer else ", fresh optimizer")),
               ("hyperparameters", f"lr {warmstarts[0].params['learning_rate']:.2e}, batch "
                                   f"{warmstarts[0].params['batch_size']} (μTransfer)")]
     runs = [("run", "pair (seed)", "trial", "width", "parameters", "tokens", "initial val loss", "final val loss")]
     for trial in (*stages, *warmstarts, *scratches):
-        run = trial.user_attrs
-        runs.append((run["role"], f"{run.get('pair', 0)} ({run.get('seed', '—')})", str(trial.number), str(run["width"]),
-                     f"{run['n_params']:,}", f"{run['tokens']:,}", _fmt(run.get("initial_loss")), _fmt(trial.value)))
+        run = RunRecord.of(trial)
+        runs.append((run.role, f"{run.pair} ({'—' if run.seed is None else run.seed})", str(trial.number), str(run.width),
+                     f"{run.n_params:,}", f"{run.tokens:,}", _fmt(run.initial_loss), _fmt(trial.value)))
     table = [("measure", "without base cost", "with base cost")]
-    table.append(("tokens", _interval(speedup.get("speedup_tokens"), speedup.get("speedup_tokens_ci")),
-                  _interval(speedup.get("speedup_tokens_with_base"), speedup.get("speedup_tokens_with_base_ci"))))
-    table.append(("FLOPs (6·N·D)", _interval(speedup.get("speedup_flops"), speedup.get("speedup_flops_ci")),
-                  _interval(speedup.get("speedup_flops_with_base"), speedup.get("speedup_flops_with_base_ci"))))
-    notes = [speedup.get("speedup_summary", "")]
-    if "final_loss_gap" in speedup:
-        line = f"final validation loss, warmstart − scratch: {speedup['final_loss_gap']:+.4f} (mean over pairs)"
-        if "eval_gap_se" in speedup:
+    table.append(("tokens", _interval(speedup.speedup_tokens, speedup.speedup_tokens_ci),
+                  _interval(speedup.speedup_tokens_with_base, speedup.speedup_tokens_with_base_ci)))
+    table.append(("FLOPs (6·N·D)", _interval(speedup.speedup_flops, speedup.speedup_flops_ci),
+                  _interval(speedup.speedup_flops_with_base, speedup.speedup_flops_with_base_ci)))
+    notes = [speedup.speedup_summary]
+    if speedup.final_loss_gap is not None:
+        line = f"final validation loss, warmstart − scratch: {speedup.final_loss_gap:+.4f} (mean over pairs)"
+        if speedup.eval_gap_se is not None:
             line += (f"; the eval set's standard error of a pair's gap (same units scored by both) is "
-                     f"{speedup['eval_gap_se']:.4f}: the gap spans {speedup['gap_in_eval_se']:.1f} of them")
+                     f"{speedup.eval_gap_se:.4f}: the gap spans {speedup.gap_in_eval_se:.1f} of them")
         notes.append(line)
-    flops, full = attrs.get("flops"), attrs.get("flops_with_attention")
-    if flops and full:
+    full = first.facts.flops_with_attention if first.facts else None
+    if first.flops and full:
         notes.append(f"FLOPs: 6·N·D (the papers' count, used for the speedups); counting attention scores too adds "
-                     f"{full / flops - 1:.1%} to the target runs")
-    if attrs.get("schedule") == "wsd":
+                     f"{full / first.flops - 1:.1%} to the target runs")
+    if first.schedule == "wsd":
         notes.append("--schedule wsd: a run's loss drops in its decay phase, so tokens-to-match read inside scratch's "
                      "decay understate the speedup")
-    notes.append(f"base model{' and earlier stages' if stages else ''}: {attrs.get('base_tokens', 0):,} tokens "
+    notes.append(f"base model{' and earlier stages' if stages else ''}: {lineage.base_tokens:,} tokens "
                  f"(counted in the with-base columns)")
     return {"growth": growth, "runs": runs, "speedup": table, "notes": [n for n in notes if n]}
 
@@ -167,14 +171,15 @@ def write_dashboard_notes(study: optuna.Study) -> None:
     if note is not None:
         save_note(study, note)
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        run = trial.user_attrs
-        text = {"warmstart": f"the grown base trial {run.get('grown_from')} trained on",
-                "scratch": "μP from scratch at the same width, on the same tokens as the warmstart of its pair"}.get(
-                    run.get("role"), "an intermediate stage of successive warmstarting")
-        speed = (f"\n\nThis pair's speedup in tokens: {run['pair_speedup_tokens']:.2f}× ({run.get('pair_censoring')})"
-                 if "pair_speedup_tokens" in run else "")
-        save_note(optuna.Trial(study, trial._trial_id),
-                  f"## {run.get('role')} (pair {run.get('pair', 0)}, seed {run.get('seed', '—')})\n\n{text}.{speed}")
+        run = RunRecord.of(trial)
+        grown_from = run.lineage and (run.lineage.grown_from_trial or run.lineage.grown_from)
+        text = {WARMSTART: f"the grown base trial {grown_from} trained on",
+                SCRATCH: "μP from scratch at the same width, on the same tokens as the warmstart of its pair"}.get(
+                    run.role, "an intermediate stage of successive warmstarting")
+        speed = (f"\n\nThis pair's speedup in tokens: {run.pair_speedup_tokens:.2f}× ({run.pair_censoring})"
+                 if run.pair_speedup_tokens is not None else "")
+        seed = "—" if run.seed is None else run.seed
+        save_note(optuna.Trial(study, trial._trial_id), f"## {run.role} (pair {run.pair}, seed {seed})\n\n{text}.{speed}")
 
 
 def print_report(storage_url: str, study: str, workdir: str | Path, console: Console | None = None) -> None:
@@ -185,7 +190,7 @@ def print_report(storage_url: str, study: str, workdir: str | Path, console: Con
     for target in targets:
         for table in target_tables(target):
             console.print(table)
-        plot = target.user_attrs.get("plot")
+        plot = record.read_plot(target)
         if plot:
             console.print(f"loss curves: {_plot_path(plot, workdir)}")
     artifacts = Path(workdir).resolve() / "artifacts"
@@ -208,7 +213,7 @@ def _absolute_url(storage_url: str) -> str:
 
 
 def plot_curves(base: optuna.trial.FrozenTrial, warmstarts: list[optuna.trial.FrozenTrial],
-                scratches: list[optuna.trial.FrozenTrial], path: Path, speedup: dict | None = None) -> Path:
+                scratches: list[optuna.trial.FrozenTrial], path: Path, speedup: SpeedupRecord | None = None) -> Path:
     """Validation loss against tokens: the base winner (before 0), then every pair's warmstart
     and scratch runs; the speedup and its interval in the title."""
     import matplotlib
@@ -220,22 +225,23 @@ def plot_curves(base: optuna.trial.FrozenTrial, warmstarts: list[optuna.trial.Fr
     base_curve = sorted(base.intermediate_values.items())
     base_tokens = base_curve[-1][0]
     axis.plot([t - base_tokens for t, _ in base_curve], [v for _, v in base_curve], color="grey",
-              label=f"base w{base.user_attrs['width']} (trial {base.number})")
+              label=f"base w{RunRecord.of(base).width} (trial {base.number})")
     for trials, color in ((scratches, "tab:blue"), (warmstarts, "tab:orange")):
         for index, trial in enumerate(trials):
             curve = sorted(trial.intermediate_values.items())
-            label = f"{trial.user_attrs['role']} w{trial.user_attrs['width']}" + (
+            run = RunRecord.of(trial)
+            label = f"{run.role} w{run.width}" + (
                 f" ({len(trials)} seeds)" if len(trials) > 1 else "")
             axis.plot([t for t, _ in curve], [v for _, v in curve], marker=".", color=color, alpha=0.9 if index == 0 else 0.5,
                       label=label if index == 0 else None)
-            if trial.user_attrs["role"] == "scratch":
+            if run.role == SCRATCH:
                 axis.axhline(trial.value, color="tab:blue", linestyle=":", linewidth=1)
     axis.axvline(0, color="black", linewidth=0.5)
     axis.set_xlabel("tokens (the base model's own training before 0)")
     axis.set_ylabel("validation loss")
     title = "warmstarted μP vs μP from scratch"
-    if speedup and speedup.get("speedup_tokens"):
-        title += f": speedup {_interval(speedup['speedup_tokens'], speedup.get('speedup_tokens_ci'))} in tokens"
+    if speedup is not None:
+        title += f": speedup {_interval(speedup.speedup_tokens, speedup.speedup_tokens_ci)} in tokens"
     axis.set_title(title, fontsize=10)
     axis.legend()
     figure.tight_layout()
@@ -252,6 +258,6 @@ def attach_plot(study: optuna.Study, path: Path, artifact_dir: Path) -> None:
     artifact_dir.mkdir(parents=True, exist_ok=True)
     upload_artifact(artifact_store=FileSystemArtifactStore(str(artifact_dir)), file_path=str(path),
                     study_or_trial=study, mimetype="image/png")
-    study.set_user_attr("plot", str(Path(path).resolve()))
+    record.write_plot(study, str(Path(path).resolve()))
 
 

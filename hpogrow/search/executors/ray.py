@@ -26,7 +26,7 @@ Design:
   trials a killed driver left RUNNING are marked FAIL (abandoned) when the next claim sees that
   their driver is dead, and a new experiment asks only for the missing trials. A
   restored Tuner would replay its own searcher state beside the study's and re-run or duplicate
-  the interrupted trials (GUIDE §3), and a restored experiment needs the same trainable object,
+  the interrupted trials (docs/method.md, "Optuna and Ray Tune"), and a restored experiment needs the same trainable object,
   which a new process does not have.
 - **Target runs** (:meth:`RayExecutor.submit`): the warmstarted run and the scratch baseline
   are Ray tasks with the same per-trial resources, started together so they train concurrently
@@ -55,6 +55,7 @@ import optuna
 
 from hpogrow.coordination import Coordinator
 from hpogrow.errors import PipelineError, TrainingDiverged, UsageError
+from hpogrow.record.run import BASE, RunRecord
 from hpogrow.search.executors.base import Executor, Job, Run, Schedule, round_to
 from hpogrow.search.executors.ray_join import join_ray, probe_address, through_ray_client
 from hpogrow.runs import BaseTrial, RunOutcome
@@ -241,7 +242,7 @@ class RayExecutor(Executor):
                 progress.console.print("[yellow]warning: the Ray cluster has GPUs but --gpus-per-trial is 0, so Ray hides "
                                        "them and trials train on CPU; pass --gpus-per-trial 1 (or 0.5 to share)[/yellow]")
             bridge = OptunaBridge(study, space, trials, coordinator=coordinator, on_change=changed,
-                                  attrs={"role": "base", "width": base_trial.base_width})
+                                  identity=RunRecord(role=BASE, width=base_trial.base_width))
             setup = TrialSetup(base_trial, rungs)
             resources = {"cpu": self.cpus_per_trial, "gpu": self.gpus_per_trial}
             trainable = tune.with_resources(tune.with_parameters(run_ray_trial, setup=setup), resources)
