@@ -28,7 +28,8 @@ from rich.table import Table
 
 from _harness import WIDTH, add_common_options, alternate, append_result, make_record, median_ratio
 from hpogrow.parametrize import build_model, count_parameters, resolve_device
-from hpogrow.progress import make_progress
+from hpogrow.cli.progress import RichDisplay
+from hpogrow.progress import QUIET, Display, run_bar
 from hpogrow.tasks import LanguageTask
 from hpogrow.throughput import model_flops_utilization, training_flops_per_token
 from hpogrow.train import TrainConfig, train
@@ -88,18 +89,19 @@ def _measure(task: LanguageTask, width: int, args, device: torch.device, console
     def fresh_model():
         return build_model(task, width, min(args.widths), seed=0).to(device)
 
-    def hpogrow_side(progress=None) -> float:
+    def hpogrow_side(display: Display = QUIET) -> float:
         model = fresh_model()
         _synchronize(device)
         started = time.perf_counter()
-        train(model, task, config, progress=progress)
+        with run_bar(display, "train", tokens) as on_tokens:
+            train(model, task, config, on_tokens=on_tokens)
         _synchronize(device)
         return tokens / (time.perf_counter() - started)
 
     def progress_side() -> float:
         console_buffer = Console(file=io.StringIO(), force_terminal=True, width=WIDTH)
-        with make_progress(console_buffer) as progress:
-            return hpogrow_side(progress)
+        with RichDisplay(console_buffer) as display:
+            return hpogrow_side(display)
 
     def bare_side() -> float:
         model = fresh_model()

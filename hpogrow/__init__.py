@@ -26,6 +26,8 @@ _EXPORTS = {
     "TransferConfig": "hpogrow.transfer", "run_transfercheck": "hpogrow.transfer",
     "AdviseConfig": "hpogrow.advise", "Advice": "hpogrow.advise",
     "build_standard_model": "hpogrow.parametrize",
+    "RunRecord": "hpogrow.record", "SpeedupRecord": "hpogrow.record", "GrowthLineage": "hpogrow.record",
+    "Display": "hpogrow.progress", "QUIET": "hpogrow.progress",
     "UsageError": "hpogrow.errors", "TrainingDiverged": "hpogrow.errors", "PipelineError": "hpogrow.errors",
 }
 

@@ -23,6 +23,7 @@ import torch
 
 from hpogrow.checkpoint import load_model, load_optimizer_state, read_checkpoint, save_checkpoint
 from hpogrow.parametrize import build_model, count_parameters, resolve_device
+from hpogrow.progress import TokensCallback
 from hpogrow.tasks import Task
 from hpogrow.throughput import training_flops, training_flops_per_token
 from hpogrow.train import Evaluation, Report, TrainConfig, TrainState, final_loss, make_optimizer, total_steps, train
@@ -108,7 +109,7 @@ def run_facts(task: Task, data_position: int, device=None, mfu: float | None = N
 
 def run_training(task: Task, model, config: TrainConfig, *, width: int, base_width: int,
                  checkpoint: Path | None, state: TrainState = TrainState(), report: Report | None = None,
-                 progress=None, description: str = "train", lineage: dict | None = None,
+                 on_tokens: TokensCallback | None = None, lineage: dict | None = None,
                  optimizer_state: dict | None = None, owner: CheckpointOwner | None = None) -> RunOutcome:
     """Train ``model`` and, when it ran its full budget, write its checkpoint.
 
@@ -121,8 +122,7 @@ def run_training(task: Task, model, config: TrainConfig, *, width: int, base_wid
         optimizer.load_state_dict(optimizer_state)
         for group, (rate, initial) in zip(optimizer.param_groups, rates):  # the moments carry over, not the rates
             group["lr"], group["initial_lr"] = rate, initial
-    result = train(model, task, config, state=state, optimizer=optimizer, report=report, progress=progress,
-                   description=description)
+    result = train(model, task, config, state=state, optimizer=optimizer, report=report, on_tokens=on_tokens)
     counts = count_parameters(model)
     extra = run_facts(task, result.state.data_position, mfu=result.mfu)
     extra["flops_with_attention"] = training_flops_per_token(model) * result.state.tokens_seen
@@ -188,7 +188,8 @@ class BaseTrial:
         return Path(self.checkpoint_dir) / f"trial-{number}"
 
     def run(self, params: dict[str, Any], number: int, report: TrialReport | None = None, *,
-            resume: Path | None = None, rung_tokens: Sequence[int] = (), progress=None) -> RunOutcome:
+            resume: Path | None = None, rung_tokens: Sequence[int] = (),
+            on_tokens: TokensCallback | None = None) -> RunOutcome:
         """Train trial ``number`` with ``params`` (fresh, or from the checkpoint folder ``resume``).
 
         Every evaluation goes to ``report`` (returning ``True`` stops the run). At each token
@@ -256,7 +257,7 @@ class BaseTrial:
             _emit(report, TrialEvent(last, summary(last, state.data_position, folder), True, folder, state.tokens_seen))
             return RunOutcome([last], state, False, counts.total, counts.compute, 0.0, folder)
         result = train(model, task, config, state=state, optimizer=optimizer, report=on_evaluation,
-                       progress=progress, description=f"base trial {number}")
+                       on_tokens=on_tokens)
         extra = run_facts(task, result.state.data_position, device, result.mfu)
         return RunOutcome(result.evaluations, result.state, result.stopped_early, counts.total, counts.compute,
                           result.tokens_per_second, None if result.stopped_early else self.checkpoint_path(number),
@@ -268,7 +269,8 @@ def _emit(report: TrialReport | None, event: TrialEvent) -> bool:
 
 
 def run_warmstart(task: Task, grown: Path, config: TrainConfig, checkpoint: Path | None,
-                  report: Report | None = None, progress=None, owner: CheckpointOwner | None = None,
+                  report: Report | None = None, on_tokens: TokensCallback | None = None,
+                  owner: CheckpointOwner | None = None,
                   data_position: int | None = None) -> RunOutcome:
     """Train a grown checkpoint from ``data_position`` in the token stream (default: where the
     base stopped), with a fresh optimizer unless the grown folder carries optimizer state."""
@@ -277,19 +279,19 @@ def run_warmstart(task: Task, grown: Path, config: TrainConfig, checkpoint: Path
     position = source.state.data_position if data_position is None else data_position
     return run_training(task, model, config, width=source.width, base_width=source.base_width,
                         checkpoint=checkpoint, state=TrainState(data_position=position),
-                        report=report, progress=progress, description=f"warmstart w{source.width}",
+                        report=report, on_tokens=on_tokens,
                         lineage=source.config.get("lineage"), optimizer_state=load_optimizer_state(source),
                         owner=owner)
 
 
 def run_scratch(task: Task, width: int, base_width: int, config: TrainConfig, data_position: int,
-                checkpoint: Path | None, report: Report | None = None, progress=None,
+                checkpoint: Path | None, report: Report | None = None, on_tokens: TokensCallback | None = None,
                 owner: CheckpointOwner | None = None) -> RunOutcome:
     """Train a fresh μP model at ``width`` on the same tokens as the warmstarted run."""
     model = build_model(task, width, base_width, config.seed)
     return run_training(task, model, config, width=width, base_width=base_width, checkpoint=checkpoint,
-                        state=TrainState(data_position=data_position), report=report, progress=progress,
-                        description=f"scratch w{width}", owner=owner)
+                        state=TrainState(data_position=data_position), report=report, on_tokens=on_tokens,
+                        owner=owner)
 
 
 @torch.no_grad()

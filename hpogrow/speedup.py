@@ -254,8 +254,6 @@ class SpeedupEstimate:
 
     def as_attrs(self) -> dict:
         """The estimate as its record's fields (:class:`hpogrow.record.SpeedupRecord`; ``None`` kept)."""
-        from dataclasses import asdict
-
         from hpogrow.record.run import SpeedupRecord  # the record imports this module
 
         return {key: list(value) if isinstance(value, tuple) else value

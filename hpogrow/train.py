@@ -20,6 +20,7 @@ from torch import nn
 
 from hpogrow.errors import TrainingDiverged
 from hpogrow.parametrize import resolve_device
+from hpogrow.progress import TokensCallback
 from hpogrow.tasks.base import Task, validation_loss
 from hpogrow.throughput import model_flops_utilization, training_flops_per_token
 
@@ -180,14 +181,15 @@ def evaluation_steps(task: Task, config: TrainConfig) -> set[int]:
 
 def train(model: nn.Module, task: Task, config: TrainConfig, *, state: TrainState = TrainState(),
           optimizer: torch.optim.Optimizer | None = None, report: Report | None = None,
-          progress=None, description: str = "train") -> TrainResult:
+          on_tokens: TokensCallback | None = None) -> TrainResult:
     """Train ``model`` (base shapes set) on ``task`` until ``config.tokens``.
 
     Args:
         state: where to start; ``data_position`` continues another run's token stream.
         optimizer: state to continue from; a fresh MuAdamW when ``None``.
         report: called after each evaluation; returning ``True`` stops the run.
-        progress: a ``rich.progress.Progress`` to show a bar in, or ``None``.
+        on_tokens: called with the tokens seen (and the held-out loss at an evaluation) every few
+            steps, e.g. to move a progress bar.
 
     Raises:
         TrainingDiverged: the training or validation loss became non-finite.
@@ -208,7 +210,6 @@ def train(model: nn.Module, task: Task, config: TrainConfig, *, state: TrainStat
     tokens_per_step = config.batch_size * task.tokens_per_example
 
     result = TrainResult(state=state, optimizer=optimizer)
-    bar = progress.add_task(description, total=config.tokens, completed=state.tokens_seen, loss=float("nan")) if progress else None
     step, tokens_seen, position = state.step, state.tokens_seen, state.data_position
     loss_sum = torch.zeros((), device=device)
     losses_since_eval = 0
@@ -229,8 +230,8 @@ def train(model: nn.Module, task: Task, config: TrainConfig, *, state: TrainStat
                                 val_loss_se=val_loss_se)
         result.evaluations.append(evaluation)
         loss_sum, losses_since_eval = torch.zeros((), device=device), 0
-        if bar is not None:
-            progress.update(bar, completed=tokens_seen, loss=val_loss)
+        if on_tokens is not None:
+            on_tokens(tokens_seen, val_loss)
         return bool(report(evaluation)) if report else False
 
     stop = step == 0 and evaluate()
@@ -253,16 +254,14 @@ def train(model: nn.Module, task: Task, config: TrainConfig, *, state: TrainStat
             running = float(loss_sum) / losses_since_eval  # one host sync every log_every steps
             if not math.isfinite(running):
                 raise TrainingDiverged(tokens_seen, running)
-            if bar is not None:
-                progress.update(bar, completed=tokens_seen)
+            if on_tokens is not None:
+                on_tokens(tokens_seen, None)
 
     result.state = replace(state, step=step, tokens_seen=tokens_seen, data_position=position)
     result.stopped_early = step < steps
     result.seconds = time.perf_counter() - start
     if device.type == "cuda":
         result.mfu = model_flops_utilization(training_flops_per_token(model), result.tokens_per_second, device)
-    if bar is not None:
-        progress.update(bar, completed=tokens_seen, visible=False)
     return result
 
 

@@ -35,7 +35,7 @@ from hpogrow.search.executors.ray_bridge import OptunaBridge
 from hpogrow.search import SearchConfig
 from hpogrow.search.pipeline import best_full_budget_trial, run_pipeline
 from hpogrow.search.plan import make_plan
-from hpogrow.progress import make_progress
+from hpogrow.cli.progress import RichDisplay
 from hpogrow.runs import run_scratch
 from hpogrow.search.space import load_space
 from hpogrow.train import TrainConfig
@@ -322,12 +322,12 @@ def test_target_runs_on_ray_move_their_progress_bars():
     happens, so the bar ends at the run's tokens and last loss instead of standing at 0."""
     executor = RayExecutor()
     config = TrainConfig(learning_rate=0.01, batch_size=32, tokens=32 * 40, evaluations=4, device="cpu")
-    with executor.session(), make_progress(Console(file=io.StringIO())) as progress:
+    with executor.session(), RichDisplay(Console(file=io.StringIO())) as display:
         jobs = [executor.submit(partial(run_scratch, WaveRegression(), width, 16, config, 0, None), f"scratch w{width}",
-                                config.tokens, progress) for width in (16, 32)]
+                                config.tokens, display) for width in (16, 32)]
         outcomes = [job.result(None) for job in jobs]
         for job, outcome in zip(jobs, outcomes):
-            bar = progress.tasks[job.shown]
+            bar = display._progress.tasks[job.bar._task]
             assert bar.completed == outcome.state.tokens_seen == config.tokens
             assert bar.fields["loss"] == outcome.final_loss
     assert executor._feed.queue is None  # the session took its queue down

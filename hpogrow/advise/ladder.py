@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import optuna
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.distributions import CategoricalDistribution, IntDistribution
 from rich.console import Console
 
 from hpogrow import record
@@ -32,7 +32,7 @@ from hpogrow.errors import TrainingDiverged
 from hpogrow.growth import grow_checkpoint
 from hpogrow.growth.plan import plan_growth
 from hpogrow.parametrize import build_model, count_parameters_at
-from hpogrow.progress import make_progress
+from hpogrow.progress import Display, TokensCallback, run_bar
 from hpogrow.runs import RunOutcome, run_scratch, run_training, run_warmstart
 from hpogrow.tasks.base import Task
 from hpogrow.throughput import training_flops
@@ -146,32 +146,32 @@ def _finished(run: LadderRun, outcome: RunOutcome | None, curve: list, **extra) 
     return replace(run, n_params=outcome.n_params, compute_params=outcome.compute_params, curve=points, **extra)
 
 
-def _train_scratch(task: Task, config: AdviseConfig, run: LadderRun, checkpoint: Path | None, progress) -> LadderRun:
+def _train_scratch(task: Task, config: AdviseConfig, run: LadderRun, checkpoint: Path | None,
+                   on_tokens: TokensCallback) -> LadderRun:
     curve: list = []
     train_config = _train_config(config, run.tokens, run.seed)
     try:
         if run.data_position == 0:
             model = build_model(task, run.width, config.base_width, run.seed)
             outcome = run_training(task, model, train_config, width=run.width, base_width=config.base_width,
-                                   checkpoint=checkpoint, report=curve.append, progress=progress,
-                                   description=f"scratch w{run.width}")
+                                   checkpoint=checkpoint, report=curve.append, on_tokens=on_tokens)
         else:
             outcome = run_scratch(task, run.width, config.base_width, train_config, run.data_position, None,
-                                  report=curve.append, progress=progress)
+                                  report=curve.append, on_tokens=on_tokens)
     except TrainingDiverged:
         outcome = None
     return _finished(run, outcome, curve)
 
 
 def _train_warmstart(task: Task, config: AdviseConfig, pair: _Pair, base: LadderRun, base_checkpoint: Path,
-                     progress) -> LadderRun:
+                     on_tokens: TokensCallback) -> LadderRun:
     curve: list = []
     with tempfile.TemporaryDirectory(prefix="hpogrow-advise-") as folder:
         grown = grow_checkpoint(base_checkpoint, Path(folder) / "grown", factor=pair.growth_factor,
                                 operator=config.operator, shrink=config.shrink, seed=pair.seed, task=task)
         try:
             outcome = run_warmstart(task, grown.path, _train_config(config, pair.warmstart.tokens, pair.seed), None,
-                                    report=curve.append, progress=progress)
+                                    report=curve.append, on_tokens=on_tokens)
         except TrainingDiverged:
             outcome = None
     return _finished(pair.warmstart, outcome, curve, param_ratio=grown.plan.param_ratio, base_tokens=base.tokens,
@@ -210,9 +210,9 @@ def recorded_runs(study: optuna.Study) -> dict[tuple, LadderRun]:
     return runs
 
 
-def run_ladder(task: Task, config: AdviseConfig, study: optuna.Study, console: Console
+def run_ladder(task: Task, config: AdviseConfig, study: optuna.Study, console: Console, display: Display
                ) -> tuple[list[LadderRun], list[tuple[_Pair, LadderRun, LadderRun]], int]:
-    """Train what the study lacks, with a progress display; returns the ladder runs, the pairs
+    """Train what the study lacks, with bars on ``display``; returns the ladder runs, the pairs
     (with their scratch and warmstarted runs) and how many runs this call trained."""
     ladder, pairs = plan_ladder(task, config)
     recorded = recorded_runs(study)
@@ -233,26 +233,28 @@ def run_ladder(task: Task, config: AdviseConfig, study: optuna.Study, console: C
                   f" × {list(config.pair_tokens_per_param)} tokens/param × {config.seeds} seeds) from base width "
                   f"{config.base_width}; lr {config.learning_rate:.3g}, batch {config.batch_size}; "
                   f"{len(wanted) - len(missing)} runs reused, {len(missing) + len(retrain)} to train")
-    with torch_threads(config.threads), make_progress(console if missing else Console(quiet=True)) as progress:
-        overall = progress.add_task("advice runs", total=len(missing) + len(retrain), loss=math.nan)
+    overall = display.bar("advice runs", len(missing) + len(retrain))
 
-        def train(run: LadderRun, write: bool = True) -> LadderRun:
+    def train(run: LadderRun, write: bool = True) -> LadderRun:
+        with run_bar(display, f"{run.role} w{run.width}", run.tokens) as on_tokens:
             if run.role == WARMSTART:
                 pair = next(p for p in pairs if p.warmstart.key == run.key)
                 done = _train_warmstart(task, config, pair, recorded[pair.base.key], base_checkpoint(pair.base),
-                                        progress)
+                                        on_tokens)
             else:
                 is_base = run.key in {p.base.key for p in pairs}
-                done = _train_scratch(task, config, run, base_checkpoint(run) if is_base else None, progress)
-            if write:
-                record_run(study, done, config)
-                recorded[run.key] = done
-            progress.update(overall, advance=1, loss=done.final_loss)
-            return done
+                done = _train_scratch(task, config, run, base_checkpoint(run) if is_base else None, on_tokens)
+        if write:
+            record_run(study, done, config)
+            recorded[run.key] = done
+        overall.advance(1, done.final_loss)
+        return done
 
+    with torch_threads(config.threads):
         for run in retrain:
             train(run, write=False)
         for run in sorted(missing, key=lambda run: run.role == WARMSTART):  # bases before their warmstarts
             train(run)
+    overall.close()
     trained = [(p, recorded[p.scratch.key], recorded[p.warmstart.key]) for p in pairs]
     return [recorded[run.key] for run in wanted if run.role == SCRATCH], trained, len(missing) + len(retrain)

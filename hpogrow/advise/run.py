@@ -16,6 +16,7 @@ from hpogrow.advise.config import AdviseConfig
 from hpogrow.advise.ladder import check_ladder_supply, run_ladder, signature
 from hpogrow.advise.view import advice_note, plot_advice, print_advice
 from hpogrow.errors import UsageError
+from hpogrow.progress import QUIET, Display
 from hpogrow.parametrize import count_parameters_at
 from hpogrow.storage import default_storage_url, load_or_create_study, open_storage
 from hpogrow.tasks.base import Task
@@ -26,7 +27,8 @@ def advice_study_name(task_name: str) -> str:
     return f"{task_name}-advice"
 
 
-def advise(task: Task, config: AdviseConfig = AdviseConfig(), console: Console | None = None) -> Advice:
+def advise(task: Task, config: AdviseConfig = AdviseConfig(), console: Console | None = None,
+           display: Display = QUIET) -> Advice:
     """Advise on growth for a target size and budget, from a ladder of cheap runs.
 
     Example (CPU, a few minutes)::
@@ -49,7 +51,7 @@ def advise(task: Task, config: AdviseConfig = AdviseConfig(), console: Console |
     storage_url = config.storage or default_storage_url(config.workdir)
     study_name = config.study or advice_study_name(task.name)
     study = load_or_create_study(open_storage(storage_url), study_name, signature(task, config))
-    scratch_runs, pairs, trained = run_ladder(task, config, study, console)
+    scratch_runs, pairs, trained = run_ladder(task, config, study, console, display)
     with torch_threads(config.threads):  # the fits are small too
         advice = analyse(config, scratch_runs, pairs, target_params, task.name, study_name, storage_url)
     advice.trained = trained

@@ -12,7 +12,8 @@ from hpogrow.data.supply import task_token_supply
 from hpogrow.errors import UsageError
 from hpogrow.options import flag
 from hpogrow.parametrize import build_model, check_width, count_parameters
-from hpogrow.progress import make_progress
+from hpogrow.cli.progress import RichDisplay
+from hpogrow.progress import run_bar
 from hpogrow.runs import run_training
 from hpogrow.train import TrainConfig, TrainState
 
@@ -60,10 +61,9 @@ def train(command: TrainCommand) -> int:
                   f"for {tokens:,} tokens, lr {learning_rate:.2e}, batch {batch_size}"
                   + (f", continuing data position {state.data_position:,}" if state.data_position else "")
                   + (", continuing the checkpoint's Adam moments" if optimizer_state is not None else ""))
-    with make_progress(console) as progress:
+    with RichDisplay(console) as display, run_bar(display, f"train w{width}", tokens) as on_tokens:
         outcome = run_training(task, model, config, width=width, base_width=base_width, checkpoint=out,
-                               state=state, progress=progress, description=f"train w{width}", lineage=lineage,
-                               optimizer_state=optimizer_state)
+                               state=state, on_tokens=on_tokens, lineage=lineage, optimizer_state=optimizer_state)
     console.print(f"validation loss {outcome.evaluations[0].val_loss:.4f} → {outcome.final_loss:.4f} "
                   f"after {outcome.state.tokens_seen:,} tokens ({outcome.flops:.3g} FLOPs, "
                   f"{outcome.tokens_per_second:,.0f} tokens/s"

@@ -66,10 +66,13 @@ class SearchCommand(SearchConfig, TaskOptions, Command):
                              f"by {flag('scheduler')}")
 
     def run(self) -> int:
+        from hpogrow.cli.progress import RichDisplay
         from hpogrow.search.pipeline import run_pipeline
 
         _quiet_optuna()
-        run_pipeline(self.build_task(self.seed), library_config(SearchConfig, self))
+        task, config = self.build_task(self.seed), library_config(SearchConfig, self)
+        with RichDisplay() as display:
+            run_pipeline(task, config, console=display.console, display=display)
         return 0
 
 
@@ -199,10 +202,13 @@ class TransferCheckCommand(TransferConfig, TaskOptions, Command):
     NAME = "transfercheck"
 
     def run(self) -> int:
+        from hpogrow.cli.progress import RichDisplay
         from hpogrow.transfer.sweep import run_transfercheck
 
         _quiet_optuna()
-        run_transfercheck(self.build_task(self.seed), library_config(TransferConfig, self))
+        task, config = self.build_task(self.seed), library_config(TransferConfig, self)
+        with RichDisplay() as display:
+            run_transfercheck(task, config, console=display.console, display=display)
         return 0
 
 
@@ -222,10 +228,13 @@ class AdviseCommand(AdviseConfig, TaskOptions, Command):
     NAME = "advise"
 
     def run(self) -> int:
+        from hpogrow.cli.progress import RichDisplay
         from hpogrow.advise.run import advise
 
         _quiet_optuna()
-        advise(self.build_task(self.seed), library_config(AdviseConfig, self))
+        task, config = self.build_task(self.seed), library_config(AdviseConfig, self)
+        with RichDisplay() as display:
+            advise(task, config, console=display.console, display=display)
         return 0
 
 

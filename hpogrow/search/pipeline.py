@@ -33,7 +33,7 @@ from hpogrow.record.study import BaseSignature
 from hpogrow.checkpoint import check_owner, reachable_checkpoint
 from hpogrow.coordination import Coordinator, coordinator_for
 from hpogrow.errors import PipelineError
-from hpogrow.progress import make_progress
+from hpogrow.progress import QUIET, Display
 from hpogrow.search.config import SearchConfig
 from hpogrow.search.executors import Executor
 from hpogrow.search.plan import Plan, make_executor_for, make_plan, print_plan
@@ -69,12 +69,14 @@ class PipelineResult:
         return RunRecord.of(self.warmstart).speedup
 
 def run_pipeline(task: Task, config: SearchConfig = SearchConfig(), *, executor: Executor | None = None,
-                 console: Console | None = None) -> PipelineResult:
+                 console: Console | None = None, display: Display = QUIET) -> PipelineResult:
     """Search at the base width, grow the winner and compare warmstart with scratch.
 
     Several processes may run the same call against one storage: they share the base search
     (``config.trials`` in all), and one of them grows the winner and trains the target runs
-    while the others wait for it.
+    while the others wait for it. The plan and the report are printed on ``console``; progress
+    bars and each trial's line go to ``display`` (:mod:`hpogrow.progress`; none by default, the
+    command line passes its rich bars).
 
     Example (CPU, about a minute)::
 
@@ -95,17 +97,16 @@ def run_pipeline(task: Task, config: SearchConfig = SearchConfig(), *, executor:
                                           executor.pruner(plan.base_tokens))
         counted = sum(record.counts_towards_total(t, coordinator) for t in base_study.get_trials(deepcopy=False))
         print_plan(plan, console, max(0, config.trials - counted), executor)
-        with executor.session(), make_progress(console) as progress:
-            executor.run(base_study, plan.space, config.trials, plan.base_trial(), progress, coordinator)
-            _wait_for_other_drivers(base_study, coordinator, progress.console)
+        with executor.session():
+            executor.run(base_study, plan.space, config.trials, plan.base_trial(), display, coordinator)
+            _wait_for_other_drivers(base_study, coordinator, console)
             winner = best_full_budget_trial(base_study)
             check_owner(RunRecord.of(winner).checkpoint, config.storage_key, plan.base_study, winner.number)
-            with coordinator.lock(record.TARGET_LOCK.format(study=plan.study), on_wait=lambda: progress.console.print(
+            with coordinator.lock(record.TARGET_LOCK.format(study=plan.study), on_wait=lambda: console.print(
                     "another driver is growing the winner and training the target runs; waiting for it "
                     "(Ctrl-C leaves them to it)")):
-                target_study = open_target_study(plan, storage, progress.console)
-                warmstarts, scratches = TargetPairs(plan, target_study, winner, executor, progress,
-                                                   progress.console).run()
+                target_study = open_target_study(plan, storage, console)
+                warmstarts, scratches = TargetPairs(plan, target_study, winner, executor, display, console).run()
                 plotted = [trial.number for trial in warmstarts]
                 if record.read_plotted_trials(target_study) != plotted:
                     workdir = Path(config.workdir)

@@ -28,6 +28,7 @@ from hpogrow.record.study import TargetSignature
 from hpogrow._crash import crash_point
 from hpogrow.errors import PipelineError, TrainingDiverged
 from hpogrow.growth import grow_checkpoint
+from hpogrow.progress import Display
 from hpogrow.runs import CheckpointOwner, RunOutcome, paired_eval_gap, run_scratch, run_warmstart
 from hpogrow.search.executors import Executor
 from hpogrow.search.executors.base import Run
@@ -100,10 +101,10 @@ def open_target_study(plan: Plan, storage: optuna.storages.BaseStorage, console:
 class TargetPairs:
     """The warmstart/scratch pairs of one search, grown from ``winner`` (see the module docstring)."""
 
-    def __init__(self, plan: Plan, study: optuna.Study, winner: FrozenTrial, executor: Executor, progress,
+    def __init__(self, plan: Plan, study: optuna.Study, winner: FrozenTrial, executor: Executor, display: Display,
                  console: Console) -> None:
         self.plan, self.study, self.winner, self.executor = plan, study, winner, executor
-        self.progress, self.console = progress, console
+        self.display, self.console = display, console
         self.hyperparameters = {"learning_rate": winner.params["learning_rate"], "batch_size": winner.params["batch_size"]}
         self.base = RunRecord.of(winner)
         self.root = plan.checkpoint_dir / plan.target_study.split("/", 1)[1]
@@ -183,7 +184,7 @@ class TargetPairs:
         trial = record.start_target_trial(self.study, self.hyperparameters, self.plan.space.distributions(), identity)
         owner = CheckpointOwner(config.storage_key, self.plan.target_study, trial.number)
         label = f"{role} w{width}" + (f" #{pair}" if config.seeds > 1 else "")
-        return PendingRun(trial, role, width, self.executor.submit(make_run(owner), label, tokens, self.progress))
+        return PendingRun(trial, role, width, self.executor.submit(make_run(owner), label, tokens, self.display))
 
     def _finished(self, role: str, pair: int) -> FrozenTrial | None:
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):

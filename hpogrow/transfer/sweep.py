@@ -14,7 +14,7 @@ from hpogrow.data.supply import task_token_supply
 from hpogrow.errors import TrainingDiverged
 from hpogrow.options import flag
 from hpogrow.parametrize import build_model, build_standard_model, count_parameters
-from hpogrow.progress import make_progress
+from hpogrow.progress import QUIET, Display, run_bar
 from hpogrow.runs import run_training
 from hpogrow.storage import default_storage_url, load_or_create_study, open_storage
 from hpogrow.tasks.base import Batch, Task
@@ -63,7 +63,7 @@ class _MemoizedTask(Task):
 
 
 def _train_run(task: Task, config: TransferConfig, parameterization: str, width: int, learning_rate: float,
-               seed: int, progress) -> TransferRun:
+               seed: int, display: Display) -> TransferRun:
     """Train one run from scratch; a diverged run comes back with ``final_loss = inf``."""
     base_width = config.widths[0]
     model = (build_model(task, width, base_width, seed) if parameterization == "μP"
@@ -75,8 +75,10 @@ def _train_run(task: Task, config: TransferConfig, parameterization: str, width:
     curve: list[Evaluation] = []
     description = f"{parameterization} w{width} 2^{math.log2(learning_rate):.1f} s{seed}"
     try:
-        run_training(task, model, train_config, width=width, base_width=base_width if parameterization == "μP" else width,
-                     checkpoint=None, report=curve.append, progress=progress, description=description)
+        with run_bar(display, description, config.tokens) as on_tokens:
+            run_training(task, model, train_config, width=width,
+                         base_width=base_width if parameterization == "μP" else width, checkpoint=None,
+                         report=curve.append, on_tokens=on_tokens)
         final_loss, reason = curve[-1].val_loss, None
     except TrainingDiverged as error:
         final_loss, reason = math.inf, str(error)
@@ -85,7 +87,7 @@ def _train_run(task: Task, config: TransferConfig, parameterization: str, width:
 
 
 def run_transfercheck(task: Task, config: TransferConfig = TransferConfig(),
-                      console: Console | None = None) -> TransferResult:
+                      console: Console | None = None, display: Display = QUIET) -> TransferResult:
     """Sweep learning rates at several widths in μP and SP, judge, record, plot, print.
 
     Example (CPU, under a minute)::
@@ -118,13 +120,14 @@ def run_transfercheck(task: Task, config: TransferConfig = TransferConfig(),
     console.print(describe_sweep(task.name, config, seeds, study_name, reused=len(wanted) - len(to_train),
                                  to_train=len(to_train)))
     memoized = _MemoizedTask(task)
-    with torch_threads(config.threads), make_progress(console if to_train else Console(quiet=True)) as progress:
-        overall = progress.add_task("runs", total=len(to_train), loss=math.nan)
+    overall = display.bar("runs", len(to_train))
+    with torch_threads(config.threads):
         for combination in to_train:
-            run = _train_run(memoized, config, *combination, progress)
+            run = _train_run(memoized, config, *combination, display)
             record_run(study, run, config)
             recorded[run_key(*combination)] = run
-            progress.update(overall, advance=1, loss=run.final_loss)
+            overall.advance(1, run.final_loss)
+    overall.close()
     runs = [recorded[run_key(*combination)] for combination in wanted]
     verdicts = {parameterization: judge(runs, parameterization, config.widths, config.learning_rates, seeds,
                                         config.tolerance) for parameterization in PARAMETERIZATIONS}

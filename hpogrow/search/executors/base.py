@@ -17,12 +17,13 @@ from typing import Protocol
 import optuna
 
 from hpogrow.coordination import Coordinator
+from hpogrow.progress import QUIET, Display, TokensCallback, run_bar
 from hpogrow.runs import BaseTrial, RunOutcome
 from hpogrow.search.space import SearchSpace
 from hpogrow.train import Report
 
-Run = Callable[[Report | None, object], RunOutcome]
-"""A training run: ``run(report, progress) -> RunOutcome`` (a picklable closure)."""
+Run = Callable[[Report | None, TokensCallback | None], RunOutcome]
+"""A training run: ``run(report, on_tokens) -> RunOutcome`` (a picklable closure)."""
 
 
 @dataclass(frozen=True)
@@ -62,10 +63,10 @@ class Executor(ABC):
         one step of the largest batch size, which every smaller power-of-two batch divides)."""
 
     @abstractmethod
-    def run(self, study: optuna.Study, space: SearchSpace, trials: int, base_trial: BaseTrial, progress=None,
-            coordinator: Coordinator | None = None) -> None:
+    def run(self, study: optuna.Study, space: SearchSpace, trials: int, base_trial: BaseTrial,
+            display: Display = QUIET, coordinator: Coordinator | None = None) -> None:
         """Run and record base trials until ``study`` holds ``trials`` (counting those of other
-        live drivers); return when all this executor started have ended."""
+        live drivers), showing them on ``display``; return when all this executor started have ended."""
 
     def pruner(self, budget: int) -> optuna.pruners.BasePruner:
         """The Optuna pruner of the base study (none: trials are stopped by the executor)."""
@@ -80,16 +81,20 @@ class Executor(ABC):
         """Resources held across :meth:`run` and :meth:`submit` (e.g. a Ray runtime)."""
         yield
 
-    def submit(self, run: Run, label: str, tokens: int, progress=None) -> Job:
-        """Start a target-scale run of ``tokens`` tokens. This default runs it in process, one at
-        a time, when its result is asked for; the Ray executor starts it at once as a Ray task,
-        so independent runs (warmstart and scratch) train concurrently."""
-        return _Deferred(run, progress)
+    def submit(self, run: Run, label: str, tokens: int, display: Display = QUIET) -> Job:
+        """Start a target-scale run of ``tokens`` tokens, with a bar on ``display``. This default
+        runs it in process, one at a time, when its result is asked for; the Ray executor starts
+        it at once as a Ray task, so independent runs (warmstart and scratch) train concurrently."""
+        return _Deferred(run, label, tokens, display)
 
 
+@dataclass
 class _Deferred:
-    def __init__(self, run: Run, progress) -> None:
-        self.run, self.progress = run, progress
+    run: Run
+    label: str
+    tokens: int
+    display: Display
 
     def result(self, report: Report | None) -> RunOutcome:
-        return self.run(report, self.progress)
+        with run_bar(self.display, self.label, self.tokens) as on_tokens:
+            return self.run(report, on_tokens)

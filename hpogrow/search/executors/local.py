@@ -10,9 +10,10 @@ import optuna
 from hpogrow import record
 from hpogrow.coordination import Coordinator
 from hpogrow.errors import TrainingDiverged, UsageError
+from hpogrow.progress import QUIET, Display, TokensCallback, run_bar
+from hpogrow.runs import BaseTrial, TrialEvent
 from hpogrow.search.executors.base import Executor, Schedule, round_to
 from hpogrow.search.report import trial_line
-from hpogrow.runs import BaseTrial, TrialEvent
 from hpogrow.search.space import SearchSpace
 
 TrialState = optuna.trial.TrialState
@@ -48,23 +49,22 @@ class LocalExecutor(Executor):
     def plan_rows(self, schedule: Schedule, base_params: int) -> list[tuple[str, str]]:
         return [("stopping", f"in process, Optuna's {self.pruner_name} pruner at every evaluation")]
 
-    def run(self, study: optuna.Study, space: SearchSpace, trials: int, base_trial: BaseTrial, progress=None,
-            coordinator: Coordinator | None = None) -> None:
-        overall = progress.add_task("base search", total=trials, loss=float("nan")) if progress else None
+    def run(self, study: optuna.Study, space: SearchSpace, trials: int, base_trial: BaseTrial,
+            display: Display = QUIET, coordinator: Coordinator | None = None) -> None:
+        overall = display.bar("base search", trials)
         identity = record.RunRecord(role=record.BASE, width=base_trial.base_width)
         while (trial := record.claim_base_trial(study, space.distributions(), trials, identity, coordinator)) is not None:
-            run_in_process(study, trial, base_trial, prune=self.pruner_name != "none", progress=progress)
-            if progress is not None:
-                progress.console.print(trial_line(study.trials[trial.number]))
-                counted = sum(record.counts_towards_total(t, None) for t in study.get_trials(deepcopy=False)
-                              if t.state.is_finished())
-                progress.update(overall, completed=counted, loss=_best_value(study))
-        if overall is not None:
-            progress.update(overall, visible=False)
+            with run_bar(display, f"base trial {trial.number}", base_trial.template.tokens) as on_tokens:
+                run_in_process(study, trial, base_trial, prune=self.pruner_name != "none", on_tokens=on_tokens)
+            display.print(trial_line(study.trials[trial.number]))
+            counted = sum(record.counts_towards_total(t, None) for t in study.get_trials(deepcopy=False)
+                          if t.state.is_finished())
+            overall.update(counted, _best_value(study))
+        overall.close()
 
 
 def run_in_process(study: optuna.Study, trial: optuna.Trial, base_trial: BaseTrial, *, prune: bool,
-                   progress=None) -> None:
+                   on_tokens: TokensCallback | None = None) -> None:
     """Train ``trial`` here and record it: each evaluation an intermediate value (the pruner
     asked after each), then COMPLETE, PRUNED or FAIL (a divergence is recorded and the search
     goes on; any other error is recorded and re-raised)."""
@@ -74,7 +74,7 @@ def run_in_process(study: optuna.Study, trial: optuna.Trial, base_trial: BaseTri
         return prune and trial.should_prune()
 
     try:
-        outcome = base_trial.run(trial.params, trial.number, on_event, progress=progress)
+        outcome = base_trial.run(trial.params, trial.number, on_event, on_tokens=on_tokens)
     except TrainingDiverged as error:
         record.fail(study, trial, str(error), fidelity_reached=error.tokens_seen, diverged=True)
         return

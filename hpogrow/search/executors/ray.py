@@ -55,6 +55,7 @@ import optuna
 
 from hpogrow.coordination import Coordinator
 from hpogrow.errors import PipelineError, TrainingDiverged, UsageError
+from hpogrow.progress import QUIET, Bar, Display
 from hpogrow.record.run import BASE, RunRecord
 from hpogrow.search.executors.base import Executor, Job, Run, Schedule, round_to
 from hpogrow.search.executors.ray_join import join_ray, probe_address, through_ray_client
@@ -109,9 +110,9 @@ class _Feed:
 
     def __init__(self) -> None:
         self.queue = None  # a ray.util.queue.Queue, opened with the first target run
-        self.bars: dict[str, tuple[object, object]] = {}  # label -> (progress, task)
+        self.bars: dict[str, Bar] = {}
 
-    def open(self, label: str, progress, shown):
+    def open(self, label: str, bar: Bar):
         """Register a run's bar; the queue its worker puts to."""
         if self.queue is None:
             import ray
@@ -122,7 +123,7 @@ class _Feed:
             # must not take the queue with it
             here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
             self.queue = Queue(actor_options={"num_cpus": 0, "scheduling_strategy": here})
-        self.bars[label] = (progress, shown)
+        self.bars[label] = bar
         return self.queue
 
     def show(self) -> None:
@@ -133,9 +134,8 @@ class _Feed:
         except ray.exceptions.RayError:  # the queue's node died: the bars stop, the runs go on
             return
         for label, tokens, loss in events:
-            progress, shown = self.bars.get(label, (None, None))
-            if progress is not None:
-                progress.update(shown, completed=tokens, loss=loss)
+            if label in self.bars:
+                self.bars[label].update(tokens, loss)
 
     def close(self) -> None:
         if self.queue is not None:
@@ -205,8 +205,8 @@ class RayExecutor(Executor):
                           f"{' → '.join(f'{r:,}' for r in schedule.rungs)} tokens ({per_param} tokens/parameter), "
                           "the same for every batch size")]
 
-    def run(self, study: optuna.Study, space: SearchSpace, trials: int, base_trial: BaseTrial, progress=None,
-            coordinator: Coordinator | None = None) -> None:
+    def run(self, study: optuna.Study, space: SearchSpace, trials: int, base_trial: BaseTrial,
+            display: Display = QUIET, coordinator: Coordinator | None = None) -> None:
         from hpogrow import record
 
         missing = trials - sum(record.counts_towards_total(t, coordinator) for t in study.get_trials(deepcopy=False))
@@ -217,29 +217,28 @@ class RayExecutor(Executor):
 
         from hpogrow.search.executors.ray_bridge import OptunaBridge, TrialStatusCallback
         from hpogrow.search.executors.ray_trainable import TrialSetup, run_ray_trial
-        from hpogrow.search.executors.ray_view import TrialBoard, board_in
+        from hpogrow.search.executors.ray_view import TrialBoard
         from hpogrow.search.report import trial_line
 
         started_ray = self._connect(ray)
         try:
             if through_ray_client():
-                _search_on_cluster(self, study, space, trials, base_trial, progress)
+                _search_on_cluster(self, study, space, trials, base_trial, display)
                 return
             template = base_trial.template
             # the plan's schedule again (its budget is already rounded, so this changes nothing)
             rungs = self.schedule(template.tokens, max(space.batch_sizes) * base_trial.task.tokens_per_example).rungs
             board = TrialBoard(list(rungs), f"{study.study_name} on Ray Tune ({self.scheduler})")
-            overall = progress.add_task("base search", total=trials, loss=float("nan")) if progress else None
+            overall = display.bar("base search", trials)
 
             def changed(number: int, state: str | None, tokens: int | None, loss: float | None) -> None:
                 board.update(number, state=state, tokens=tokens, loss=loss)
-                if state in ("COMPLETE", "PRUNED", "FAIL") and progress is not None:
-                    progress.console.print(trial_line(study.trials[number]))
-                    progress.update(overall, advance=1, loss=_best_value(study))
+                if state in ("COMPLETE", "PRUNED", "FAIL"):
+                    display.print(trial_line(study.trials[number]))
+                    overall.advance(1, _best_value(study))
 
-            if self.gpus_per_trial == 0 and ray.cluster_resources().get("GPU", 0) > 0 \
-                    and template.device != "cpu" and progress is not None:
-                progress.console.print("[yellow]warning: the Ray cluster has GPUs but --gpus-per-trial is 0, so Ray hides "
+            if self.gpus_per_trial == 0 and ray.cluster_resources().get("GPU", 0) > 0 and template.device != "cpu":
+                display.print("[yellow]warning: the Ray cluster has GPUs but --gpus-per-trial is 0, so Ray hides "
                                        "them and trials train on CPU; pass --gpus-per-trial 1 (or 0.5 to share)[/yellow]")
             bridge = OptunaBridge(study, space, trials, coordinator=coordinator, on_change=changed,
                                   identity=RunRecord(role=BASE, width=base_trial.base_width))
@@ -259,18 +258,17 @@ class RayExecutor(Executor):
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=self.checkpoints_to_keep),
                     callbacks=[TrialStatusCallback(bridge, board)]))
             try:
-                with board_in(progress, board):
+                with display.showing(board):
                     results = tuner.fit()
             except BaseException as error:
                 bridge.fail_leftovers(f"search interrupted ({type(error).__name__})", abandoned=True)
                 raise
             leftovers = bridge.fail_leftovers("the Ray experiment ended before the trial did")
-            if progress is not None:
-                if leftovers:
-                    progress.console.print(f"[yellow]trials {leftovers} never finished in Ray; marked FAIL[/yellow]")
-                for error in results.errors[:3]:
-                    progress.console.print(f"[red]a Ray trial failed: {str(error).strip().splitlines()[-1][:300]}[/red]")
-                progress.update(overall, visible=False)
+            if leftovers:
+                display.print(f"[yellow]trials {leftovers} never finished in Ray; marked FAIL[/yellow]")
+            for error in results.errors[:3]:
+                display.print(f"[red]a Ray trial failed: {str(error).strip().splitlines()[-1][:300]}[/red]")
+            overall.close()
             _drop_ray_checkpoints(storage / name)
         finally:
             if started_ray:
@@ -289,16 +287,16 @@ class RayExecutor(Executor):
             if started:
                 ray.shutdown()
 
-    def submit(self, run: Run, label: str, tokens: int, progress=None) -> Job:
+    def submit(self, run: Run, label: str, tokens: int, display: Display = QUIET) -> Job:
         """Start ``run`` now as a Ray task with this executor's per-trial resources."""
         import ray
 
         self._connect(ray)
         # retried (from the start, on another node) only when its node or worker process dies
         remote = ray.remote(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial, max_retries=2)(_run_remote)
-        shown = progress.add_task(f"{label} on Ray", total=tokens, loss=float("nan")) if progress else None
-        queue = self._feed.open(label, progress, shown)
-        return _RayJob(remote.remote(run, queue, label), label, progress, shown, self._feed)
+        bar = display.bar(f"{label} on Ray", tokens)
+        queue = self._feed.open(label, bar)
+        return _RayJob(remote.remote(run, queue, label), label, display, bar, self._feed)
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -338,7 +336,7 @@ class RayExecutor(Executor):
 
 
 def _search_on_cluster(executor: RayExecutor, study: optuna.Study, space: SearchSpace, trials: int,
-                       base_trial: BaseTrial, progress=None) -> None:
+                       base_trial: BaseTrial, display: Display = QUIET) -> None:
     """The base search through Ray Client (``ray://``), as one Ray task on the head node.
 
     Ray Tune runs its driver loop next to the cluster in client mode, away from this process, and
@@ -357,14 +355,14 @@ def _search_on_cluster(executor: RayExecutor, study: optuna.Study, space: Search
     search = ray.remote(num_cpus=0, max_retries=0, scheduling_strategy=serving_node)(_search_here)
     reference = search.remote(executor, study, space, trials, base_trial)
     shown = {t.number for t in study.get_trials(deepcopy=False, states=_FINISHED)}
-    overall = progress.add_task("base search (on the cluster)", total=trials, loss=float("nan")) if progress else None
+    overall = display.bar("base search (on the cluster)", trials)
     try:
         while True:
             done = ray.wait([reference], timeout=1.0)[0]
             for trial in study.get_trials(deepcopy=False, states=_FINISHED):
-                if trial.number not in shown and progress is not None:
-                    progress.console.print(trial_line(trial))
-                    progress.update(overall, advance=1, loss=_best_value(study))
+                if trial.number not in shown:
+                    display.print(trial_line(trial))
+                    overall.advance(1, _best_value(study))
                 shown.add(trial.number)
             if done:
                 break
@@ -375,14 +373,13 @@ def _search_on_cluster(executor: RayExecutor, study: optuna.Study, space: Search
         ray.cancel(reference, force=True)
         raise
     finally:
-        if progress is not None:
-            progress.update(overall, visible=False)
+        overall.close()
 
 
 def _search_here(executor: RayExecutor, study: optuna.Study, space: SearchSpace, trials: int,
                  base_trial: BaseTrial) -> None:
     # no claim lock there: the locks of this machine's drivers do not travel (one driver per ray:// search)
-    executor.run(study, space, trials, base_trial, None, None)
+    executor.run(study, space, trials, base_trial, QUIET, None)
 
 
 _FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
@@ -409,8 +406,8 @@ def _run_remote(run: Run, queue, label: str) -> RunOutcome | TrainingDiverged:
 class _RayJob:
     ref: object
     label: str
-    progress: object
-    shown: object
+    display: Display
+    bar: Bar
     feed: _Feed
 
     def result(self, report: Report | None) -> RunOutcome:
@@ -424,18 +421,15 @@ class _RayJob:
         except ray.exceptions.RayTaskError as error:
             raise PipelineError(f"a target run failed in Ray: {str(error).strip().splitlines()[-1][:300]}") from None
         finally:
-            if self.progress is not None:
-                self.progress.update(self.shown, visible=False)
+            self.bar.close()
         if isinstance(outcome, TrainingDiverged):
             raise outcome
         outcome.extra["ray_task_id"] = self.ref.task_id().hex()
         if report is not None:
             for evaluation in outcome.evaluations:
                 report(evaluation)
-        if self.progress is not None:
-            self.progress.console.print(f"{self.label} (Ray): "
-                                        f"{outcome.state.tokens_seen:,} tokens, final loss {outcome.final_loss:.4f}, "
-                                        f"{outcome.tokens_per_second:,.0f} tokens/s")
+        self.display.print(f"{self.label} (Ray): {outcome.state.tokens_seen:,} tokens, final loss "
+                           f"{outcome.final_loss:.4f}, {outcome.tokens_per_second:,.0f} tokens/s")
         return outcome
 
 

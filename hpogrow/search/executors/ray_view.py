@@ -1,4 +1,4 @@
-"""A live table of Ray Tune trials, shown inside hpogrow's rich progress display.
+"""A live table of Ray Tune trials, shown above the progress bars (:meth:`hpogrow.progress.Display.showing`).
 
 It replaces Ray's own console tables: one row per Optuna trial with its state (Ray's PENDING,
 RUNNING or PAUSED while it lives, Optuna's COMPLETE, PRUNED or FAIL once told), the rung it
@@ -8,11 +8,8 @@ reached, tokens seen and its best validation loss.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
-from rich.progress import Progress
 from rich.table import Table
 
 _STYLES = {"COMPLETE": "green", "PRUNED": "yellow", "FAIL": "red", "RUNNING": "cyan", "PAUSED": "magenta"}
@@ -68,18 +65,3 @@ class TrialBoard:
                           f"{self.rung(row.tokens)}/{len(self.rungs)}", f"{row.tokens:,}",
                           "—" if math.isnan(row.best_loss) else f"{row.best_loss:.4f}")
         return table
-
-
-@contextmanager
-def board_in(progress: Progress | None, board: TrialBoard) -> Iterator[None]:
-    """Show ``board`` above the bars of a running ``progress`` until the block ends."""
-    if progress is None:
-        yield
-        return
-    bars = progress.get_renderables
-    progress.get_renderables = lambda: iter([board, *bars()])  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        del progress.get_renderables
-        progress.refresh()
