@@ -54,12 +54,12 @@ class CoordCheckConfig(Options):
     """First seed: configurations use ``seed`` … ``seed`` + ``seeds`` − 1."""
     learning_rate: PositiveFloat = 3e-3
     """Adam learning rate at the base width: the log-midpoint of the default search space, near the
-    README run's winners (3.8e-3, 4.1e-3)."""
+    winners of the default search (about 3.8e-3; docs/search.md#the-default-run)."""
     base_steps: PositiveInt = 300
     """Adam steps of the warmstart base model (at the defaults its weights move 0.23 of their
     norm away from init and its training loss falls from 5.55 to about 2.5)."""
     threshold: PositiveFloat = THRESHOLD
-    """Largest slope gap of a μP-like configuration (0.6 is derived in the README)."""
+    """Largest slope gap of a μP-like configuration (0.6 is derived in docs/checks.md#coordinate-check)."""
     data: str | None = None
     """Corpus (default: the CPython standard library source)."""
 

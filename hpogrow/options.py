@@ -121,7 +121,8 @@ class TaskOptions(Options):
     entropy floor), a folder with nanoGPT's train.bin/val.bin, a folder of text files, or a text file
     (default: the CPython standard library source, no download)."""
     vocab_size: PositiveInt | None = None
-    """Vocabulary of train.bin/val.bin without a meta.pkl, e.g. 50257 for GPT-2 BPE (may also pad one)."""
+    """Vocabulary of train.bin/val.bin (default: meta.pkl's, else GPT-2's 50,257 as nanoGPT assumes); a
+    larger value pads it, e.g. 50304 as nanoGPT does."""
     dtype: Literal["uint16", "uint32"] = "uint16"
     """Integer type of train.bin/val.bin (uint16 as nanoGPT writes; uint32 for vocabularies above 65,536)."""
 

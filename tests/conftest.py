@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hpogrow.tasks import FourierTask, LanguageTask
-from postgres_server import PostgresServer, free_port, server_problem, usable_bin_folders  # noqa: F401 (tests import free_port from here)
+from tests.postgres_server import PostgresServer, free_port, server_problem, usable_bin_folders  # noqa: F401 (tests import free_port from here)
 
 REQUIRE_POSTGRESQL = "HPOGROW_REQUIRE_POSTGRESQL"
 """Set (as ``.ci/run`` does) to make a missing PostgreSQL server a test failure instead of a skip."""

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conftest import free_port
+from tests.postgres_server import free_port
 
 RAY = str(Path(sys.executable).with_name("ray"))
 

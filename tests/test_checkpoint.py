@@ -47,7 +47,7 @@ def test_save_is_atomic_and_replaces(mlp_task, tmp_path, monkeypatch):
 
 
 def test_custom_task_checkpoint_needs_the_task(tmp_path):
-    from tests.test_pipeline import WaveRegression
+    from tests.search.test_pipeline import WaveRegression
 
     task = WaveRegression()
     path = save_checkpoint(tmp_path / "c", build_model(task, 16, 16, 0), task=task, width=16, base_width=16,

@@ -15,7 +15,7 @@ import optuna
 import pytest
 
 import hpogrow
-from conftest import free_port
+from tests.postgres_server import free_port
 from hpogrow.cli import main
 from hpogrow.errors import UsageError
 from hpogrow.storage import load_or_create_study, open_storage

@@ -26,7 +26,8 @@ class LanguageTask(Task):
             built-in synthetic language, or a path (see :mod:`hpogrow.data.corpus`).
         eval_tokens: size of the fixed held-out evaluation set, in tokens.
         data_seed: seed of the order in which training windows are visited.
-        vocab_size: vocabulary of token files without a ``meta.pkl`` (may pad any vocabulary).
+        vocab_size: vocabulary of token files, overriding ``meta.pkl`` or, without one, GPT-2's
+            50,257 (as nanoGPT assumes); may pad any vocabulary (50304, as nanoGPT does).
         dtype: integer type of token files, ``uint16`` or ``uint32``.
     """
 

@@ -10,7 +10,7 @@ from types import ModuleType
 
 import torch
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
+BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
 def _load(name: str, monkeypatch) -> ModuleType:

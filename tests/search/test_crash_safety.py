@@ -22,15 +22,15 @@ import optuna
 import pytest
 
 TrialState = optuna.trial.TrialState
-TESTS = Path(__file__).parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository: the driver imports tests.search.test_pipeline
 STUDY = "wave-regression-w16"
 
 _DRIVER = textwrap.dedent("""
     import sys
-    sys.path[:0] = [{tests!r}]
+    sys.path[:0] = [{root!r}]
     import optuna, io
     from rich.console import Console
-    import test_pipeline
+    from tests.search import test_pipeline
     from hpogrow.search import SearchConfig
     from hpogrow.search.pipeline import run_pipeline
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -45,7 +45,7 @@ def _driver(tmp_path: Path) -> list[str]:
     space = tmp_path / "space.yaml"
     space.write_text("learning_rate: {low: 1.0e-3, high: 3.0e-2, log: true}\nbatch_size: {powers_of_two: [32, 64]}\n")
     script = tmp_path / "driver.py"
-    script.write_text(_DRIVER.format(tests=str(TESTS), workdir=str(tmp_path / "work"), space=str(space)))
+    script.write_text(_DRIVER.format(root=str(ROOT), workdir=str(tmp_path / "work"), space=str(space)))
     return [sys.executable, str(script)]
 
 

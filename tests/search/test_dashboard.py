@@ -16,7 +16,7 @@ from rich.console import Console
 from hpogrow.search import SearchConfig
 from hpogrow.search.pipeline import run_pipeline
 from hpogrow.storage import open_storage
-from tests.test_pipeline import WaveRegression, _enqueue
+from tests.search.test_pipeline import WaveRegression, _enqueue
 
 
 class _Quiet(WSGIRequestHandler):

@@ -15,7 +15,7 @@ from hpogrow.parametrize import build_model, count_parameters
 from hpogrow.tasks import LanguageTask
 from hpogrow.throughput import training_flops, training_flops_per_token
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
+BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
 @pytest.fixture

@@ -26,7 +26,6 @@ import torch
 from rich.console import Console
 
 import hpogrow.storage
-import test_pipeline
 from hpogrow.checkpoint import read_checkpoint
 from hpogrow.errors import UsageError
 from hpogrow.coordination import driver_id
@@ -39,11 +38,12 @@ from hpogrow.cli.progress import RichDisplay
 from hpogrow.runs import run_scratch
 from hpogrow.search.space import load_space
 from hpogrow.train import TrainConfig
-from test_pipeline import WaveRegression
+from tests.search import test_pipeline
+from tests.search.test_pipeline import WaveRegression
 
 TrialState = optuna.trial.TrialState
 STUDY = "wave-regression-w16/base"
-TESTS = Path(__file__).parent
+ROOT = Path(__file__).resolve().parents[3]  # the repository: the driver imports tests.search.test_pipeline
 # Ray workers cannot import this test folder: ship the custom task's class by value.
 ray.cloudpickle.register_pickle_by_value(test_pipeline)
 
@@ -174,8 +174,9 @@ def test_nan_trial_fails_and_the_search_finishes(tmp_path):
 
 _DRIVER = textwrap.dedent("""
     import sys
-    sys.path[:0] = [{root!r}, {tests!r}]
-    import optuna, ray.cloudpickle, test_pipeline
+    sys.path[:0] = [{root!r}]
+    import optuna, ray.cloudpickle
+    from tests.search import test_pipeline
     from hpogrow.search.executors.ray import RayExecutor
     from hpogrow.search import SearchConfig
     from hpogrow.search.pipeline import run_pipeline
@@ -199,10 +200,10 @@ def _finished(storage_url: str) -> int:
 def test_killed_driver_rerun_keeps_finished_trials_and_runs_nothing_twice(tmp_path, space_file):
     config = replace(_config(tmp_path, space_file, trials=6), tokens_per_param=120, evaluations=4, seeds=1)
     script = tmp_path / "driver.py"
-    script.write_text(_DRIVER.format(root=str(TESTS.parent), tests=str(TESTS), config=config.__dict__))
+    script.write_text(_DRIVER.format(root=str(ROOT), config=config.__dict__))
     command = [sys.executable, str(script)]
     env = {**os.environ, "RAY_ADDRESS": ""}
-    first = subprocess.Popen(command, cwd=TESTS.parent, env=env, start_new_session=True,
+    first = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
@@ -218,7 +219,7 @@ def test_killed_driver_rerun_keeps_finished_trials_and_runs_nothing_twice(tmp_pa
     running = [t.number for t in before.trials if t.state == TrialState.RUNNING]
     assert running  # the kill left trials RUNNING for the rerun to reconcile
 
-    second = subprocess.run(command, cwd=TESTS.parent, env=env, capture_output=True, text=True, timeout=300)
+    second = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0 and "PIPELINE DONE" in second.stdout, second.stderr[-2000:]
     study = optuna.load_study(study_name=STUDY, storage=hpogrow.storage.open_storage(config.storage_url))
     assert not study.get_trials(states=(TrialState.RUNNING,))
@@ -256,7 +257,7 @@ def test_search_joins_a_separately_started_cluster(tmp_path):
     head = subprocess.Popen([str(ray_cli), "start", "--head", "--block", f"--port={port}", "--num-cpus=2",
                              "--node-ip-address=127.0.0.1", f"--temp-dir={temp_dir}", "--include-dashboard=false",
                              "--disable-usage-stats"], stdout=log.open("w"), stderr=subprocess.STDOUT,
-                            start_new_session=True, cwd=TESTS.parent)
+                            start_new_session=True, cwd=ROOT)
     try:
         deadline = time.monotonic() + 90
         while "Ray runtime started" not in log.read_text() and head.poll() is None and time.monotonic() < deadline:
@@ -268,7 +269,7 @@ def test_search_joins_a_separately_started_cluster(tmp_path):
              "--trials", "3", "--tokens-per-param", "4", "--evaluations", "2", "--device", "cpu",
              "--executor", "ray", "--scheduler", "asha", "--ray-address", f"127.0.0.1:{port}", "--workdir", str(workdir),
              "--ray-storage", str(tmp_path / "ray-results")],
-            cwd=TESTS.parent, env={**os.environ, "RAY_ADDRESS": ""}, capture_output=True, text=True, timeout=240)
+            cwd=ROOT, env={**os.environ, "RAY_ADDRESS": ""}, capture_output=True, text=True, timeout=240)
         assert search.returncode == 0, search.stderr[-2000:]
         assert "rungs" in search.stdout and "Ray Tune, asha" in search.stdout
         study = optuna.load_study(study_name="mlp-w16/base", storage=f"sqlite:///{workdir}/hpogrow.db")

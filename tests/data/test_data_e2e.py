@@ -17,7 +17,7 @@ import ray
 import torch
 import yaml
 
-from test_cli import _run as _hpogrow  # (argv, capsys) -> (exit status, stderr)
+from tests.cli.test_cli import _run as _hpogrow  # (argv, capsys) -> (exit status, stderr)
 
 TINY = ["--base-width", "16", "--head-size", "8", "--depth", "1", "--seq-len", "16", "--trials", "2",
         "--evaluations", "2", "--device", "cpu"]

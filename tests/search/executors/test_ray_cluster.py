@@ -23,11 +23,11 @@ from pathlib import Path
 import optuna
 import pytest
 
-from ray_nodes import RAY, RayCluster
+from tests.ray_nodes import RAY, RayCluster
 
 pytestmark = pytest.mark.slow
 TrialState = optuna.trial.TrialState
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def test_grow_operators_benchmark_quick(tmp_path, monkeypatch):
-    path = Path(__file__).resolve().parents[1] / "bench" / "grow_operators.py"
+    path = Path(__file__).resolve().parents[2] / "bench" / "grow_operators.py"
     monkeypatch.syspath_prepend(str(path.parent))  # it imports the shared bench/_harness.py
     spec = importlib.util.spec_from_file_location("grow_operators", path)
     module = importlib.util.module_from_spec(spec)
