@@ -29,6 +29,7 @@ from _harness import WIDTH, add_common_options, append_result, make_record
 from hpogrow.advise import AdviseConfig, advise
 from hpogrow.advise.advice import pair_speedup
 from hpogrow.advise.ladder import run_ladder, signature
+from hpogrow.progress import QUIET
 from hpogrow.speedup import aggregate_speedups
 from hpogrow.storage import load_or_create_study, open_storage
 from hpogrow.tasks import FourierTask
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> dict:
     held = replace(advice.config, pair_tokens_per_param=(args.holdout_tokens_per_param,),
                    study=f"{advice.study_name}-holdout")
     study = load_or_create_study(open_storage(advice.storage), held.study, signature(task, held))
-    _, pairs, _ = run_ladder(task, held, study, console)
+    _, pairs, _ = run_ladder(task, held, study, console, QUIET)
     table = Table(title=f"held-out budget {args.holdout_tokens_per_param:g} tokens/param: advice (gain model fitted on "
                         f"{list(advice.config.pair_tokens_per_param)} tokens/param) against measurement")
     for column in ("g", "g reached", "seeds", "reached", "measured speedup with base", "95% CI (t, seeds)",
