@@ -21,9 +21,12 @@ from typing import Any
 
 import torch
 
+from hpogrow import resume as resume_points
+from hpogrow._crash import crash_point
 from hpogrow.checkpoint import load_model, load_optimizer_state, read_checkpoint, save_checkpoint
 from hpogrow.parametrize import build_model, count_parameters, resolve_device
 from hpogrow.progress import TokensCallback
+from hpogrow.resume import ResumePoint
 from hpogrow.tasks import Task
 from hpogrow.throughput import training_flops, training_flops_per_token
 from hpogrow.train import Evaluation, Report, TrainConfig, TrainState, final_loss, make_optimizer, total_steps, train
@@ -110,31 +113,74 @@ def run_facts(task: Task, data_position: int, device=None, mfu: float | None = N
 def run_training(task: Task, model, config: TrainConfig, *, width: int, base_width: int,
                  checkpoint: Path | None, state: TrainState = TrainState(), report: Report | None = None,
                  on_tokens: TokensCallback | None = None, lineage: dict | None = None,
-                 optimizer_state: dict | None = None, owner: CheckpointOwner | None = None) -> RunOutcome:
+                 optimizer_state: dict | None = None, owner: CheckpointOwner | None = None,
+                 resume: ResumePoint | None = None, source: str = "") -> RunOutcome:
     """Train ``model`` and, when it ran its full budget, write its checkpoint.
 
-    ``optimizer_state`` (e.g. Adam moments carried through growth) seeds the optimizer.
+    ``optimizer_state`` (e.g. Adam moments carried through growth) seeds the optimizer. With
+    ``resume``, a partial checkpoint is written every ``resume.every`` evaluations and at the
+    last, and a partial checkpoint of this run (same owner, same :func:`hpogrow.resume.fingerprint`
+    of configuration, start and ``source``) found there is continued from: its evaluations are
+    reported again first (the record keeps each once), so no point of the curve is lost.
     """
-    optimizer = None
-    if optimizer_state is not None:
-        optimizer = make_optimizer(model.to(resolve_device(config.device)), config)
-        rates = [(group["lr"], group["initial_lr"]) for group in optimizer.param_groups]
-        optimizer.load_state_dict(optimizer_state)
-        for group, (rate, initial) in zip(optimizer.param_groups, rates):  # the moments carry over, not the rates
-            group["lr"], group["initial_lr"] = rate, initial
-    result = train(model, task, config, state=state, optimizer=optimizer, report=report, on_tokens=on_tokens)
+    device = resolve_device(config.device)
+    model.to(device)
+    owner_dict = None if owner is None else owner.as_dict()
+    expected = resume_points.fingerprint(config, state, source, width)
+    resumed, refused = resume_points.load(resume, owner_dict, expected) if resume is not None else (None, None)
+    if resumed is not None:
+        model.load_state_dict(resumed.weights)
+        optimizer = make_optimizer(model, config)
+        optimizer.load_state_dict(resumed.optimizer_state)
+        state, earlier, resumed_at = resumed.state, resumed.evaluations, resumed.resumed_at
+    else:
+        optimizer = make_optimizer(model, config)
+        earlier, resumed_at = [], []
+        if optimizer_state is not None:
+            rates = [(group["lr"], group["initial_lr"]) for group in optimizer.param_groups]
+            optimizer.load_state_dict(optimizer_state)
+            for group, (rate, initial) in zip(optimizer.param_groups, rates):  # the moments carry over, not the rates
+                group["lr"], group["initial_lr"] = rate, initial
+    if report is not None:
+        for evaluation in earlier:
+            report(evaluation)
+    start, steps, seen = state, total_steps(task, config), len(earlier)
+    result_so_far: list[Evaluation] = []
+
+    def on_evaluation(evaluation: Evaluation) -> bool:
+        nonlocal seen
+        stop = bool(report(evaluation)) if report is not None else False
+        seen += 1  # the evaluation before the first step is number 1
+        if resume is not None and evaluation.step > start.step and ((seen - 1) % resume.every == 0
+                                                                     or evaluation.step >= steps):
+            at = TrainState(evaluation.step, evaluation.tokens_seen,
+                            start.data_position + (evaluation.step - start.step) * config.batch_size)
+            resume_points.save(resume, model, optimizer, task=task, width=width, base_width=base_width, config=config,
+                               state=at, evaluations=[*earlier, *result_so_far, evaluation], resumed_at=resumed_at,
+                               owner=owner_dict, expected=expected)
+        result_so_far.append(evaluation)
+        crash_point("target-evaluation")
+        return stop
+
+    result = train(model, task, config, state=state, optimizer=optimizer, report=on_evaluation, on_tokens=on_tokens)
+    evaluations = [*earlier, *result.evaluations]
     counts = count_parameters(model)
     extra = run_facts(task, result.state.data_position, mfu=result.mfu)
     extra["flops_with_attention"] = training_flops_per_token(model) * result.state.tokens_seen
-    if result.evaluations and result.evaluations[-1].val_loss_se is not None:
-        extra["val_loss_se"] = result.evaluations[-1].val_loss_se
-    outcome = RunOutcome(result.evaluations, result.state, result.stopped_early, counts.total,
-                         counts.compute, result.tokens_per_second, extra=extra)
+    if resume is not None:
+        extra["resumed_at_tokens"] = tuple(resumed_at)
+        if refused:
+            extra["resume_refused"] = refused
+    if evaluations[-1].val_loss_se is not None:
+        extra["val_loss_se"] = evaluations[-1].val_loss_se
+    speed = result.tokens_per_second if result.evaluations else 0.0  # 0: resumed with nothing left to train
+    outcome = RunOutcome(evaluations, result.state, result.stopped_early, counts.total, counts.compute, speed,
+                         extra=extra)
     if checkpoint is not None and not result.stopped_early:
         outcome.checkpoint = save_checkpoint(
             checkpoint, model, task=task, width=width, base_width=base_width, seed=config.seed,
             state=result.state, train_config=config, optimizer=result.optimizer, lineage=lineage,
-            owner=None if owner is None else owner.as_dict(),
+            owner=owner_dict,
             metrics={"val_loss": outcome.final_loss, "initial_loss": outcome.evaluations[0].val_loss,
                      "n_params": counts.total, "compute_params": counts.compute, "flops": outcome.flops})
     return outcome
@@ -270,10 +316,11 @@ def _emit(report: TrialReport | None, event: TrialEvent) -> bool:
 
 def run_warmstart(task: Task, grown: Path, config: TrainConfig, checkpoint: Path | None,
                   report: Report | None = None, on_tokens: TokensCallback | None = None,
-                  owner: CheckpointOwner | None = None,
-                  data_position: int | None = None) -> RunOutcome:
+                  owner: CheckpointOwner | None = None, data_position: int | None = None,
+                  resume: ResumePoint | None = None) -> RunOutcome:
     """Train a grown checkpoint from ``data_position`` in the token stream (default: where the
-    base stopped), with a fresh optimizer unless the grown folder carries optimizer state."""
+    base stopped), with a fresh optimizer unless the grown folder carries optimizer state
+    (``resume``: see :func:`run_training`)."""
     source = read_checkpoint(grown)
     model, task = load_model(source, task)
     position = source.state.data_position if data_position is None else data_position
@@ -281,17 +328,18 @@ def run_warmstart(task: Task, grown: Path, config: TrainConfig, checkpoint: Path
                         checkpoint=checkpoint, state=TrainState(data_position=position),
                         report=report, on_tokens=on_tokens,
                         lineage=source.config.get("lineage"), optimizer_state=load_optimizer_state(source),
-                        owner=owner)
+                        owner=owner, resume=resume, source=f"grown {Path(grown).resolve()}")
 
 
 def run_scratch(task: Task, width: int, base_width: int, config: TrainConfig, data_position: int,
                 checkpoint: Path | None, report: Report | None = None, on_tokens: TokensCallback | None = None,
-                owner: CheckpointOwner | None = None) -> RunOutcome:
-    """Train a fresh μP model at ``width`` on the same tokens as the warmstarted run."""
+                owner: CheckpointOwner | None = None, resume: ResumePoint | None = None) -> RunOutcome:
+    """Train a fresh μP model at ``width`` on the same tokens as the warmstarted run (``resume``:
+    see :func:`run_training`)."""
     model = build_model(task, width, base_width, config.seed)
     return run_training(task, model, config, width=width, base_width=base_width, checkpoint=checkpoint,
                         state=TrainState(data_position=data_position), report=report, on_tokens=on_tokens,
-                        owner=owner)
+                        owner=owner, resume=resume, source=f"scratch, base width {base_width}")
 
 
 @torch.no_grad()

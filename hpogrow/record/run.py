@@ -44,6 +44,10 @@ class RunFacts:
     ray_task_id: str | None = None
     resumed_at_tokens: tuple[int, ...] | None = None
     """Token counts at which the run was resumed from a checkpoint (empty: never)."""
+    resume_refused: str | None = None
+    """Why a partial checkpoint found in the run's folder was not used (:mod:`hpogrow.resume`)."""
+    workers: int | None = None
+    """Data-parallel workers that trained it (target runs on Ray Train)."""
 
     @classmethod
     def from_dict(cls, facts: dict[str, Any]) -> RunFacts:
