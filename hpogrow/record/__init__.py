@@ -19,8 +19,9 @@ from typing import Any
 _EXPORTS = {
     "GrowthLineage": "lineage", "RunRecord": "run", "RunFacts": "run", "SpeedupRecord": "run",
     "BASE": "run", "WARMSTART": "run", "SCRATCH": "run", "summary_attrs": "run",
-    "CLAIM_LOCK": "trials", "TARGET_LOCK": "trials", "add_finished": "trials", "claim_base_trial": "trials",
-    "counts_towards_total": "trials", "fail": "trials", "fail_abandoned": "trials", "finish": "trials",
+    "CLAIM_LOCK": "trials", "TARGET_LOCK": "trials", "add_finished": "trials", "adopt": "trials", "claim_base_trial": "trials",
+    "counts_towards_total": "trials", "fail": "trials", "fail_abandoned": "trials", "fail_waiting": "trials",
+    "finish": "trials",
     "mark_abandoned": "trials", "report": "trials", "start_target_trial": "trials", "write": "trials",
     "BaseSignature": "study", "TargetSignature": "study", "signature_dict": "study",
     "read_signature": "study", "write_signature": "study",

@@ -17,8 +17,10 @@ Crash safety. A base trial is created under the study's claim lock (count, ask, 
 driver), so a RUNNING trial without a driver seen under that lock was left by a driver killed
 mid-claim. Target trials are created by :func:`start_target_trial` with their role and driver in
 one write (enqueued, then popped) by the one driver that holds the target lock, so any RUNNING or
-WAITING trial it finds there is abandoned. Abandoned trials become FAIL and do not count towards
-``--trials``; finished ones are never touched.
+WAITING trial it finds there is abandoned: a WAITING one becomes FAIL; a RUNNING target trial is
+adopted (:func:`adopt`) when the new driver starts the same run again, and continues from its
+partial checkpoint (:mod:`hpogrow.resume`), else it becomes FAIL. Abandoned trials that became
+FAIL do not count towards ``--trials``; finished ones are never touched.
 """
 
 from __future__ import annotations
@@ -137,12 +139,28 @@ def fail_abandoned(study: optuna.Study, coordinator: Coordinator | None, *, sole
             fail(study, live, "driver process died" if driver else "driver process died before it recorded itself")
             failed.append(trial.number)
     if sole_writer:
-        while study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):  # enqueued, never started
-            live = study.ask()
-            mark_abandoned(live)
-            fail(study, live, "driver process died before the trial started")
-            failed.append(live.number)
+        failed += fail_waiting(study)
     return failed
+
+
+def fail_waiting(study: optuna.Study) -> list[int]:
+    """Tell FAIL every WAITING trial (enqueued by a driver that died before it started them);
+    only for the sole writer of a study (the holder of its target lock), before it enqueues."""
+    failed = []
+    while study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        live = study.ask()
+        mark_abandoned(live)
+        fail(study, live, "driver process died before the trial started")
+        failed.append(live.number)
+    return failed
+
+
+def adopt(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> optuna.Trial:
+    """A RUNNING trial left by a dead driver, taken over by this one (its driver rewritten) to
+    continue its run; only for the sole writer of a study, as :func:`fail_waiting`."""
+    live = optuna.trial.Trial(study, trial._trial_id)
+    write(live, RunRecord(driver=driver_id()))
+    return live
 
 
 def claim_base_trial(study: optuna.Study, distributions: dict, total: int, identity: RunRecord,

@@ -59,6 +59,10 @@ class SearchConfig(StudyOptions, RunOptions, GrowthOptions, ExecutorOptions):
     seeds: PositiveInt = 2
     """Warmstart/scratch pairs: pair k has seed ``seed`` + k and fresh tokens of its own; the
     speedup is their geometric mean with a 95% interval (none from one pair)."""
+    checkpoint_every: PositiveInt = 1
+    """Evaluations between the partial checkpoints of every target run (warmstart, scratch,
+    stage), from which a rerun after a crash continues: 1 with 16 evaluations puts at most 1/16
+    (6.25%) of a run at risk, for one write of weights and Adam moments per evaluation."""
     space: str | None = None
     """Search-space YAML file (default: search_spaces/{task}.yaml, shipped for the task)."""
     pruner: Literal["median", "none"] = "median"

@@ -13,9 +13,11 @@ The steps, in order: :func:`open_target_study`, then :meth:`TargetPairs.start_pa
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -29,6 +31,7 @@ from hpogrow._crash import crash_point
 from hpogrow.errors import PipelineError, TrainingDiverged
 from hpogrow.growth import grow_checkpoint
 from hpogrow.progress import Display
+from hpogrow.resume import ResumePoint
 from hpogrow.runs import CheckpointOwner, RunOutcome, paired_eval_gap, run_scratch, run_warmstart
 from hpogrow.search.executors import Executor
 from hpogrow.search.executors.base import Run
@@ -68,7 +71,7 @@ class PendingRun:
             return self.trial, None
         trial = self.trial
         try:
-            return trial, self.job.result(lambda evaluation: record.report(trial, evaluation))
+            return trial, self.job.result()
         except TrainingDiverged as error:
             record.fail(study, trial, str(error), fidelity_reached=error.tokens_seen, diverged=True)
             raise PipelineError(f"the {self.role} run at width {self.width} diverged ({error}); "
@@ -86,15 +89,16 @@ class PairRuns:
 
 
 def open_target_study(plan: Plan, storage: optuna.storages.BaseStorage, console: Console) -> optuna.Study:
-    """The target study (its signature checked), with the trials of a dead driver told FAIL."""
+    """The target study (its signature checked), with the WAITING trials of a dead driver told
+    FAIL (its RUNNING ones wait to be adopted: :meth:`TargetPairs.start_pair`)."""
     config, final = plan.config, plan.growth
     signature = TargetSignature(plan.task.describe(), config.base_width, final.target_width, final.target_depth,
                                 plan.target_tokens, config.grow_op, config.shrink, config.noise_scale, config.stages,
                                 config.carry_optimizer, config.schedule, config.evaluations, config.seed, plan.base_study)
     study = load_or_create_study(storage, plan.target_study, signature)
-    abandoned = record.fail_abandoned(study, None, sole_writer=True)
+    abandoned = record.fail_waiting(study)
     if abandoned:
-        console.print(f"marked target trials {abandoned} FAIL: the driver running them died")
+        console.print(f"marked target trials {abandoned} FAIL: the driver that enqueued them died")
     return study
 
 
@@ -111,12 +115,17 @@ class TargetPairs:
 
     def run(self) -> tuple[list[FrozenTrial], list[FrozenTrial]]:
         """Every pair started, then collected: the warmstarted and the scratch trials, pair 0 first."""
-        return self.collect([self.start_pair(pair) for pair in range(self.plan.config.seeds)])
+        pairs = [self.start_pair(pair) for pair in range(self.plan.config.seeds)]
+        abandoned = record.fail_abandoned(self.study, None, sole_writer=True)  # a dead driver's, not adopted
+        if abandoned:
+            self.console.print(f"marked target trials {abandoned} FAIL: the driver running them died")
+        return self.collect(pairs)
 
     # 1. Start: stages, growth, and the pair's two runs submitted.
     def start_pair(self, pair: int) -> PairRuns:
         """Stages of pair ``pair`` (trained here, in order), then its final growth; its warmstart
-        and scratch runs submitted."""
+        and scratch runs submitted. A run that a dead driver left RUNNING is adopted and continues
+        from its partial checkpoint (:mod:`hpogrow.resume`)."""
         plan, config = self.plan, self.plan.config
         seed, pair_dir = config.seed + pair, self.root / f"pair{pair}"
         position = self.base.data_position + pair * plan.supply.budget.pair_examples
@@ -135,22 +144,22 @@ class TargetPairs:
             stage = RunRecord.of(self._train_stage(index, pair, current, grown.path, position))
             source, position, cost = stage.checkpoint, stage.data_position, cost.plus(stage)
         final, final_config = plan.growth, self._run_config(plan.target_tokens, seed)
-        scratch = self._submit(SCRATCH, pair, final.target_width, final_config.tokens, None, lambda owner: partial(
+        scratch = self._submit(SCRATCH, pair, final.target_width, final_config.tokens, None, lambda owner, resume: partial(
             run_scratch, current, final.target_width, config.base_width, final_config, position, pair_dir / "scratch",
-            owner=owner))
+            owner=owner, resume=resume))
         warmstart = self._submit(
             WARMSTART, pair, final.target_width, final_config.tokens, self._lineage(cost),
-            lambda owner: partial(run_warmstart, current, grown.path, final_config, pair_dir / "warmstart",
-                                  data_position=position, owner=owner))
+            lambda owner, resume: partial(run_warmstart, current, grown.path, final_config, pair_dir / "warmstart",
+                                          data_position=position, owner=owner, resume=resume))
         return PairRuns(scratch, warmstart, cost)
 
     def _train_stage(self, index: int, pair: int, task: Task, grown, position: int) -> FrozenTrial:
         """Intermediate stage ``index`` of a pair, trained to its end before the next growth."""
         stage_config = self._run_config(self.plan.stage_tokens(index), self.plan.config.seed + pair)
         pending = self._submit(f"stage {index + 1}", pair, self.plan.stages[index].target_width, stage_config.tokens,
-                               None, lambda owner: partial(
+                               None, lambda owner, resume: partial(
                                    run_warmstart, task, grown, stage_config, self.root / f"pair{pair}" / f"stage{index + 1}",
-                                   data_position=position, owner=owner))
+                                   data_position=position, owner=owner, resume=resume))
         return self._finish(*pending.wait(self.study))
 
     def _run_config(self, tokens: int, seed: int):
@@ -169,25 +178,41 @@ class TargetPairs:
             stage_widths=tuple(s.target_width for s in plan.stages))
 
     def _submit(self, role: str, pair: int, width: int, tokens: int, lineage: GrowthLineage | None,
-                make_run: Callable[[CheckpointOwner], Run]) -> PendingRun:
-        """The run ``make_run(owner)`` submitted to the executor as a new trial of ``role``, or the
-        finished trial the study already holds for it."""
-        done = self._finished(role, pair)
+                make_run: Callable[[CheckpointOwner, ResumePoint], Run]) -> PendingRun:
+        """The run ``make_run(owner, resume)`` submitted to the executor as a new trial of
+        ``role`` (or as the RUNNING trial of a dead driver, adopted), or the finished trial the
+        study already holds for it."""
+        done = self._mine(role, pair, TrialState.COMPLETE)
         if done is not None:
             self.console.print(f"{role} (pair {pair}): reusing finished trial {done.number} of {self.plan.target_study}")
             return PendingRun(done, role, width)
         config = self.plan.config
-        stage = int(role.split()[1]) if role.startswith("stage ") else None
-        identity = RunRecord(role=role, width=width, pair=pair, seed=config.seed + pair, stage=stage,
-                             base_trial=self.winner.number, base_study=self.plan.base_study, schedule=config.schedule,
-                             lineage=lineage)
-        trial = record.start_target_trial(self.study, self.hyperparameters, self.plan.space.distributions(), identity)
+        left = self._mine(role, pair, TrialState.RUNNING)
+        if left is not None:
+            trial = record.adopt(self.study, left)
+            self.console.print(f"{role} (pair {pair}): continuing trial {trial.number}, left RUNNING by a dead driver, "
+                               "from its last partial checkpoint")
+        else:
+            stage = int(role.split()[1]) if role.startswith("stage ") else None
+            identity = RunRecord(role=role, width=width, pair=pair, seed=config.seed + pair, stage=stage,
+                                 base_trial=self.winner.number, base_study=self.plan.base_study,
+                                 schedule=config.schedule, lineage=lineage)
+            trial = record.start_target_trial(self.study, self.hyperparameters, self.plan.space.distributions(),
+                                              identity)
         owner = CheckpointOwner(config.storage_key, self.plan.target_study, trial.number)
+        resume = ResumePoint(self._resume_folder(role, pair), config.checkpoint_every)
         label = f"{role} w{width}" + (f" #{pair}" if config.seeds > 1 else "")
-        return PendingRun(trial, role, width, self.executor.submit(make_run(owner), label, tokens, self.display))
+        job = self.executor.submit(make_run(owner, resume), label, tokens, self.display,
+                                   partial(record.report, trial))
+        return PendingRun(trial, role, width, job)
 
-    def _finished(self, role: str, pair: int) -> FrozenTrial | None:
-        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+    def _resume_folder(self, role: str, pair: int) -> Path:
+        return self.root / f"pair{pair}" / "resume" / role.replace(" ", "")
+
+    def _mine(self, role: str, pair: int, state: TrialState) -> FrozenTrial | None:
+        """The trial in ``state`` of run ``role`` of pair ``pair`` grown from this winner (the
+        newest, should a dead driver have left several)."""
+        for trial in reversed(self.study.get_trials(deepcopy=False, states=(state,))):
             run = RunRecord.of(trial)
             if run.role == role and run.base_trial == self.winner.number and run.pair == pair \
                     and trial.params == self.winner.params:
@@ -195,10 +220,14 @@ class TargetPairs:
         return None
 
     def _finish(self, trial, outcome: RunOutcome | None, also: RunRecord | None = None) -> FrozenTrial:
+        """Tell the trial its outcome; its partial checkpoint has then served its purpose."""
         if outcome is None:
             return trial
         record.finish(self.study, trial, outcome.summary, complete=not outcome.stopped_early, also=also)
-        return self.study.trials[trial.number]
+        finished = self.study.trials[trial.number]
+        run = RunRecord.of(finished)
+        shutil.rmtree(self._resume_folder(run.role, run.pair), ignore_errors=True)
+        return finished
 
     # 2. Collect: wait for every run, record the speedup over the pairs on the warmstarted trials.
     def collect(self, pairs: list[PairRuns]) -> tuple[list[FrozenTrial], list[FrozenTrial]]:

@@ -33,7 +33,7 @@ _DRIVER = textwrap.dedent("""
     study = optuna.load_study(study_name="s/base", storage=open_storage(url))
     while (trial := record.claim_base_trial(study, load_space(None, "mlp").distributions(), total,
                                             record.RunRecord(role=record.BASE), coordinator)) is not None:
-        time.sleep(0.05)
+        time.sleep(0.25)  # a trial's work: long enough for every driver to start on a busy machine
         study.tell(trial, trial.params["learning_rate"])
 """)
 

@@ -129,3 +129,41 @@ def test_ten_kills_at_random_times_then_a_full_run(tmp_path):
     rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0 and "PIPELINE DONE" in rerun.stdout, rerun.stderr[-2000:]
     _check_record(tmp_path, complete_before)
+
+
+@pytest.mark.slow
+def test_a_warmstart_run_killed_after_its_third_evaluation_continues_from_it(tmp_path):
+    """The driver SIGKILLed right after the warmstart run's third evaluation (its partial
+    checkpoint written there), then the same command again: the rerun adopts the trial and
+    continues at that evaluation's tokens, and the curve and final loss are those of a run never
+    interrupted (bit-identical on CPU), each point once."""
+    command = _driver(tmp_path)
+    # evaluations of target runs in this process, in order: scratch 0-4, then warmstart 0-4
+    killed = subprocess.run(command, env={**os.environ, "HPOGROW_CRASH_AT": "target-evaluation@9"},
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    target = next(s for s in _studies(tmp_path) if "/target-" in s.study_name)
+    (left,) = target.get_trials(states=(TrialState.RUNNING,))
+    assert left.user_attrs["role"] == "warmstart" and len(left.intermediate_values) == 4  # steps 0..3 of 4
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0 and "PIPELINE DONE" in rerun.stdout, rerun.stderr[-2000:]
+    _check_record(tmp_path, {})
+    target = next(s for s in _studies(tmp_path) if "/target-" in s.study_name)
+    finished = {t.user_attrs["role"]: t for t in target.get_trials(states=(TrialState.COMPLETE,))}
+    warmstart, scratch = finished["warmstart"], finished["scratch"]
+    assert warmstart.number == left.number  # adopted, not started again
+    steps = sorted(warmstart.intermediate_values)
+    budget = warmstart.user_attrs["tokens"]
+    assert steps == [*sorted(left.intermediate_values), budget]  # each point once, none lost
+    assert warmstart.user_attrs["resumed_at_tokens"] == [steps[3]]  # retrained 1 of its 4 intervals
+    assert scratch.user_attrs["resumed_at_tokens"] == []
+    assert not list((tmp_path / "work" / "checkpoints").rglob("resume/*"))  # gone once their trials were told
+
+    unbroken = tmp_path / "unbroken"
+    unbroken.mkdir()
+    again = subprocess.run(_driver(unbroken), capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    reference = next(s for s in _studies(unbroken) if "/target-" in s.study_name)
+    (whole,) = [t for t in reference.get_trials(states=(TrialState.COMPLETE,)) if t.user_attrs["role"] == "warmstart"]
+    assert whole.intermediate_values == warmstart.intermediate_values
+    assert whole.value == warmstart.value

@@ -43,8 +43,8 @@ def round_to(tokens: float, unit: int) -> int:
 
 
 class Job(Protocol):
-    def result(self, report: Report | None) -> RunOutcome:
-        """Wait for the run and pass each of its evaluations to ``report``."""
+    def result(self) -> RunOutcome:
+        """Wait for the run (its evaluations went to the ``report`` it was submitted with)."""
 
 
 class Executor(ABC):
@@ -81,11 +81,14 @@ class Executor(ABC):
         """Resources held across :meth:`run` and :meth:`submit` (e.g. a Ray runtime)."""
         yield
 
-    def submit(self, run: Run, label: str, tokens: int, display: Display = QUIET) -> Job:
-        """Start a target-scale run of ``tokens`` tokens, with a bar on ``display``. This default
-        runs it in process, one at a time, when its result is asked for; the Ray executor starts
-        it at once as a Ray task, so independent runs (warmstart and scratch) train concurrently."""
-        return _Deferred(run, label, tokens, display)
+    def submit(self, run: Run, label: str, tokens: int, display: Display = QUIET,
+               report: Report | None = None) -> Job:
+        """Start a target-scale run of ``tokens`` tokens, with a bar on ``display``; each of its
+        evaluations goes to ``report`` in this process as it happens (the record's live curve).
+        This default runs it in process, one at a time, when its result is asked for; the Ray
+        executor starts it at once as a Ray task, so independent runs (warmstart and scratch)
+        train concurrently."""
+        return _Deferred(run, label, tokens, display, report)
 
 
 @dataclass
@@ -94,7 +97,8 @@ class _Deferred:
     label: str
     tokens: int
     display: Display
+    report: Report | None
 
-    def result(self, report: Report | None) -> RunOutcome:
+    def result(self) -> RunOutcome:
         with run_bar(self.display, self.label, self.tokens) as on_tokens:
-            return self.run(report, on_tokens)
+            return self.run(self.report, on_tokens)

@@ -105,15 +105,17 @@ def rung_schedule(budget: float, step_tokens: int, scheduler: str = "asha", redu
 
 
 class _Feed:
-    """The target runs' evaluations as they happen: Ray workers put ``(label, tokens, loss)`` on
-    one queue, and the driver moves each run's progress bar while it waits for any of them."""
+    """The target runs' evaluations as they happen: Ray workers put ``(label, evaluation)`` on
+    one queue, and the driver, while it waits for any of them, moves each run's progress bar and
+    passes the evaluation to the run's report (which writes it to the study: a live curve)."""
 
     def __init__(self) -> None:
         self.queue = None  # a ray.util.queue.Queue, opened with the first target run
         self.bars: dict[str, Bar] = {}
+        self.reports: dict[str, Report | None] = {}
 
-    def open(self, label: str, bar: Bar):
-        """Register a run's bar; the queue its worker puts to."""
+    def open(self, label: str, bar: Bar, report: Report | None):
+        """Register a run's bar and report; the queue its worker puts to."""
         if self.queue is None:
             import ray
             from ray.util.queue import Queue
@@ -123,7 +125,7 @@ class _Feed:
             # must not take the queue with it
             here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
             self.queue = Queue(actor_options={"num_cpus": 0, "scheduling_strategy": here})
-        self.bars[label] = bar
+        self.bars[label], self.reports[label] = bar, report
         return self.queue
 
     def show(self) -> None:
@@ -133,14 +135,16 @@ class _Feed:
             events = self.queue.get_nowait_batch(self.queue.qsize())
         except ray.exceptions.RayError:  # the queue's node died: the bars stop, the runs go on
             return
-        for label, tokens, loss in events:
+        for label, evaluation in events:
             if label in self.bars:
-                self.bars[label].update(tokens, loss)
+                self.bars[label].update(evaluation.tokens_seen, evaluation.val_loss)
+            if self.reports.get(label) is not None:
+                self.reports[label](evaluation)
 
     def close(self) -> None:
         if self.queue is not None:
             self.queue.shutdown()
-        self.queue, self.bars = None, {}
+        self.queue, self.bars, self.reports = None, {}, {}
 
 
 @dataclass(frozen=True)
@@ -287,16 +291,19 @@ class RayExecutor(Executor):
             if started:
                 ray.shutdown()
 
-    def submit(self, run: Run, label: str, tokens: int, display: Display = QUIET) -> Job:
-        """Start ``run`` now as a Ray task with this executor's per-trial resources."""
+    def submit(self, run: Run, label: str, tokens: int, display: Display = QUIET,
+               report: Report | None = None) -> Job:
+        """Start ``run`` now as a Ray task with this executor's per-trial resources; its
+        evaluations reach ``report`` here while it trains."""
         import ray
 
         self._connect(ray)
-        # retried (from the start, on another node) only when its node or worker process dies
+        # retried (on another node) only when its node or worker process dies; a run given a
+        # partial checkpoint (hpogrow.resume) continues from it
         remote = ray.remote(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial, max_retries=2)(_run_remote)
         bar = display.bar(f"{label} on Ray", tokens)
-        queue = self._feed.open(label, bar)
-        return _RayJob(remote.remote(run, queue, label), label, display, bar, self._feed)
+        queue = self._feed.open(label, bar, report)
+        return _RayJob(remote.remote(run, queue, label), label, display, bar, self._feed, report)
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -387,13 +394,14 @@ _FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, o
 
 def _run_remote(run: Run, queue, label: str) -> RunOutcome | TrainingDiverged:
     """A target run in a Ray worker: its evaluations go to ``queue`` as they happen (for the
-    driver's progress bars); a divergence comes back as a value, to be raised in the driver."""
+    driver's record and progress bars); a divergence comes back as a value, to be raised in the
+    driver."""
     import ray
 
     def show(evaluation) -> None:
         try:
-            queue.put_nowait((label, evaluation.tokens_seen, evaluation.val_loss))
-        except ray.exceptions.RayError:  # the queue's node died: progress is lost, never the run
+            queue.put_nowait((label, evaluation))
+        except ray.exceptions.RayError:  # the queue's node died: the driver records the curve at the end
             pass
 
     try:
@@ -409,8 +417,9 @@ class _RayJob:
     display: Display
     bar: Bar
     feed: _Feed
+    report: Report | None
 
-    def result(self, report: Report | None) -> RunOutcome:
+    def result(self) -> RunOutcome:
         import ray
 
         try:
@@ -425,9 +434,9 @@ class _RayJob:
         if isinstance(outcome, TrainingDiverged):
             raise outcome
         outcome.extra["ray_task_id"] = self.ref.task_id().hex()
-        if report is not None:
+        if self.report is not None:  # whatever the feed lost (the record keeps each point once)
             for evaluation in outcome.evaluations:
-                report(evaluation)
+                self.report(evaluation)
         self.display.print(f"{self.label} (Ray): {outcome.state.tokens_seen:,} tokens, final loss "
                            f"{outcome.final_loss:.4f}, {outcome.tokens_per_second:,.0f} tokens/s")
         return outcome

@@ -318,19 +318,33 @@ def test_ray_flags_are_checked_before_anything_starts(argv, message, tmp_path, c
     assert not (tmp_path / "work").exists()
 
 
-def test_target_runs_on_ray_move_their_progress_bars():
-    """Warmstart and scratch train in Ray workers; each evaluation reaches the driver's bar as it
-    happens, so the bar ends at the run's tokens and last loss instead of standing at 0."""
+def test_target_runs_on_ray_report_each_evaluation_while_they_train():
+    """Warmstart and scratch train in Ray workers; each evaluation reaches the driver's report
+    (the record's live curve) and bar as it happens, so the bar ends at the run's tokens and last
+    loss, and the first evaluations arrive while the run is still training."""
+    import ray
+
     executor = RayExecutor()
-    config = TrainConfig(learning_rate=0.01, batch_size=32, tokens=32 * 40, evaluations=4, device="cpu")
+    config = TrainConfig(learning_rate=0.01, batch_size=32, tokens=32 * 1500, evaluations=4, device="cpu")  # seconds
+    received: dict[int, list[tuple[int, bool]]] = {16: [], 32: []}
+    jobs = []
+
+    def report(width: int, evaluation) -> None:
+        running = not ray.wait([jobs[[16, 32].index(width)].ref], timeout=0)[0]
+        received[width].append((evaluation.tokens_seen, running))
+
     with executor.session(), RichDisplay(Console(file=io.StringIO())) as display:
-        jobs = [executor.submit(partial(run_scratch, WaveRegression(), width, 16, config, 0, None), f"scratch w{width}",
-                                config.tokens, display) for width in (16, 32)]
-        outcomes = [job.result(None) for job in jobs]
-        for job, outcome in zip(jobs, outcomes):
+        for width in (16, 32):
+            jobs.append(executor.submit(partial(run_scratch, WaveRegression(), width, 16, config, 0, None),
+                                        f"scratch w{width}", config.tokens, display, partial(report, width)))
+        outcomes = [job.result() for job in jobs]
+        for job, outcome, width in zip(jobs, outcomes, (16, 32)):
             bar = display._progress.tasks[job.bar._task]
             assert bar.completed == outcome.state.tokens_seen == config.tokens
             assert bar.fields["loss"] == outcome.final_loss
+            tokens = [e.tokens_seen for e in outcome.evaluations]
+            assert {t for t, _ in received[width]} == set(tokens)
+            assert received[width][0] == (0, True)  # the first evaluation came while the run trained
     assert executor._feed.queue is None  # the session took its queue down
 
 
