@@ -121,7 +121,8 @@ def run_training(task: Task, model, config: TrainConfig, *, width: int, base_wid
     ``resume``, a partial checkpoint is written every ``resume.every`` evaluations and at the
     last, and a partial checkpoint of this run (same owner, same :func:`hpogrow.resume.fingerprint`
     of configuration, start and ``source``) found there is continued from: its evaluations are
-    reported again first (the record keeps each once), so no point of the curve is lost.
+    reported again first (the record keeps each once), so no point of the curve is lost. A partial
+    checkpoint is written before its evaluation is reported: a fault in between loses nothing either.
     """
     device = resolve_device(config.device)
     model.to(device)
@@ -149,7 +150,6 @@ def run_training(task: Task, model, config: TrainConfig, *, width: int, base_wid
 
     def on_evaluation(evaluation: Evaluation) -> bool:
         nonlocal seen
-        stop = bool(report(evaluation)) if report is not None else False
         seen += 1  # the evaluation before the first step is number 1
         if resume is not None and evaluation.step > start.step and ((seen - 1) % resume.every == 0
                                                                      or evaluation.step >= steps):
@@ -159,6 +159,7 @@ def run_training(task: Task, model, config: TrainConfig, *, width: int, base_wid
                                state=at, evaluations=[*earlier, *result_so_far, evaluation], resumed_at=resumed_at,
                                owner=owner_dict, expected=expected)
         result_so_far.append(evaluation)
+        stop = bool(report(evaluation)) if report is not None else False
         crash_point("target-evaluation")
         return stop
 

@@ -56,7 +56,7 @@ def test_a_run_broken_after_an_evaluation_resumes_and_ends_bit_identical(task, t
     second: list[Evaluation] = []
     resumed = _run(task, tmp_path / "broken", point, second.append)
 
-    checkpointed = 1 + ((6 - 2) // every) * every  # the last evaluation written before the fault
+    checkpointed = 1 + ((6 - 1) // every) * every  # the last evaluation written by the fault (before its report)
     assert resumed.extra["resumed_at_tokens"] == (unbroken.evaluations[checkpointed - 1].tokens_seen,)
     assert unbroken.extra["resumed_at_tokens"] == ()
     assert [e.tokens_seen for e in resumed.evaluations] == [e.tokens_seen for e in unbroken.evaluations]

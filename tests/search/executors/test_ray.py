@@ -364,3 +364,49 @@ def test_local_and_ray_give_the_same_speedup_for_one_configuration(tmp_path, spa
     (low_local, high_local), (low_ray, high_ray) = local["speedup_tokens_ci"], remote["speedup_tokens_ci"]
     assert low_local <= high_ray and low_ray <= high_local  # the intervals overlap
     assert local["speedup_tokens_per_seed"] == pytest.approx(remote["speedup_tokens_per_seed"], rel=1e-6)
+
+
+class _DiesOnce:
+    """A target run whose Ray worker is SIGKILLed right after its ``after``-th evaluation, the
+    first time only (``marker`` remembers it): the worker dies as in a crash, and Ray retries."""
+
+    def __init__(self, run, after: int, marker: Path) -> None:
+        self.run, self.after, self.marker = run, after, marker
+
+    def __call__(self, report, on_tokens):
+        seen = []
+
+        def dying(evaluation):
+            report(evaluation)
+            seen.append(evaluation)
+            if len(seen) == self.after and not self.marker.exists():
+                self.marker.touch()
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        return self.run(dying, on_tokens)
+
+
+def test_a_target_run_whose_ray_worker_dies_is_retried_from_its_partial_checkpoint(tmp_path):
+    from hpogrow.resume import ResumePoint
+    from hpogrow.runs import CheckpointOwner
+
+    config = TrainConfig(learning_rate=0.01, batch_size=32, tokens=32 * 40, evaluations=4, device="cpu")
+    owner = CheckpointOwner("k", "s/target", 0)
+
+    def scratch(folder: Path):
+        return partial(run_scratch, WaveRegression(), 32, 16, config, 0, folder / "final", owner=owner,
+                       resume=ResumePoint(folder / "resume"))
+
+    received = []
+    executor = RayExecutor()
+    with executor.session():
+        job = executor.submit(_DiesOnce(scratch(tmp_path / "ray"), 3, tmp_path / "died"), "scratch", config.tokens,
+                              report=received.append)
+        outcome = job.result()
+    unbroken = scratch(tmp_path / "here")(None, None)
+    assert (tmp_path / "died").exists()  # the first worker was killed
+    assert outcome.extra["resumed_at_tokens"] == (unbroken.evaluations[2].tokens_seen,)
+    assert [e.tokens_seen for e in outcome.evaluations] == [e.tokens_seen for e in unbroken.evaluations]
+    assert [e.val_loss for e in outcome.evaluations] == pytest.approx([e.val_loss for e in unbroken.evaluations],
+                                                                       rel=1e-6)
+    assert {e.tokens_seen for e in received} == {e.tokens_seen for e in unbroken.evaluations}
