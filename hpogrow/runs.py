@@ -298,12 +298,17 @@ class BaseTrial:
             return _emit(report, TrialEvent(evaluation, summary(evaluation, position, None), False, None,
                                             state.tokens_seen))
 
+        def on_evaluation_then_crash_point(evaluation: Evaluation) -> bool:
+            stop = on_evaluation(evaluation)
+            crash_point("base-evaluation")
+            return stop
+
         if state.step >= steps:  # promoted after it had already run its whole budget
             last = Evaluation(state.step, state.tokens_seen, saved["val_loss"], None)
             folder = self.checkpoint_path(number)
             _emit(report, TrialEvent(last, summary(last, state.data_position, folder), True, folder, state.tokens_seen))
             return RunOutcome([last], state, False, counts.total, counts.compute, 0.0, folder)
-        result = train(model, task, config, state=state, optimizer=optimizer, report=on_evaluation,
+        result = train(model, task, config, state=state, optimizer=optimizer, report=on_evaluation_then_crash_point,
                        on_tokens=on_tokens)
         extra = run_facts(task, result.state.data_position, device, result.mfu)
         return RunOutcome(result.evaluations, result.state, result.stopped_early, counts.total, counts.compute,

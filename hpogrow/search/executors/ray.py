@@ -104,6 +104,12 @@ def rung_schedule(budget: float, step_tokens: int, scheduler: str = "asha", redu
                     tuple(smallest * reduction_factor ** k for k in range(rungs + 1)))
 
 
+RETRIES = 2
+"""Times a run whose Ray worker or node dies is tried again: a target run's task (it continues
+from its partial checkpoint), a base trial (Tune restores it from its last rung checkpoint; the
+Optuna trial is told FAIL only after the last try)."""
+
+
 class _Feed:
     """The target runs' evaluations as they happen: Ray workers put ``(label, evaluation)`` on
     one queue, and the driver, while it waits for any of them, moves each run's progress bar and
@@ -260,6 +266,7 @@ class RayExecutor(Executor):
                 run_config=tune.RunConfig(
                     name=name, storage_path=str(storage), verbose=2 if self.verbose else 0,
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=self.checkpoints_to_keep),
+                    failure_config=tune.FailureConfig(max_failures=RETRIES),
                     callbacks=[TrialStatusCallback(bridge, board)]))
             try:
                 with display.showing(board):
@@ -300,7 +307,7 @@ class RayExecutor(Executor):
         self._connect(ray)
         # retried (on another node) only when its node or worker process dies; a run given a
         # partial checkpoint (hpogrow.resume) continues from it
-        remote = ray.remote(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial, max_retries=2)(_run_remote)
+        remote = ray.remote(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial, max_retries=RETRIES)(_run_remote)
         bar = display.bar(f"{label} on Ray", tokens)
         queue = self._feed.open(label, bar, report)
         return _RayJob(remote.remote(run, queue, label), label, display, bar, self._feed, report)
