@@ -13,6 +13,7 @@ The steps, in order: :func:`open_target_study`, then :meth:`TargetPairs.start_pa
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -226,7 +227,10 @@ class TargetPairs:
         record.finish(self.study, trial, outcome.summary, complete=not outcome.stopped_early, also=also)
         finished = self.study.trials[trial.number]
         run = RunRecord.of(finished)
-        shutil.rmtree(self._resume_folder(run.role, run.pair), ignore_errors=True)
+        folder = self._resume_folder(run.role, run.pair)
+        shutil.rmtree(folder, ignore_errors=True)
+        with contextlib.suppress(OSError):  # the pair's resume folder, once its last run is told
+            folder.parent.rmdir()
         return finished
 
     # 2. Collect: wait for every run, record the speedup over the pairs on the warmstarted trials.
