@@ -187,3 +187,13 @@ def test_advise_holdout_quick(run_benchmark, tmp_path):
     assert [row["g"] for row in record["holdout_budget"]] == [2.0, 3.0, 4.0]
     for row in record["holdout_budget"]:
         assert row["seeds"] == 2 and row["measured"] > 0 and row["predicted"] > 0
+
+
+def test_target_resume_quick(run_benchmark):
+    record = run_benchmark("target_resume")
+    assert len(record["rows"]) == 2
+    for row in record["rows"]:
+        assert row["final_tokens"] == record["tokens"]
+        assert row["resumed_at"] <= row["tokens_at_kill"] or row["tokens_at_kill"] == 0
+        assert row["recomputed"] <= record["interval"] + 64 * 8 * 10  # the child writes its tokens every ≤10 steps
+    assert record["checkpoint_cost_ratio"] > 0
