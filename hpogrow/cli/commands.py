@@ -9,6 +9,7 @@ libraries.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -47,6 +48,18 @@ def _quiet_optuna() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # hpogrow prints its own tables
 
 
+def _on_screen(command: Any, config_class: type[Config], entry: Callable[..., Any]) -> int:
+    """Run the library's ``entry(task, config, console=, display=)`` for ``command``, its
+    progress drawn on this terminal; the exit status."""
+    from hpogrow.cli.progress import RichDisplay
+
+    _quiet_optuna()
+    task, config = command.build_task(command.seed), library_config(config_class, command)
+    with RichDisplay() as display:
+        entry(task, config, console=display.console, display=display)
+    return 0
+
+
 @dataclass(frozen=True)
 class SearchCommand(SearchConfig, TaskOptions, Command):
     """Search at the base width, grow the winner, warmstart vs scratch.
@@ -66,14 +79,9 @@ class SearchCommand(SearchConfig, TaskOptions, Command):
                              f"by {flag('scheduler')}")
 
     def run(self) -> int:
-        from hpogrow.cli.progress import RichDisplay
         from hpogrow.search.pipeline import run_pipeline
 
-        _quiet_optuna()
-        task, config = self.build_task(self.seed), library_config(SearchConfig, self)
-        with RichDisplay() as display:
-            run_pipeline(task, config, console=display.console, display=display)
-        return 0
+        return _on_screen(self, SearchConfig, run_pipeline)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -202,14 +210,9 @@ class TransferCheckCommand(TransferConfig, TaskOptions, Command):
     NAME = "transfercheck"
 
     def run(self) -> int:
-        from hpogrow.cli.progress import RichDisplay
         from hpogrow.transfer.sweep import run_transfercheck
 
-        _quiet_optuna()
-        task, config = self.build_task(self.seed), library_config(TransferConfig, self)
-        with RichDisplay() as display:
-            run_transfercheck(task, config, console=display.console, display=display)
-        return 0
+        return _on_screen(self, TransferConfig, run_transfercheck)
 
 
 @dataclass(frozen=True)
@@ -228,14 +231,9 @@ class AdviseCommand(AdviseConfig, TaskOptions, Command):
     NAME = "advise"
 
     def run(self) -> int:
-        from hpogrow.cli.progress import RichDisplay
         from hpogrow.advise.run import advise
 
-        _quiet_optuna()
-        task, config = self.build_task(self.seed), library_config(AdviseConfig, self)
-        with RichDisplay() as display:
-            advise(task, config, console=display.console, display=display)
-        return 0
+        return _on_screen(self, AdviseConfig, advise)
 
 
 DEFAULT_SEARCH_STUDY = f"{TaskOptions.task}-w{SearchConfig.base_width}"
