@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from hpogrow import distributed
 from hpogrow.checkpoint import load_model, load_optimizer_state, read_checkpoint, save_checkpoint
 from hpogrow.parametrize import build_model, count_parameters, resolve_device
 from hpogrow.progress import TokensCallback
@@ -130,7 +131,7 @@ def run_training(task: Task, model, config: TrainConfig, *, width: int, base_wid
         extra["val_loss_se"] = result.evaluations[-1].val_loss_se
     outcome = RunOutcome(result.evaluations, result.state, result.stopped_early, counts.total,
                          counts.compute, result.tokens_per_second, extra=extra)
-    if checkpoint is not None and not result.stopped_early:
+    if checkpoint is not None and not result.stopped_early and distributed.current().chief:  # one writer per run
         outcome.checkpoint = save_checkpoint(
             checkpoint, model, task=task, width=width, base_width=base_width, seed=config.seed,
             state=result.state, train_config=config, optimizer=result.optimizer, lineage=lineage,
