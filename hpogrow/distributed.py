@@ -86,9 +86,17 @@ def shard(batch: Batch, parallel: Parallel) -> Batch:
     return _pytree.tree_map_only(torch.Tensor, rows, batch)
 
 
+def local_device(device: torch.device, parallel: Parallel) -> torch.device:
+    """The device this rank trains on: with several ranks and CUDA, this process's current GPU
+    (Ray Train sets it to the worker's own; ``cuda:0`` would put every rank of a node on one GPU)."""
+    if parallel.world == 1 or device.type != "cuda":
+        return device
+    return torch.device("cuda", torch.cuda.current_device())
+
+
 def data_parallel(model: nn.Module, device: torch.device, parallel: Parallel) -> nn.Module:
-    """``model`` (base shapes set, on ``device``) wrapped in DDP for a data-parallel run; the
-    model itself with one process.
+    """``model`` (base shapes set, on ``device`` from :func:`local_device`) wrapped in DDP for a
+    data-parallel run; the model itself with one process.
 
     DDP shares the model's parameters, so an optimizer built over ``model.parameters()`` (mup's,
     which reads each parameter's ``infshape``) steps the wrapped module too; at construction DDP
@@ -96,9 +104,8 @@ def data_parallel(model: nn.Module, device: torch.device, parallel: Parallel) ->
     """
     if parallel.world == 1:
         return model
-    if device.type == "cuda":  # Ray Train sets each worker's current device to its own GPU
-        index = device.index if device.index is not None else torch.cuda.current_device()
-        return nn.parallel.DistributedDataParallel(model, device_ids=[index], output_device=index)
+    if device.type == "cuda":
+        return nn.parallel.DistributedDataParallel(model, device_ids=[device.index], output_device=device.index)
     return nn.parallel.DistributedDataParallel(model)
 
 

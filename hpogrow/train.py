@@ -208,7 +208,7 @@ def train(model: nn.Module, task: Task, config: TrainConfig, *, state: TrainStat
     """
     parallel = distributed.current()
     distributed.check_batch_size(config.batch_size, parallel)
-    device = resolve_device(config.device)
+    device = distributed.local_device(resolve_device(config.device), parallel)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
