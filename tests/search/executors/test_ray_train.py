@@ -49,6 +49,7 @@ def _drain(queue: Queue) -> list[Evaluation]:
 
 _CLUSTER_DRIVER = textwrap.dedent("""
     import functools, sys
+    import ray
     from hpogrow.runs import run_scratch
     from hpogrow.search.executors.ray_join import join_ray
     from hpogrow.search.executors.ray_train import fit_data_parallel
@@ -61,7 +62,9 @@ _CLUSTER_DRIVER = textwrap.dedent("""
     outcome = fit_data_parallel(run, 2, use_gpu=False, cpus_per_worker=1, gpus_per_worker=0,
                                 storage_path=sys.argv[2], name="scratch-w32", max_failures=0,
                                 on_evaluation=lambda evaluation: None)
-    print("OUTCOME", outcome.extra["workers"], [e.step for e in outcome.evaluations], outcome.final_loss)
+    nodes = sum(node["Alive"] for node in ray.nodes())
+    print("OUTCOME", nodes, outcome.extra["workers"], ",".join(str(e.step) for e in outcome.evaluations),
+          outcome.final_loss)
 """)
 
 
@@ -83,8 +86,8 @@ def test_a_two_worker_run_on_a_two_node_cluster(tmp_path):
     assert driver.returncode == 0, driver.stderr[-3000:]
     line = next(line for line in driver.stdout.splitlines() if line.startswith("OUTCOME"))
     single = run_scratch(TASK, WIDTH, BASE_WIDTH, CONFIG, 0, None)
-    workers, steps, final = line.split(" ", 3)[1:]
-    assert (workers, steps) == ("2", "[0, 4, 8, 12, 16]")
+    nodes, workers, steps, final = line.split()[1:]
+    assert (nodes, workers, steps) == ("2", "2", "0,4,8,12,16")
     assert abs(float(final) - single.final_loss) <= 1e-5 * single.final_loss
 
 
