@@ -103,3 +103,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 def _ignore(evaluation) -> None:
     """The evaluations' live feed, unused here."""
+
+
+if __name__ == "__main__":
+    main()
