@@ -5,6 +5,7 @@ one process, with real mup models and a real DDP."""
 from __future__ import annotations
 
 import pickle
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -54,14 +55,14 @@ class _RowCountingTask(FourierTask):
         return super().loss(model, batch)
 
 
-def _train_rank(rank: int, world: int, folder: Path) -> None:
+def _train_rank(rank: int, world: int, folder: Path, config: TrainConfig) -> None:
     """One rank of a data-parallel ``run_scratch`` (a ``torch.multiprocessing`` process)."""
     torch.set_num_threads(1)
     torch.distributed.init_process_group("gloo", init_method=f"file://{folder / 'rendezvous'}", rank=rank,
                                          world_size=world)
     try:
         task = _RowCountingTask(modes=64, eval_examples=256)
-        outcome = run_scratch(task, WIDTH, BASE_WIDTH, CONFIG, 0, folder / "checkpoint")
+        outcome = run_scratch(task, WIDTH, BASE_WIDTH, config, 0, folder / "checkpoint")
         (folder / f"rank-{rank}.pkl").write_bytes(pickle.dumps((outcome, task.rows)))
     finally:
         torch.distributed.destroy_process_group()
@@ -79,7 +80,7 @@ def test_two_processes_on_gloo_train_the_curve_of_one(tmp_path):
     task = FourierTask(modes=64, eval_examples=256)
     alone = run_scratch(task, WIDTH, BASE_WIDTH, CONFIG, 0, tmp_path / "alone")
 
-    torch.multiprocessing.spawn(_train_rank, args=(2, tmp_path), nprocs=2)
+    torch.multiprocessing.spawn(_train_rank, args=(2, tmp_path, CONFIG), nprocs=2)
     ranks: list[tuple[RunOutcome, list[int]]] = [pickle.loads((tmp_path / f"rank-{r}.pkl").read_bytes())
                                                 for r in range(2)]
 
@@ -98,3 +99,15 @@ def test_two_processes_on_gloo_train_the_curve_of_one(tmp_path):
     trained, _ = load_model(read_checkpoint(chief.checkpoint), task)
     reference, _ = load_model(read_checkpoint(alone.checkpoint), task)
     torch.testing.assert_close(trained.state_dict(), reference.state_dict(), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_compiled_two_process_training_is_the_compiled_one_process_curve(tmp_path):
+    """``compile=True`` with two ranks compiles the DDP-wrapped module (DDP's graph-break
+    optimizer) and evaluates the plain model: still the one-process curve."""
+    config = replace(CONFIG, compile=True)
+    alone = run_scratch(FourierTask(modes=64, eval_examples=256), WIDTH, BASE_WIDTH, config, 0, None)
+    torch.multiprocessing.spawn(_train_rank, args=(2, tmp_path, config), nprocs=2)
+    chief, _ = pickle.loads((tmp_path / "rank-0.pkl").read_bytes())
+    for parallel, single in zip(chief.evaluations, alone.evaluations, strict=True):
+        assert _relative_difference(parallel.val_loss, single.val_loss) <= 1e-5, (parallel, single)
