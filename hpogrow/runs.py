@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from hpogrow import distributed
 from hpogrow import resume as resume_points
 from hpogrow._crash import crash_point
 from hpogrow.checkpoint import load_model, load_optimizer_state, read_checkpoint, save_checkpoint
@@ -124,8 +125,8 @@ def run_training(task: Task, model, config: TrainConfig, *, width: int, base_wid
     reported again first (the record keeps each once), so no point of the curve is lost. A partial
     checkpoint is written before its evaluation is reported: a fault in between loses nothing either.
     """
-    device = resolve_device(config.device)
-    model.to(device)
+    device = distributed.local_device(resolve_device(config.device), distributed.current())
+    model.to(device)  # before the optimizer is made: the fused one lives where the parameters do
     owner_dict = None if owner is None else owner.as_dict()
     expected = resume_points.fingerprint(config, state, source, width)
     resumed, refused = resume_points.load(resume, owner_dict, expected) if resume is not None else (None, None)
@@ -146,13 +147,14 @@ def run_training(task: Task, model, config: TrainConfig, *, width: int, base_wid
         for evaluation in earlier:
             report(evaluation)
     start, steps, seen = state, total_steps(task, config), len(earlier)
+    chief = distributed.current().chief  # one writer per run: under DDP every rank holds the same model
     result_so_far: list[Evaluation] = []
 
     def on_evaluation(evaluation: Evaluation) -> bool:
         nonlocal seen
         seen += 1  # the evaluation before the first step is number 1
-        if resume is not None and evaluation.step > start.step and ((seen - 1) % resume.every == 0
-                                                                     or evaluation.step >= steps):
+        if resume is not None and chief and evaluation.step > start.step and ((seen - 1) % resume.every == 0
+                                                                               or evaluation.step >= steps):
             at = TrainState(evaluation.step, evaluation.tokens_seen,
                             start.data_position + (evaluation.step - start.step) * config.batch_size)
             resume_points.save(resume, model, optimizer, task=task, width=width, base_width=base_width, config=config,
@@ -177,7 +179,7 @@ def run_training(task: Task, model, config: TrainConfig, *, width: int, base_wid
     speed = result.tokens_per_second if result.evaluations else 0.0  # 0: resumed with nothing left to train
     outcome = RunOutcome(evaluations, result.state, result.stopped_early, counts.total, counts.compute, speed,
                          extra=extra)
-    if checkpoint is not None and not result.stopped_early:
+    if checkpoint is not None and not result.stopped_early and distributed.current().chief:  # one writer per run
         outcome.checkpoint = save_checkpoint(
             checkpoint, model, task=task, width=width, base_width=base_width, seed=config.seed,
             state=result.state, train_config=config, optimizer=result.optimizer, lineage=lineage,

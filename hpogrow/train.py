@@ -3,6 +3,10 @@
 It knows nothing about Optuna or Ray. It reports each evaluation to a callback; a callback that
 returns ``True`` stops the run (that is how pruners and schedulers plug in). A non-finite loss
 raises :class:`hpogrow.errors.TrainingDiverged`.
+
+In a process group of several processes (:mod:`hpogrow.distributed`) the same loop is
+data-parallel: each rank steps a DDP-wrapped model on its share of the global batch, and every
+rank evaluates the whole held-out set, so all ranks see the same curve and stop together.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import mup
 import torch
 from torch import nn
 
+from hpogrow import distributed
 from hpogrow.errors import TrainingDiverged
 from hpogrow.parametrize import resolve_device
 from hpogrow.progress import TokensCallback
@@ -61,7 +66,8 @@ class TrainConfig:
     """``bf16`` runs forward and backward under autocast."""
     compile: bool = False
     """Run the model through ``torch.compile`` (worth it on a GPU for long runs; the first steps
-    pay for compilation)."""
+    pay for compilation). Data-parallel runs compile the DDP-wrapped module for training and
+    evaluate without compilation."""
 
     def __post_init__(self) -> None:
         if not self.learning_rate > 0:
@@ -191,16 +197,27 @@ def train(model: nn.Module, task: Task, config: TrainConfig, *, state: TrainStat
         on_tokens: called with the tokens seen (and the held-out loss at an evaluation) every few
             steps, e.g. to move a progress bar.
 
+    Data-parallel (in a process group of several processes, :mod:`hpogrow.distributed`): every
+    rank draws the global batch and steps on its rows of it through DDP; the training loss
+    reported is the mean over all ranks, and a stop asked by ``report`` on rank 0 stops every
+    rank. ``report`` and ``on_tokens`` are called on every rank with the same values.
+
     Raises:
         TrainingDiverged: the training or validation loss became non-finite.
+        UsageError: the batch size does not split evenly over the data-parallel ranks.
     """
-    device = resolve_device(config.device)
+    parallel = distributed.current()
+    distributed.check_batch_size(config.batch_size, parallel)
+    device = distributed.local_device(resolve_device(config.device), parallel)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     model.to(device).train()
-    optimizer = optimizer or make_optimizer(model, config)
-    forward_model = torch.compile(model) if config.compile else model  # shares model's parameters
+    optimizer = optimizer or make_optimizer(model, config)  # over model's own parameters: mup's infshapes
+    step_model = distributed.data_parallel(model, device, parallel)  # DDP shares model's parameters
+    forward_model = torch.compile(step_model) if config.compile else step_model  # shares them too
+    # held-out loss on every rank with the model itself (no DDP collectives): the same on all ranks
+    eval_model = forward_model if step_model is model else model
     autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if config.precision == "bf16"
                 else contextlib.nullcontext())
     eval_batches = task.eval_batches(device)
@@ -218,10 +235,11 @@ def train(model: nn.Module, task: Task, config: TrainConfig, *, state: TrainStat
     def evaluate() -> bool:
         nonlocal loss_sum, losses_since_eval
         eval_start = time.perf_counter()
-        train_loss = float(loss_sum) / losses_since_eval if losses_since_eval else None
+        train_loss = (float(distributed.global_mean(loss_sum, parallel)) / losses_since_eval if losses_since_eval
+                      else None)
         model.eval()
         with autocast:
-            val_loss, val_loss_se = validation_loss(task, forward_model, eval_batches)
+            val_loss, val_loss_se = validation_loss(task, eval_model, eval_batches)
         model.train()
         result.eval_seconds += time.perf_counter() - eval_start
         if not math.isfinite(val_loss) or (train_loss is not None and not math.isfinite(train_loss)):
@@ -232,14 +250,14 @@ def train(model: nn.Module, task: Task, config: TrainConfig, *, state: TrainStat
         loss_sum, losses_since_eval = torch.zeros((), device=device), 0
         if on_tokens is not None:
             on_tokens(tokens_seen, val_loss)
-        return bool(report(evaluation)) if report else False
+        return distributed.chief_decides(bool(report(evaluation)) if report else False, device, parallel)
 
     stop = step == 0 and evaluate()
     while not stop and step < steps:
         factor = learning_rate_factor(config, step, steps)
         for group in optimizer.param_groups:
             group["lr"] = group["initial_lr"] * factor
-        batch = task.batch(position, config.batch_size, device)
+        batch = distributed.shard(task.batch(position, config.batch_size, device), parallel)
         with autocast:
             loss = task.loss(forward_model, batch)
         loss.backward()
@@ -251,7 +269,8 @@ def train(model: nn.Module, task: Task, config: TrainConfig, *, state: TrainStat
         if step in eval_steps:
             stop = evaluate()
         elif step % log_every == 0:
-            running = float(loss_sum) / losses_since_eval  # one host sync every log_every steps
+            # one host sync every log_every steps (and, data-parallel, one all-reduce)
+            running = float(distributed.global_mean(loss_sum, parallel)) / losses_since_eval
             if not math.isfinite(running):
                 raise TrainingDiverged(tokens_seen, running)
             if on_tokens is not None:
