@@ -31,7 +31,12 @@ class ExecutorOptions(Options):
     """GPUs Ray reserves for each trial; 0.5 puts two trials on a GPU (default: 1 when this machine
     has CUDA and ``device`` is not cpu, else 0)."""
     max_concurrent: PositiveInt | None = None
-    """Ray trials running at once (default: what the cluster's resources fit)."""
+    """Base trials running at once on Ray (default: what the cluster's resources fit); target runs
+    start as soon as the cluster holds all of their workers."""
+    workers_per_run: PositiveInt = 1
+    """Data-parallel workers of each warmstart, scratch and stage run: N > 1 trains it on Ray Train
+    with N DDP workers (gloo on CPU, NCCL on GPU), each holding ``cpus_per_trial`` CPUs and
+    ``gpus_per_trial`` GPUs; every batch size must split evenly over them."""
     ray_address: str | None = None
     """Join a running Ray cluster: auto or HOST:PORT (default: start a local one)."""
     ray_storage: str | None = None

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from hpogrow.data.supply import TokenSupply, task_token_supply
 from hpogrow.errors import UsageError
+from hpogrow.options import bad_flag
 from hpogrow.growth import GrowthPlan, growth_warnings, parse_operators, plan_growth, uses_shrink
 from hpogrow.parametrize import build_model, check_width, resolve_device
 from hpogrow.runs import BaseTrial
@@ -99,6 +100,11 @@ def make_plan(task: Task, config: SearchConfig, executor: Executor | None = None
     resolve_device(config.device)
     check_width(task, config.base_width, "--base-width")
     space = load_space(config.space, task.name)
+    uneven = [size for size in space.batch_sizes if size % config.workers_per_run]
+    if uneven:
+        raise bad_flag("workers_per_run", config.workers_per_run,
+                       f"batch sizes {uneven} of the search space do not split evenly over that many workers; "
+                       "use a divisor of every batch size (a power of two)")
     width_operator, depth_operator = parse_operators(config.grow_op)
     factor, reason = config.grow_factor, None
     if factor == "auto":
@@ -164,7 +170,8 @@ def make_executor_for(config: SearchConfig) -> Executor:
     return make_executor("ray", scheduler=config.scheduler, reduction_factor=config.reduction_factor,
                          cpus_per_trial=config.cpus_per_trial, gpus_per_trial=gpus,
                          max_concurrent=config.max_concurrent, address=config.ray_address,
-                         storage_path=config.ray_storage or str(Path(config.workdir) / "ray"), verbose=config.verbose)
+                         storage_path=config.ray_storage or str(Path(config.workdir) / "ray"), verbose=config.verbose,
+                         workers_per_run=config.workers_per_run)
 
 
 
@@ -191,8 +198,10 @@ def print_plan(plan: Plan, console: Console, remaining_trials: int, executor: Ex
         table.add_row("growth factor", plan.growth_reason)
     pairs = (f"{config.seeds} warmstart/scratch pairs (seeds {config.seed}–{config.seed + config.seeds - 1}, "
              "fresh tokens each)" if config.seeds > 1 else "warmstart and scratch (one seed: the speedup gets no interval)")
+    parallel = (f", each on {config.workers_per_run} DDP workers (Ray Train)" if config.workers_per_run > 1 else "")
     table.add_row("target runs", f"{plan.target_study}: {pairs}, {growth.target_params:,} parameters, "
-                  f"{plan.target_tokens:,} tokens each")
+                  f"{plan.target_tokens:,} tokens each{parallel}; a partial checkpoint every "
+                  f"{config.checkpoint_every} of {config.evaluations} evaluations (a rerun continues from it)")
     table.add_row("throughput", f"{base_speed:,.0f} tokens/s at width {growth.base_width}, "
                   f"{target_speed:,.0f} at {growth.target_width} (measured)")
     if plan.supply is not None:

@@ -30,8 +30,14 @@ Design:
   which a new process does not have.
 - **Target runs** (:meth:`RayExecutor.submit`): the warmstarted run and the scratch baseline
   are Ray tasks with the same per-trial resources, started together so they train concurrently
-  when the cluster has room; their evaluations come back through a Ray queue as they happen, for
-  the driver's progress bars, and the driver records them in Optuna when they finish.
+  when the cluster has room; with ``workers_per_run`` N > 1 each is a Ray Train run of N DDP
+  workers (:mod:`hpogrow.search.executors.ray_train`), each worker holding a trial's resources,
+  so one run holds N × them and Ray starts a run only when all of its workers fit (target runs
+  never oversubscribe the cluster; ``max_concurrent`` counts base trials only). Their
+  evaluations come back through a Ray queue as they happen, and the driver writes them to the
+  study at once (a live curve) and moves its progress bars. A task whose worker or node dies is
+  tried again, a Ray Train worker group restarted, and the run continues from its partial
+  checkpoint (:mod:`hpogrow.resume`).
 - **Concurrency**: ``max_concurrent`` caps the trials Tune asks for at once (default: what the
   cluster's CPUs and GPUs fit), so TPE learns from finished trials. Under HyperBand it is not
   applied: Ray counts PAUSED trials as live, and a cap smaller than a bracket would stop the
@@ -46,10 +52,11 @@ import logging
 import math
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import optuna
 
@@ -61,7 +68,7 @@ from hpogrow.search.executors.base import Executor, Job, Run, Schedule, round_to
 from hpogrow.search.executors.ray_join import join_ray, probe_address, through_ray_client
 from hpogrow.runs import BaseTrial, RunOutcome
 from hpogrow.search.space import SearchSpace
-from hpogrow.train import Report
+from hpogrow.train import Evaluation, Report
 
 SCHEDULERS = ("asha", "hyperband", "none")
 
@@ -192,6 +199,10 @@ class RayExecutor(Executor):
     """Run consecutive trials in the same Ray worker (saves importing torch for every trial)."""
     verbose: bool = False
     """Show Ray's own console output (hidden by default)."""
+    workers_per_run: int = 1
+    """Data-parallel workers of each target run: 1 trains it as one Ray task; N > 1 as a Ray Train
+    run of N DDP workers (gloo on CPU, NCCL on GPU), each with ``cpus_per_trial`` CPUs and
+    ``gpus_per_trial`` GPUs."""
     _feed: _Feed = field(default_factory=_Feed, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -199,6 +210,8 @@ class RayExecutor(Executor):
                           self.max_concurrent)
         if self.max_rungs < 0 or self.checkpoints_to_keep < 1:
             raise UsageError("max_rungs must be >= 0 and checkpoints_to_keep >= 1")
+        if self.workers_per_run < 1:
+            raise UsageError(f"--workers-per-run {self.workers_per_run}: need at least 1")
         if self.address is not None:  # an address where nothing answers fails here, before anything is written
             probe_address(self.address)
 
@@ -305,12 +318,24 @@ class RayExecutor(Executor):
         import ray
 
         self._connect(ray)
-        # retried (on another node) only when its node or worker process dies; a run given a
-        # partial checkpoint (hpogrow.resume) continues from it
-        remote = ray.remote(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial, max_retries=RETRIES)(_run_remote)
-        bar = display.bar(f"{label} on Ray", tokens)
+        bar = display.bar(f"{label} on Ray" + (f" ({self.workers_per_run} workers)" if self.workers_per_run > 1 else ""),
+                          tokens)
         queue = self._feed.open(label, bar, report)
-        return _RayJob(remote.remote(run, queue, label), label, display, bar, self._feed, report)
+        if self.workers_per_run > 1:
+            # the Ray Train driver holds no resources (its workers do) and is not retried: Ray
+            # Train restarts a worker group that loses a worker
+            fit = ray.remote(num_cpus=0, max_retries=0)(_fit_remote)
+            storage = Path(self.storage_path or Path(tempfile.gettempdir()) / "hpogrow-ray").resolve()
+            name = f"target-{''.join(c if c.isalnum() else '-' for c in label)}-{datetime.datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}"
+            ref = fit.remote(run, queue, label, self.workers_per_run, self.gpus_per_trial > 0, self.cpus_per_trial,
+                             self.gpus_per_trial, str(storage / "train"), name)
+        else:
+            # retried (on another node) only when its node or worker process dies; a run given a
+            # partial checkpoint (hpogrow.resume) continues from it
+            remote = ray.remote(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial,
+                                max_retries=RETRIES)(_run_remote)
+            ref = remote.remote(run, queue, label)
+        return _RayJob(ref, label, display, bar, self._feed, report)
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -399,20 +424,41 @@ def _search_here(executor: RayExecutor, study: optuna.Study, space: SearchSpace,
 _FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
 
 
-def _run_remote(run: Run, queue, label: str) -> RunOutcome | TrainingDiverged:
-    """A target run in a Ray worker: its evaluations go to ``queue`` as they happen (for the
-    driver's record and progress bars); a divergence comes back as a value, to be raised in the
-    driver."""
-    import ray
+@dataclass(frozen=True)
+class _ToQueue:
+    """Puts a target run's evaluations on the driver's queue as they happen (for its record and
+    progress bars)."""
 
-    def show(evaluation) -> None:
+    queue: Any
+    label: str
+
+    def __call__(self, evaluation: Evaluation) -> None:
+        import ray
+
         try:
-            queue.put_nowait((label, evaluation))
+            self.queue.put_nowait((self.label, evaluation))
         except ray.exceptions.RayError:  # the queue's node died: the driver records the curve at the end
             pass
 
+
+def _run_remote(run: Run, queue, label: str) -> RunOutcome | TrainingDiverged:
+    """A target run in a Ray worker; a divergence comes back as a value, to be raised in the driver."""
     try:
-        return run(show, None)
+        return run(_ToQueue(queue, label), None)
+    except TrainingDiverged as error:
+        return error
+
+
+def _fit_remote(run: Run, queue, label: str, workers: int, use_gpu: bool, cpus: float, gpus: float, storage: str,
+                name: str) -> RunOutcome | TrainingDiverged:
+    """A target run on ``workers`` DDP workers, driven from a Ray task (so that the driver's runs
+    train concurrently); a divergence comes back as a value."""
+    from hpogrow.search.executors.ray_train import fit_data_parallel
+
+    try:
+        return fit_data_parallel(run, workers, use_gpu=use_gpu, cpus_per_worker=cpus, gpus_per_worker=gpus,
+                                 storage_path=storage, name=name, max_failures=RETRIES,
+                                 on_evaluation=_ToQueue(queue, label))
     except TrainingDiverged as error:
         return error
 
