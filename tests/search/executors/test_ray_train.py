@@ -1,12 +1,14 @@
 """One target run on two DDP workers with Ray Train V2 (:mod:`hpogrow.search.executors.ray_train`):
 real Ray, real gloo, real mup. On a local runtime: the curve of one process, evaluations live on
-rank 0, a divergence raised in the caller and not retried, a worker that dies replaced, a finished
-run's outcome kept under its name; and on a two-node cluster started with ``ray start``."""
+rank 0, a divergence raised in the caller and not retried, a worker that dies replaced and the run
+continued from its partial checkpoint, a finished run's outcome kept under its name, the Ray
+executor's ``workers_per_run``; and on a two-node cluster started with ``ray start``."""
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -23,7 +25,8 @@ from ray.util.queue import Queue
 
 from hpogrow import distributed
 from hpogrow.errors import TrainingDiverged
-from hpogrow.runs import run_scratch
+from hpogrow.resume import ResumePoint
+from hpogrow.runs import CheckpointOwner, run_scratch
 from hpogrow.search.executors.base import Run
 from hpogrow.search.executors.ray_train import fit_data_parallel
 from hpogrow.tasks import FourierTask
@@ -127,26 +130,49 @@ def test_a_divergence_is_raised_in_the_caller_and_not_retried(ray_runtime, tmp_p
 
 @dataclass(frozen=True)
 class _DiesOnce:
-    """A run whose rank 1 process exits at its second evaluation, the first time only."""
+    """A run whose rank 1 process is SIGKILLed at its evaluation of step ``step``, the first time only."""
 
     run: Run
     marker: Path
+    step: int = 8
 
     def __call__(self, report: Report | None, on_tokens) -> object:
         def report_or_die(evaluation: Evaluation) -> bool | None:
-            if evaluation.step > 0 and distributed.current().rank == 1 and not self.marker.exists():
+            if evaluation.step == self.step and distributed.current().rank == 1 and not self.marker.exists():
                 self.marker.touch()
-                os._exit(1)
+                os.kill(os.getpid(), signal.SIGKILL)
             return report(evaluation)
 
         return self.run(report_or_die, on_tokens)
 
 
-def test_a_worker_that_dies_is_replaced_and_the_run_trained_again(ray_runtime, tmp_path):
+def test_a_worker_that_dies_is_replaced_and_the_run_continues_from_its_partial_checkpoint(ray_runtime, tmp_path):
+    """Rank 1 killed at step 8 of 16: Ray Train restarts the group, both ranks continue from the
+    partial checkpoint rank 0 wrote at step 4 or 8, and the run ends with the curve and final loss
+    of an uninterrupted one-process run; rank 0 reported every evaluation (the resumed ones again)."""
     queue = Queue()
-    run = _DiesOnce(partial(run_scratch, TASK, WIDTH, BASE_WIDTH, CONFIG, 0, None), tmp_path / "died")
-    outcome = _fit(run, tmp_path / "ray", "dies-once", queue, max_failures=1)
+    owner = CheckpointOwner("k", "s/target", 0)
+    scratch = partial(run_scratch, TASK, WIDTH, BASE_WIDTH, CONFIG, 0, None, owner=owner,
+                      resume=ResumePoint(tmp_path / "resume"))
+    outcome = _fit(_DiesOnce(scratch, tmp_path / "died"), tmp_path / "ray", "dies-once", queue, max_failures=1)
+    single = run_scratch(TASK, WIDTH, BASE_WIDTH, CONFIG, 0, None)
     assert (tmp_path / "died").exists() and outcome.extra["workers"] == 2
+    tokens = {e.step: e.tokens_seen for e in single.evaluations}
+    assert outcome.extra["resumed_at_tokens"] in ((tokens[4],), (tokens[8],))  # at most one interval lost
     assert [e.step for e in outcome.evaluations] == [0, 4, 8, 12, 16]
-    # rank 0 had shown the first attempt's two evaluations; the restarted group calls run() again
-    assert [e.step for e in _drain(queue)] == [0, 4, 0, 4, 8, 12, 16]
+    for parallel, alone in zip(outcome.evaluations, single.evaluations, strict=True):
+        assert abs(parallel.val_loss - alone.val_loss) <= 1e-5 * alone.val_loss
+    assert {e.step for e in _drain(queue)} == {0, 4, 8, 12, 16}  # none lost (a resumed one twice: the record keeps one)
+
+
+def test_the_ray_executor_trains_a_target_run_on_two_workers_and_reports_it_live(ray_runtime, tmp_path):
+    from hpogrow.search.executors.ray import RayExecutor
+
+    received: list[Evaluation] = []
+    executor = RayExecutor(workers_per_run=2, storage_path=str(tmp_path / "ray"))
+    with executor.session():
+        job = executor.submit(partial(run_scratch, TASK, WIDTH, BASE_WIDTH, CONFIG, 0, None), "scratch w32",
+                              CONFIG.tokens, report=received.append)
+        outcome = job.result()
+    assert outcome.extra["workers"] == 2
+    assert {e.step for e in received} == {e.step for e in outcome.evaluations} == {0, 4, 8, 12, 16}
