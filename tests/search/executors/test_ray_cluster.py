@@ -119,42 +119,37 @@ def _base_trials(workdir: Path) -> list[optuna.trial.FrozenTrial]:
 
 def test_trials_spread_over_nodes_and_a_killed_worker_node_loses_nothing(cluster, tmp_path):
     """Trials run on both nodes; the driver grows from checkpoints other nodes wrote (shared
-    workdir); the worker node is killed while the search runs on it: the trial it was running
-    is recorded FAIL with a reason, the others finish on the head node, and the pipeline
-    completes."""
+    workdir); the worker node is killed while a trial runs on it: Tune runs that trial again on
+    the head node (from its last rung checkpoint; with no scheduler it has none, so from token 0)
+    and its Optuna trial is told only then: nothing FAILs, and the pipeline completes."""
     nodes = cluster.node_ids()
     worker = next(node for node, role in nodes.items() if role == "worker")
     workdir, trials = tmp_path / "work", 5
     search = _search(cluster, workdir, trials, tmp_path / "ray-results", tokens_per_param=32)  # ~10 s per trial
     try:
-        killed = False
+        hit = None
         deadline = time.monotonic() + 300
-        while not killed and search.poll() is None and time.monotonic() < deadline:
+        while hit is None and search.poll() is None and time.monotonic() < deadline:
             # A trial seen RUNNING on the worker with one or two of its four evaluations recorded is
-            # in the middle of its run: the kill lands inside it. (Waiting for a worker trial to
-            # COMPLETE instead failed in CI: the worker had no trial left to run when it died.)
-            if any(t.state == TrialState.RUNNING and t.user_attrs.get("node") == worker
-                   and 1 <= len(t.intermediate_values) <= 2 for t in _base_trials(workdir)):
+            # in the middle of its run: the kill lands inside it.
+            hit = next((t.number for t in _base_trials(workdir) if t.state == TrialState.RUNNING
+                        and t.user_attrs.get("node") == worker and 1 <= len(t.intermediate_values) <= 2), None)
+            if hit is not None:
                 cluster.nodes[1].kill()
-                killed = True
             time.sleep(0.2)
         out, err = search.communicate(timeout=400)
     finally:
         if search.poll() is None:
             search.kill()
-    assert killed, f"no trial ran on the worker node to kill it under:\n{err[-3000:]}"
+    assert hit is not None, f"no trial ran on the worker node to kill it under:\n{err[-3000:]}"
     assert search.returncode == 0, err[-3000:]
 
     study = _base_trials(workdir)
-    assert len(study) == trials and all(t.state in FINISHED for t in study)  # nothing lost, nothing left RUNNING
-    failed = [t for t in study if t.state == TrialState.FAIL]
-    assert failed and all(t.user_attrs["fail_reason"] for t in failed)
-    # only the worker node's trials failed (one may have died before its first report, so no node)
-    assert all(t.user_attrs.get("node", worker) == worker for t in failed)
-    complete = [t for t in study if t.state == TrialState.COMPLETE]
-    assert len(complete) + len(failed) == trials
-    assert {t.user_attrs.get("node", worker) for t in complete + failed} == set(nodes)  # trials ran on both nodes
-    for trial in complete:  # written on either node, read here
+    assert len(study) == trials and all(t.state == TrialState.COMPLETE for t in study), \
+        [(t.number, t.state, t.user_attrs.get("fail_reason")) for t in study]  # nothing lost, failed or left RUNNING
+    assert study[hit].user_attrs["node"] == next(node for node, role in nodes.items() if role == "head")  # ran again there
+    assert {t.user_attrs["node"] for t in study} | {worker} == set(nodes)
+    for trial in study:  # written on either node, read here
         assert (Path(trial.user_attrs["checkpoint"]) / "model.pt").is_file()
     target = optuna.load_study(study_name="mlp-w16/target-w24", storage=f"sqlite:///{workdir}/hpogrow.db")
     assert sorted(t.user_attrs["role"] for t in target.trials if t.state == TrialState.COMPLETE) == ["scratch", "warmstart"]
