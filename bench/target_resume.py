@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.quick:
-        args.width, args.kills, args.repeats = 32, 2, 1
+        args.width, args.kills, args.repeats = 32, 1, 1
     console = Console(width=WIDTH)
     spec = {"quick": args.quick, "width": args.width, "base_width": args.width // 2 if not args.quick else 16,
             "lr": 3e-3, "batch": 16, "tokens": 64 * 8 * 60 if args.quick else 16 * 128 * 320}
