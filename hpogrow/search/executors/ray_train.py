@@ -14,8 +14,10 @@ with the others, and rank 0 alone writes the run's checkpoint.
   into the run's last report, which Ray persists under ``storage_path/name``; the caller reads it
   from ``Result.checkpoint``. Ray keeps that checkpoint across worker restarts and drivers: a
   worker group started again after the outcome was reported, or a later fit of the same ``name``,
-  finds it with ``ray.train.get_checkpoint()`` and returns it without training again. So ``name``
-  must identify the run (study, role, width).
+  finds it with ``ray.train.get_checkpoint()`` and returns it without training again. So a
+  ``name`` must never be shared by two runs: the Ray executor gives every fit a fresh one, and a
+  run's progress across fits (a driver killed and started again) lives in its partial
+  checkpoint (:mod:`hpogrow.resume`).
 - **Failures.** A worker that dies is replaced, and the group calls ``run(report, None)`` again
   (up to ``max_failures`` times); the run's own checkpoints decide where it continues. A
   divergence is an answer, not a failure: it is caught in the worker and reported as the outcome,
