@@ -127,3 +127,19 @@ def chief_decides(decision: bool, device: torch.device, parallel: Parallel) -> b
     flag = torch.tensor(int(decision), device=device)
     torch.distributed.broadcast(flag, src=0)
     return bool(flag.item())
+
+
+def agree(value: int, what: str, device: torch.device, parallel: Parallel) -> None:
+    """Check that every rank holds the same ``value`` (e.g. the step a run resumed at).
+
+    Raises:
+        RuntimeError: the ranks differ (Ray Train then restarts the worker group).
+    """
+    if parallel.world == 1:
+        return
+    low = torch.tensor(value, device=device)
+    high = low.clone()
+    torch.distributed.all_reduce(low, op=torch.distributed.ReduceOp.MIN)
+    torch.distributed.all_reduce(high, op=torch.distributed.ReduceOp.MAX)
+    if low.item() != high.item():
+        raise RuntimeError(f"data-parallel ranks disagree: {what} {low.item()} on one rank, {high.item()} on another")

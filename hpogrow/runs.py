@@ -130,6 +130,9 @@ def run_training(task: Task, model, config: TrainConfig, *, width: int, base_wid
     owner_dict = None if owner is None else owner.as_dict()
     expected = resume_points.fingerprint(config, state, source, width)
     resumed, refused = resume_points.load(resume, owner_dict, expected) if resume is not None else (None, None)
+    # every rank must continue from the same step, or the ranks fall out of lockstep
+    distributed.agree(resumed.state.step if resumed is not None else 0, "resumed at step", device,
+                      distributed.current())
     if resumed is not None:
         model.load_state_dict(resumed.weights)
         optimizer = make_optimizer(model, config)
@@ -143,11 +146,14 @@ def run_training(task: Task, model, config: TrainConfig, *, width: int, base_wid
             optimizer.load_state_dict(optimizer_state)
             for group, (rate, initial) in zip(optimizer.param_groups, rates):  # the moments carry over, not the rates
                 group["lr"], group["initial_lr"] = rate, initial
+    chief = distributed.current().chief  # one writer per run: under DDP every rank holds the same model
+    if resumed is not None and chief:  # this resume is recorded at once: a second fault before the next keeps it
+        resume_points.save(resume, model, optimizer, task=task, width=width, base_width=base_width, config=config,
+                           state=state, evaluations=earlier, resumed_at=resumed_at, owner=owner_dict, expected=expected)
     if report is not None:
         for evaluation in earlier:
             report(evaluation)
     start, steps, seen = state, total_steps(task, config), len(earlier)
-    chief = distributed.current().chief  # one writer per run: under DDP every rank holds the same model
     result_so_far: list[Evaluation] = []
 
     def on_evaluation(evaluation: Evaluation) -> bool:
@@ -176,9 +182,8 @@ def run_training(task: Task, model, config: TrainConfig, *, width: int, base_wid
             extra["resume_refused"] = refused
     if evaluations[-1].val_loss_se is not None:
         extra["val_loss_se"] = evaluations[-1].val_loss_se
-    speed = result.tokens_per_second if result.evaluations else 0.0  # 0: resumed with nothing left to train
-    outcome = RunOutcome(evaluations, result.state, result.stopped_early, counts.total, counts.compute, speed,
-                         extra=extra)
+    outcome = RunOutcome(evaluations, result.state, result.stopped_early, counts.total, counts.compute,
+                         result.tokens_per_second, extra=extra)
     if checkpoint is not None and not result.stopped_early and distributed.current().chief:  # one writer per run
         outcome.checkpoint = save_checkpoint(
             checkpoint, model, task=task, width=width, base_width=base_width, seed=config.seed,

@@ -128,7 +128,9 @@ class TrainResult:
     optimizer: torch.optim.Optimizer | None = None
     mfu: float | None = None
     """Model FLOPs utilisation of the run on a CUDA device with a known peak (see
-    :mod:`hpogrow.throughput`); ``None`` on CPU."""
+    :mod:`hpogrow.throughput`), per device of a data-parallel run; ``None`` on CPU."""
+    start_tokens: int = 0
+    """Tokens seen when this call started (above 0: a run continued from a checkpoint)."""
 
     @property
     def final_loss(self) -> float:
@@ -136,8 +138,9 @@ class TrainResult:
 
     @property
     def tokens_per_second(self) -> float:
-        first = self.evaluations[0].tokens_seen if self.evaluations else 0
-        return (self.state.tokens_seen - first) / max(self.seconds, 1e-9)
+        """Tokens this call trained over its wall time, evaluations included (0: none trained)."""
+        trained = self.state.tokens_seen - self.start_tokens
+        return trained / self.seconds if trained > 0 else 0.0
 
 
 Report = Callable[[Evaluation], "bool | None"]
@@ -226,7 +229,7 @@ def train(model: nn.Module, task: Task, config: TrainConfig, *, state: TrainStat
     log_every = max(1, min(10, steps // 50))
     tokens_per_step = config.batch_size * task.tokens_per_example
 
-    result = TrainResult(state=state, optimizer=optimizer)
+    result = TrainResult(state=state, optimizer=optimizer, start_tokens=state.tokens_seen)
     step, tokens_seen, position = state.step, state.tokens_seen, state.data_position
     loss_sum = torch.zeros((), device=device)
     losses_since_eval = 0
@@ -279,8 +282,9 @@ def train(model: nn.Module, task: Task, config: TrainConfig, *, state: TrainStat
     result.state = replace(state, step=step, tokens_seen=tokens_seen, data_position=position)
     result.stopped_early = step < steps
     result.seconds = time.perf_counter() - start
-    if device.type == "cuda":
-        result.mfu = model_flops_utilization(training_flops_per_token(model), result.tokens_per_second, device)
+    if device.type == "cuda" and result.tokens_per_second > 0:  # each device does 1/world of the work
+        result.mfu = model_flops_utilization(training_flops_per_token(model), result.tokens_per_second / parallel.world,
+                                             device)
     return result
 
 

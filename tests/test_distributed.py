@@ -111,3 +111,28 @@ def test_compiled_two_process_training_is_the_compiled_one_process_curve(tmp_pat
     chief, _ = pickle.loads((tmp_path / "rank-0.pkl").read_bytes())
     for parallel, single in zip(chief.evaluations, alone.evaluations, strict=True):
         assert _relative_difference(parallel.val_loss, single.val_loss) <= 1e-5, (parallel, single)
+
+
+def _agree_rank(rank: int, world: int, folder: Path) -> None:
+    torch.distributed.init_process_group("gloo", init_method=f"file://{folder / 'rendezvous'}", rank=rank,
+                                         world_size=world)
+    try:
+        parallel = distributed.current()
+        distributed.agree(7, "resumed at step", torch.device("cpu"), parallel)  # the same everywhere: fine
+        try:
+            distributed.agree(rank, "resumed at step", torch.device("cpu"), parallel)
+            outcome = "agreed"
+        except RuntimeError as error:
+            outcome = str(error)
+        (folder / f"rank-{rank}.txt").write_text(outcome)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_ranks_that_would_resume_from_different_steps_stop_on_every_rank(tmp_path):
+    """A rank that read another partial checkpoint than the others (or none) must not train out of
+    lockstep: every rank raises, and Ray Train restarts the group."""
+    torch.multiprocessing.spawn(_agree_rank, args=(2, tmp_path), nprocs=2)
+    for rank in range(2):
+        assert (tmp_path / f"rank-{rank}.txt").read_text() == \
+            "data-parallel ranks disagree: resumed at step 0 on one rank, 1 on another"

@@ -65,10 +65,24 @@ def test_a_run_broken_after_an_evaluation_resumes_and_ends_bit_identical(task, t
     # the evaluations the partial checkpoint held are reported again, then the new ones: each once
     assert [e.tokens_seen for e in second] == [e.tokens_seen for e in unbroken.evaluations]
     assert resumed.state == unbroken.state
+    assert resumed.tokens_per_second > 0  # over what this call trained, not from its first evaluation
     left, _ = load_model(resumed.checkpoint, task)
     right, _ = load_model(unbroken.checkpoint, task)
     for (name, a), (_, b) in zip(left.state_dict().items(), right.state_dict().items()):
         assert torch.equal(a, b), name
+
+
+def test_a_run_broken_twice_records_both_resumes(task, tmp_path):
+    """Broken, resumed, broken again before its next partial checkpoint: the second resume still
+    knows the first."""
+    point = ResumePoint(tmp_path / "resume", 3)
+    with pytest.raises(Broken):
+        _run(task, tmp_path, point, _break_after(5, []))  # checkpoint at evaluation 4
+    with pytest.raises(Broken):
+        _run(task, tmp_path, point, _break_after(5, []))  # 4 reported again, then 5: broken before 7
+    outcome = _run(task, tmp_path, point)
+    at = outcome.evaluations[3].tokens_seen
+    assert outcome.extra["resumed_at_tokens"] == (at, at)
 
 
 def test_a_run_resumed_after_its_last_evaluation_trains_nothing_and_keeps_its_curve(task, tmp_path):
@@ -78,6 +92,7 @@ def test_a_run_resumed_after_its_last_evaluation_trains_nothing_and_keeps_its_cu
     assert again.extra["resumed_at_tokens"] == (done.state.tokens_seen,)
     assert [e.val_loss for e in again.evaluations] == [e.val_loss for e in done.evaluations]
     assert again.state == done.state
+    assert again.tokens_per_second == 0  # nothing left to train
 
 
 @pytest.mark.parametrize("other, reason", [

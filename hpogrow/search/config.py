@@ -86,6 +86,9 @@ class SearchConfig(StudyOptions, RunOptions, GrowthOptions, ExecutorOptions):
         from hpogrow.search.plan import make_executor_for  # torch and the executors: not at import (hpogrow --help)
 
         make_executor_for(self)  # validates the executor's options
+        if self.workers_per_run > 1 and self.executor != "ray":
+            raise bad_flag("workers_per_run", self.workers_per_run, "trains target runs on Ray Train; use "
+                           f"{flag('executor')} ray")
         if self.gpus_per_trial and self.device == "cpu":
             raise UsageError(f"{flag('gpus_per_trial')} {self.gpus_per_trial} with {flag('device')} cpu: use "
                              f"{flag('device')} auto or cuda")

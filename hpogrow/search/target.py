@@ -77,6 +77,8 @@ class PendingRun:
             record.fail(study, trial, str(error), fidelity_reached=error.tokens_seen, diverged=True)
             raise PipelineError(f"the {self.role} run at width {self.width} diverged ({error}); "
                                 "lower the learning rate range with --space") from None
+        except (KeyboardInterrupt, SystemExit):  # the driver is stopping (Ctrl-C; SIGTERM under Ray): the trial
+            raise                                # stays RUNNING, for the next driver to adopt and continue
         except BaseException as error:
             record.fail(study, trial, f"{type(error).__name__}: {error}")
             raise
@@ -186,13 +188,14 @@ class TargetPairs:
         done = self._mine(role, pair, TrialState.COMPLETE)
         if done is not None:
             self.console.print(f"{role} (pair {pair}): reusing finished trial {done.number} of {self.plan.target_study}")
+            self._drop_partial(role, pair)  # a driver that died between telling it and this
             return PendingRun(done, role, width)
         config = self.plan.config
         left = self._mine(role, pair, TrialState.RUNNING)
         if left is not None:
             trial = record.adopt(self.study, left)
             self.console.print(f"{role} (pair {pair}): continuing trial {trial.number}, left RUNNING by a dead driver, "
-                               "from its last partial checkpoint")
+                               "from its last partial checkpoint (if it wrote one)")
         else:
             stage = int(role.split()[1]) if role.startswith("stage ") else None
             identity = RunRecord(role=role, width=width, pair=pair, seed=config.seed + pair, stage=stage,
@@ -227,11 +230,15 @@ class TargetPairs:
         record.finish(self.study, trial, outcome.summary, complete=not outcome.stopped_early, also=also)
         finished = self.study.trials[trial.number]
         run = RunRecord.of(finished)
-        folder = self._resume_folder(run.role, run.pair)
-        shutil.rmtree(folder, ignore_errors=True)
-        with contextlib.suppress(OSError):  # the pair's resume folder, once its last run is told
-            folder.parent.rmdir()
+        self._drop_partial(run.role, run.pair)
         return finished
+
+    def _drop_partial(self, role: str, pair: int) -> None:
+        """Delete a told run's partial checkpoint (and the pair's resume folder once empty)."""
+        folder = self._resume_folder(role, pair)
+        shutil.rmtree(folder, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            folder.parent.rmdir()
 
     # 2. Collect: wait for every run, record the speedup over the pairs on the warmstarted trials.
     def collect(self, pairs: list[PairRuns]) -> tuple[list[FrozenTrial], list[FrozenTrial]]:

@@ -18,6 +18,8 @@ LOCAL = {"executor": "local", "device": "cpu"}
     ({"pruner": "hyperband"}, "--pruner"),
     ({"evaluations": 1}, "--evaluations"),
     ({"stages": 2, "target_width": 256}, "--stages"),
+    ({"checkpoint_every": 0}, "--checkpoint-every"),
+    ({"workers_per_run": 2}, "--workers-per-run"),  # Ray Train only: not silently one process in process
 ])
 def test_a_bad_value_names_its_flag(values, flag):
     with pytest.raises(UsageError) as refused:
@@ -36,3 +38,15 @@ def test_the_defaults_are_valid_and_the_storage_lives_in_the_workdir(tmp_path):
     assert config.trials == 8 and config.seeds == 2 and config.stages == 1
     assert str(tmp_path) in config.storage_url
     assert SearchConfig(**LOCAL, storage="sqlite:////tmp/x.db").storage_url == "sqlite:////tmp/x.db"
+
+
+def test_workers_per_run_must_split_every_batch_size_of_the_space(tmp_path):
+    from hpogrow.search.plan import make_plan
+    from hpogrow.tasks import FourierTask
+
+    space = tmp_path / "space.yaml"
+    space.write_text("learning_rate: {low: 1.0e-3, high: 1.0e-1, log: true}\nbatch_size: {powers_of_two: [16, 32]}\n")
+    config = SearchConfig(executor="ray", device="cpu", base_width=16, workers_per_run=3, space=str(space),
+                          workdir=str(tmp_path))
+    with pytest.raises(UsageError, match=r"^--workers-per-run 3: batch sizes \[16, 32\] of the search space do not split"):
+        make_plan(FourierTask(modes=64), config)

@@ -316,15 +316,19 @@ class RayExecutor(Executor):
         """Start ``run`` now as a Ray task with this executor's per-trial resources; its
         evaluations reach ``report`` here while it trains."""
         import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         self._connect(ray)
         bar = display.bar(f"{label} on Ray" + (f" ({self.workers_per_run} workers)" if self.workers_per_run > 1 else ""),
                           tokens)
         queue = self._feed.open(label, bar, report)
         if self.workers_per_run > 1:
-            # the Ray Train driver holds no resources (its workers do) and is not retried: Ray
-            # Train restarts a worker group that loses a worker
-            fit = ray.remote(num_cpus=0, max_retries=0)(_fit_remote)
+            # the Ray Train driver holds no resources (its workers do) and is not retried (Ray Train
+            # restarts a worker group that loses a worker); it runs beside this driver, because Ray
+            # Train's controller runs where fit() is called and a worker node that dies must not
+            # take it along
+            here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+            fit = ray.remote(num_cpus=0, max_retries=0, scheduling_strategy=here)(_fit_remote)
             storage = Path(self.storage_path or Path(tempfile.gettempdir()) / "hpogrow-ray").resolve()
             name = f"target-{''.join(c if c.isalnum() else '-' for c in label)}-{datetime.datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}"
             ref = fit.remote(run, queue, label, self.workers_per_run, self.gpus_per_trial > 0, self.cpus_per_trial,

@@ -436,3 +436,46 @@ def test_a_base_trial_whose_worker_dies_continues_from_its_last_rung_checkpoint(
     assert at in plan.schedule.rungs[:-1] and at < points[5]  # the last rung before the sixth evaluation, not token 0
     reached = resumed.user_attrs["fidelity_reached"]
     assert points == [0, *(t for t in plan.template.eval_tokens if t <= reached)]  # no point lost
+
+
+def test_a_driver_stopped_by_sigterm_during_the_target_runs_leaves_them_to_the_next_one(tmp_path, space_file):
+    """SIGTERM (a scheduler's time limit, ``kill PID``) reaches a Ray driver as ``SystemExit``
+    while it waits on a target run: that trial stays RUNNING instead of FAIL, and the same
+    command again adopts both target trials and continues them from their partial checkpoints."""
+    config = replace(_config(tmp_path, space_file, trials=2), tokens_per_param=60, evaluations=8, seeds=1)
+    script = tmp_path / "driver.py"
+    script.write_text(_DRIVER.format(root=str(ROOT), config=config.__dict__))
+    command = [sys.executable, str(script)]
+    env = {**os.environ, "RAY_ADDRESS": ""}
+    target_name = "wave-regression-w16/target-w24"
+    first = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while first.poll() is None and time.monotonic() < deadline:
+            try:
+                target = optuna.load_study(study_name=target_name, storage=hpogrow.storage.open_storage(config.storage_url))
+                if any(len(t.intermediate_values) >= 3 for t in target.get_trials(states=(TrialState.RUNNING,))):
+                    break
+            except KeyError:
+                pass
+            time.sleep(0.2)
+        assert first.poll() is None, "the search ended before it could be stopped"
+        first.send_signal(signal.SIGTERM)
+        first.wait(timeout=120)
+    finally:
+        _kill_group(first.pid)
+    storage = hpogrow.storage.open_storage(config.storage_url)
+    left = {t.user_attrs["role"]: t.number for t in optuna.load_study(study_name=target_name, storage=storage).trials
+            if t.state == TrialState.RUNNING}
+    assert sorted(left) == ["scratch", "warmstart"]  # neither was told FAIL
+
+    second = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0 and "PIPELINE DONE" in second.stdout, second.stderr[-2000:]
+    target = optuna.load_study(study_name=target_name, storage=storage)
+    assert all(t.state == TrialState.COMPLETE for t in target.trials)
+    finished = {t.user_attrs["role"]: t for t in target.trials}
+    assert {role: t.number for role, t in finished.items()} == left  # adopted, not started again
+    assert any(t.user_attrs["resumed_at_tokens"] for t in finished.values())
+    for trial in finished.values():
+        assert len(trial.intermediate_values) == 9  # each evaluation once (8 and the one before the first step)
