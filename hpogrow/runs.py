@@ -125,48 +125,48 @@ def run_training(task: Task, model, config: TrainConfig, *, width: int, base_wid
     reported again first (the record keeps each once), so no point of the curve is lost. A partial
     checkpoint is written before its evaluation is reported: a fault in between loses nothing either.
     """
-    device = distributed.local_device(resolve_device(config.device), distributed.current())
+    parallel = distributed.current()
+    device = distributed.local_device(resolve_device(config.device), parallel)
     model.to(device)  # before the optimizer is made: the fused one lives where the parameters do
+    optimizer = make_optimizer(model, config)
     owner_dict = None if owner is None else owner.as_dict()
     expected = resume_points.fingerprint(config, state, source, width)
     resumed, refused = resume_points.load(resume, owner_dict, expected) if resume is not None else (None, None)
     # every rank must continue from the same step, or the ranks fall out of lockstep
-    distributed.agree(resumed.state.step if resumed is not None else 0, "resumed at step", device,
-                      distributed.current())
+    distributed.agree(resumed.state.step if resumed is not None else 0, "resumed at step", device, parallel)
+
+    def save_partial(at: TrainState, evaluations: list[Evaluation]) -> None:
+        if parallel.chief:  # one writer per run: under DDP every rank holds the same model
+            resume_points.save(resume, model, optimizer, task=task, width=width, base_width=base_width,
+                               config=config, state=at, evaluations=evaluations, resumed_at=resumed_at,
+                               owner=owner_dict, expected=expected)
+
     if resumed is not None:
         model.load_state_dict(resumed.weights)
-        optimizer = make_optimizer(model, config)
         optimizer.load_state_dict(resumed.optimizer_state)
         state, earlier, resumed_at = resumed.state, resumed.evaluations, resumed.resumed_at
+        save_partial(state, earlier)  # this resume is recorded at once: a second fault before the next keeps it
     else:
-        optimizer = make_optimizer(model, config)
         earlier, resumed_at = [], []
         if optimizer_state is not None:
             rates = [(group["lr"], group["initial_lr"]) for group in optimizer.param_groups]
             optimizer.load_state_dict(optimizer_state)
             for group, (rate, initial) in zip(optimizer.param_groups, rates):  # the moments carry over, not the rates
                 group["lr"], group["initial_lr"] = rate, initial
-    chief = distributed.current().chief  # one writer per run: under DDP every rank holds the same model
-    if resumed is not None and chief:  # this resume is recorded at once: a second fault before the next keeps it
-        resume_points.save(resume, model, optimizer, task=task, width=width, base_width=base_width, config=config,
-                           state=state, evaluations=earlier, resumed_at=resumed_at, owner=owner_dict, expected=expected)
     if report is not None:
         for evaluation in earlier:
             report(evaluation)
-    start, steps, seen = state, total_steps(task, config), len(earlier)
-    result_so_far: list[Evaluation] = []
+    start, steps = state, total_steps(task, config)
+    trained: list[Evaluation] = []  # this call's evaluations so far
 
     def on_evaluation(evaluation: Evaluation) -> bool:
-        nonlocal seen
-        seen += 1  # the evaluation before the first step is number 1
-        if resume is not None and chief and evaluation.step > start.step and ((seen - 1) % resume.every == 0
-                                                                               or evaluation.step >= steps):
-            at = TrainState(evaluation.step, evaluation.tokens_seen,
-                            start.data_position + (evaluation.step - start.step) * config.batch_size)
-            resume_points.save(resume, model, optimizer, task=task, width=width, base_width=base_width, config=config,
-                               state=at, evaluations=[*earlier, *result_so_far, evaluation], resumed_at=resumed_at,
-                               owner=owner_dict, expected=expected)
-        result_so_far.append(evaluation)
+        trained.append(evaluation)
+        number = len(earlier) + len(trained)  # the evaluation before the first step is number 1
+        if resume is not None and evaluation.step > start.step and ((number - 1) % resume.every == 0
+                                                                    or evaluation.step >= steps):
+            save_partial(TrainState(evaluation.step, evaluation.tokens_seen,
+                                    start.data_position + (evaluation.step - start.step) * config.batch_size),
+                         [*earlier, *trained])
         stop = bool(report(evaluation)) if report is not None else False
         crash_point("target-evaluation")
         return stop
@@ -184,7 +184,7 @@ def run_training(task: Task, model, config: TrainConfig, *, width: int, base_wid
         extra["val_loss_se"] = evaluations[-1].val_loss_se
     outcome = RunOutcome(evaluations, result.state, result.stopped_early, counts.total, counts.compute,
                          result.tokens_per_second, extra=extra)
-    if checkpoint is not None and not result.stopped_early and distributed.current().chief:  # one writer per run
+    if checkpoint is not None and not result.stopped_early and parallel.chief:  # one writer per run
         outcome.checkpoint = save_checkpoint(
             checkpoint, model, task=task, width=width, base_width=base_width, seed=config.seed,
             state=result.state, train_config=config, optimizer=result.optimizer, lineage=lineage,
