@@ -8,10 +8,10 @@
    counts as the worst loss (+inf), so a learning rate at which any seed diverges cannot be the
    optimum; diverged runs are counted, never dropped. A parabola through the argmin and its two
    neighbours (in log learning rate) refines the optimum for the drift figure. (:mod:`.verdict`)
-3. Verdict: a parameterization transfers when every width's optimum lies within ``tolerance``
-   grid steps of the base width's. The same test on each seed alone says whether it holds on
-   every seed; the drift (octaves of learning rate per doubling of width, least squares over
-   widths) comes with its range over seeds. μP should transfer; SP should not.
+3. Verdict: the drift (octaves of learning rate per doubling of width, least squares over
+   widths on the refined optima) read from each seed alone gets a 95% t-interval over seeds,
+   judged against ``max_drift`` stated in advance: ``pass`` inside ±bound, ``fail`` wholly
+   outside, ``undecided`` otherwise. μP should pass; SP should fail. (:mod:`.verdict`)
 4. Record one trial per run (``role=transfer``) in the study ``{task}-transfer``; a rerun
    reuses the runs it finds there. The figure (final loss against learning rate, one curve per
    width, μP and SP side by side) goes under ``{workdir}/plots`` and into the study as an

@@ -37,8 +37,11 @@ class TransferConfig(TaskDefaults, StudyOptions, RunOptions, ThreadOptions):
     """Token budget of every run, the same at every width (default mlp 38,400; lm 131,072)."""
     seeds: PositiveInt | None = None
     """Initialisation seeds per width and learning rate: ``seed``, ``seed`` + 1, … (default mlp 3, lm 1)."""
-    tolerance: int = 1
-    """Grid steps the optimum may move from the base width's and still count as transferred."""
+    max_drift: float = 0.25
+    """Bound on |drift|, octaves of learning rate per doubling of width: 0.25 moves the optimum by
+    one ×2 grid step over the default MLP check's 16× width range (4 doublings), so a learning
+    rate tuned at the base width and used 16× wider is off by at most a factor 2
+    (docs/checks.md#transfer-check)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -46,8 +49,8 @@ class TransferConfig(TaskDefaults, StudyOptions, RunOptions, ThreadOptions):
             raise bad_flag("widths", self.widths, "give at least two increasing positive widths, the base first")
         if self.learning_rates is not None:
             grid_step(self.learning_rates)
-        if self.tolerance < 0:
-            raise bad_flag("tolerance", self.tolerance, "grid steps cannot be negative")
+        if not self.max_drift > 0:
+            raise bad_flag("max_drift", self.max_drift, "give a positive bound (octaves per doubling of width)")
 
     def checked_for(self, task: Task) -> TransferConfig:
         """Widths checked against the task, and at least one batch per run."""

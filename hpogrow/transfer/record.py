@@ -82,14 +82,16 @@ def _summary(result: TransferResult) -> dict:
     config = result.config
     return {
         "widths": list(config.widths), "learning_rates": list(config.learning_rates), "seeds": list(result.seeds),
-        "tolerance": config.tolerance, "batch_size": config.batch_size, "tokens": config.tokens,
+        "max_drift": config.max_drift, "batch_size": config.batch_size, "tokens": config.tokens,
         "passed": result.passed,
         "verdicts": {name: {
-            "transfers": verdict.transfers, "shifts": list(verdict.shifts), "max_shift": verdict.max_shift,
+            "verdict": verdict.label, "transfers": verdict.transfers,
+            "shifts": list(verdict.shifts), "max_shift": verdict.max_shift,
             "best_learning_rates": [None if o.best_index is None else config.learning_rates[o.best_index]
                                     for o in verdict.optima],
             "refined_learning_rates": [o.refined_learning_rate for o in verdict.optima],
-            "seeds_transferring": verdict.seeds_transferring, "drift": number(verdict.drift),
+            "drift": number(verdict.drift), "seed_drifts": [number(value) for value in verdict.seed_drifts],
+            "drift_interval": [number(value) for value in verdict.drift_interval],
             "drift_range": [number(value) for value in verdict.drift_range],
             "diverged_runs": sum(sum(o.diverged) for o in verdict.optima),
         } for name, verdict in result.verdicts.items()},

@@ -130,7 +130,7 @@ def run_transfercheck(task: Task, config: TransferConfig = TransferConfig(),
     overall.close()
     runs = [recorded[run_key(*combination)] for combination in wanted]
     verdicts = {parameterization: judge(runs, parameterization, config.widths, config.learning_rates, seeds,
-                                        config.tolerance) for parameterization in PARAMETERIZATIONS}
+                                        config.max_drift) for parameterization in PARAMETERIZATIONS}
     result = TransferResult(config=config, study_name=study_name, storage=storage_url, runs=runs, verdicts=verdicts,
                             plot=workdir / "plots" / f"{study_name.replace('/', '_')}.png", trained=len(to_train),
                             seconds=0.0, seeds=seeds)

@@ -1,4 +1,13 @@
-"""Reading the optimum of each width and judging whether it stays put (pure functions, no I/O)."""
+"""Reading the optimum of each width and judging its drift against a bound (pure functions, no I/O).
+
+**The test.** Per seed, the drift is the least-squares slope of the refined optimum (log2 learning
+rate) against log2 width: octaves of learning rate per doubling of width. Over seeds it gets a
+95% t-interval (``n − 1`` degrees of freedom; none from one seed). With the bound ``B``
+(:attr:`TransferConfig.max_drift`, stated before any run): ``pass`` when the interval lies
+inside ``(−B, B)``, ``fail`` when it lies wholly above ``B`` or below ``−B``, ``undecided``
+otherwise (and when some width's optimum sits at the edge of the grid, where the refined optimum
+is clamped, a ``pass`` is demoted to ``undecided``).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hpogrow.stats import student_t_quantile
 from hpogrow.transfer.config import TransferConfig
 
 
@@ -61,16 +71,37 @@ class Verdict:
     parameterization: str
     optima: tuple[WidthOptimum, ...]
     shifts: tuple[int | None, ...]
-    """Per width, grid steps from the base width's optimum (``None``: no optimum)."""
-    transfers: bool
-    """Every shift within the tolerance."""
-    seeds_transferring: int
-    """Seeds on which the same test, read from that seed's runs alone, passes."""
+    """Per width, grid steps from the base width's optimum (``None``: no optimum); descriptive."""
     drift: float
     """Octaves of learning rate the optimum moves per doubling of width (least squares over
-    widths on refined optima; 0 for perfect transfer, about -1 for SP with Adam)."""
-    drift_range: tuple[float, float]
-    """Lowest and highest drift over seeds."""
+    widths on the refined optima of the seed-mean losses; 0 for perfect transfer, about -1 for SP
+    with Adam)."""
+    seed_drifts: tuple[float, ...]
+    """The same drift read from each seed's runs alone (``nan``: a width without optimum)."""
+    drift_interval: tuple[float, float]
+    """95% t-interval of the mean of :attr:`seed_drifts` (``nan`` from fewer than two seeds)."""
+    max_drift: float
+    """The bound ``B`` the interval is judged against."""
+
+    @property
+    def drift_range(self) -> tuple[float, float]:
+        """Lowest and highest drift over seeds."""
+        known = [drift for drift in self.seed_drifts if not math.isnan(drift)]
+        return (min(known), max(known)) if known else (math.nan, math.nan)
+
+    @property
+    def label(self) -> str:
+        """``pass``, ``fail`` or ``undecided`` (module docstring)."""
+        low, high = self.drift_interval
+        if low > self.max_drift or high < -self.max_drift:
+            return "fail"
+        inside = -self.max_drift < low and high < self.max_drift
+        return "pass" if inside and not any(optimum.at_edge for optimum in self.optima) else "undecided"
+
+    @property
+    def transfers(self) -> bool:
+        """The drift surely lies within the bound (:attr:`label` is ``pass``)."""
+        return self.label == "pass"
 
     @property
     def max_shift(self) -> int | None:
@@ -96,8 +127,8 @@ class TransferResult:
 
     @property
     def passed(self) -> bool:
-        """μP transfers and SP does not: the contrast the check is for."""
-        return self.verdicts["μP"].transfers and not self.verdicts["SP"].transfers
+        """μP passes and SP fails: the contrast the check is for."""
+        return self.verdicts["μP"].label == "pass" and self.verdicts["SP"].label == "fail"
 
 
 def run_key(parameterization: str, width: int, learning_rate: float, seed: int) -> tuple:
@@ -131,9 +162,22 @@ def _drift(widths: Sequence[int], log_optima: Sequence[float | None]) -> float:
     return float(np.polyfit(*zip(*points), 1)[0])
 
 
+def drift_interval(seed_drifts: Sequence[float]) -> tuple[float, float]:
+    """95% t-interval of the mean drift over seeds; ``nan`` from fewer than two known drifts."""
+    known = np.array([drift for drift in seed_drifts if not math.isnan(drift)])
+    if len(known) < 2 or len(known) < len(seed_drifts):
+        return math.nan, math.nan
+    half = student_t_quantile(0.975, len(known) - 1) * float(known.std(ddof=1)) / math.sqrt(len(known))
+    return float(known.mean()) - half, float(known.mean()) + half
+
+
 def judge(runs: Sequence[TransferRun], parameterization: str, widths: Sequence[int],
-          learning_rates: Sequence[float], seeds: Sequence[int], tolerance: int = 1) -> Verdict:
-    """The verdict of one parameterization from its runs (one per width × rate × seed)."""
+          learning_rates: Sequence[float], seeds: Sequence[int], max_drift: float = 0.25) -> Verdict:
+    """The verdict of one parameterization from its runs (one per width × rate × seed).
+
+    Args:
+        max_drift: the bound on |drift| (octaves per doubling of width).
+    """
     by_key = {run_key(run.parameterization, run.width, run.learning_rate, run.seed): run.final_loss for run in runs}
     grid = np.array([[[by_key[run_key(parameterization, width, rate, seed)] for seed in seeds]
                       for rate in learning_rates] for width in widths])  # (widths, rates, seeds)
@@ -147,27 +191,17 @@ def judge(runs: Sequence[TransferRun], parameterization: str, widths: Sequence[i
             width=width, mean_losses=mean, diverged=tuple(int(n) for n in (~np.isfinite(losses)).sum(axis=1)),
             best_index=best, seed_best_indices=tuple(_argmin(losses[:, seed]) for seed in range(len(seeds))),
             refined_learning_rate=None if refined is None else 2.0**refined))
-    shifts = shifts_from_base([optimum.best_index for optimum in optima])
-    seed_drifts, seeds_transferring = [], 0
-    for seed in range(len(seeds)):
-        seed_best = [optimum.seed_best_indices[seed] for optimum in optima]
-        seeds_transferring += _within(shifts_from_base(seed_best), tolerance)
-        seed_drifts.append(_drift(widths, [_refine(log_rates, list(grid[w, :, seed]), best)
-                                           for w, best in enumerate(seed_best)]))
+    seed_drifts = tuple(
+        _drift(widths, [_refine(log_rates, list(grid[w, :, seed]), optimum.seed_best_indices[seed])
+                        for w, optimum in enumerate(optima)]) for seed in range(len(seeds)))
     refined = [None if o.refined_learning_rate is None else math.log2(o.refined_learning_rate) for o in optima]
-    known = [drift for drift in seed_drifts if not math.isnan(drift)]
-    return Verdict(parameterization=parameterization, optima=tuple(optima), shifts=shifts,
-                   transfers=_within(shifts, tolerance), seeds_transferring=seeds_transferring,
-                   drift=_drift(widths, refined),
-                   drift_range=(min(known), max(known)) if known else (math.nan, math.nan))
+    return Verdict(parameterization=parameterization, optima=tuple(optima),
+                   shifts=shifts_from_base([optimum.best_index for optimum in optima]),
+                   drift=_drift(widths, refined), seed_drifts=seed_drifts,
+                   drift_interval=drift_interval(seed_drifts), max_drift=max_drift)
 
 
 def shifts_from_base(best_indices: Sequence[int | None]) -> tuple[int | None, ...]:
     """Grid steps of each width's optimum from the base width's (the first)."""
     base = best_indices[0]
     return tuple(None if base is None or index is None else index - base for index in best_indices)
-
-
-def _within(shifts: Sequence[int | None], tolerance: int) -> bool:
-    return all(shift is not None and abs(shift) <= tolerance for shift in shifts)
-

@@ -32,15 +32,14 @@ def _rate(learning_rate: float | None, digits: int = 2) -> str:
 
 
 def _verdict_line(verdict: Verdict, config: TransferConfig, seeds: int) -> str:
-    step, low, high = grid_step(config.learning_rates), *verdict.drift_range
-    if verdict.max_shift is None:
-        moved = "some width has no optimum (every learning rate diverged)"
-    else:
-        moved = (f"the optimum moves up to {verdict.max_shift} grid step{'s' * (verdict.max_shift != 1)} "
-                 f"(×{step:.3g}) from width {config.widths[0]}'s, tolerance {config.tolerance}")
-    return (f"{verdict.parameterization} {'transfers' if verdict.transfers else 'does not transfer'}: {moved}; "
-            f"transfers on {verdict.seeds_transferring}/{seeds} seeds read alone; drift {verdict.drift:+.2f} "
-            f"octaves of learning rate per doubling of width (seeds {low:+.2f} … {high:+.2f})")
+    low, high = verdict.drift_interval
+    interval = (f"95% interval [{low:+.2f}, {high:+.2f}] over {seeds} seeds" if not math.isnan(low)
+                else f"no interval from {seeds} seed{'s' * (seeds != 1)}")
+    per_seed = " ".join("—" if math.isnan(drift) else f"{drift:+.2f}" for drift in verdict.seed_drifts)
+    edge = [str(o.width) for o in verdict.optima if o.at_edge]
+    return (f"{verdict.parameterization} {verdict.label}: drift {verdict.drift:+.2f} octaves of learning rate per "
+            f"doubling of width, {interval} (per seed {per_seed}); bound ±{verdict.max_drift:g}"
+            + (f"; optimum at the grid edge at width {', '.join(edge)}" if edge else ""))
 
 
 _METHOD = ("optimum = grid argmin of the seed-mean final loss; a diverged run counts as the worst loss (+inf), "
@@ -95,7 +94,8 @@ def print_transfer(result: TransferResult, console: Console) -> None:
         table.add_row(*row)
     console.print(table)
     for verdict in result.verdicts.values():
-        color = "green" if verdict.transfers == (verdict.parameterization == "μP") else "red"
+        expected = "pass" if verdict.parameterization == "μP" else "fail"
+        color = "green" if verdict.label == expected else "yellow" if verdict.label == "undecided" else "red"
         console.print(f"[{color}]{_verdict_line(verdict, result.config, len(result.seeds))}[/{color}]")
     console.print(f"figure: {result.plot}; {result.trained} runs trained, {len(result.runs) - result.trained} reused, "
                   f"{result.seconds:.0f} s")
@@ -151,9 +151,9 @@ def plot_transfer(result: TransferResult, path: Path) -> Path:
         axis.set_xscale("log", base=2)
         axis.set_ylim(bottom, top * 1.01)
         axis.set_xlabel("learning rate")
-        shift = "—" if verdict.max_shift is None else verdict.max_shift
-        axis.set_title(f"{name}: {'transfers' if verdict.transfers else 'does not transfer'} "
-                       f"(optimum moves up to {shift} steps)")
+        low, high = verdict.drift_interval
+        axis.set_title(f"{name}: {verdict.label}, drift {verdict.drift:+.2f} [{low:+.2f}, {high:+.2f}] "
+                       f"oct/doubling (bound ±{verdict.max_drift:g})", fontsize=9)
         axis.grid(alpha=0.3)
     np.atleast_1d(axes)[0].set_ylabel(f"final held-out loss ({config.tokens:,} tokens)")
     np.atleast_1d(axes)[-1].legend(fontsize=8)
