@@ -1,65 +1,78 @@
-"""A μP coordinate check that can fail: SP, μP and warmstarted μP against μP itself.
+"""A μP coordinate check that judges instability: activations growing with width faster than μP's.
 
-What is measured. For every configuration, seed and width, mup's ``get_coord_data`` trains a
-small GPT for ``steps`` Adam steps (a fresh batch each step) and records ``l1``, the mean
-absolute value of every module's output, before each step (``t = 1`` is the initialisation).
-For every module and step, the log2-log2 slope of ``l1`` against width says how that
-activation scales with width. A *slope gap* is a configuration's slope minus the slope of a μP
-reference run (μP from scratch on the same batches, with initialisation seeds of its own),
-both averaged over seeds; its sign says whether activations grow (+) or shrink (−) with width
-relative to μP. The statistic is the **largest absolute slope gap over all modules and steps**.
-A gap ``g`` means the activation at the widest width, relative to the narrowest, is
-``(w_max/w_min)^g`` times μP's ratio.
+**What is measured.** For every configuration, seed and width a small GPT takes ``steps`` Adam
+steps on fresh batches (the same batches for every configuration and width of one seed); forward
+hooks record, before each step (``t = 1`` is the initialisation), the mean absolute value of every
+module's output. A module whose output width grows with the model (the residual stream, attention
+heads, the MLP's hidden layer) is recorded three times: over all coordinates (``all``), over the
+**base block** — the coordinates a model of ``base_width`` has, which growth fills from the base
+(:func:`hpogrow.growth.shrink_zero_pad_perturb` copies into the top-left block, so the first
+``base_width`` residual coordinates, the first heads, the first ``mlp_ratio·base_width`` hidden
+units) — and over the **new** coordinates. The readout (vocabulary-sized) is recorded whole.
+Per module, block and step, the log2-log2 slope of that mean against width says how the
+activation scales with width.
 
-Every module and step gets a 95% Welch t-interval of its gap over seeds; the interval of the
-statistic runs from the largest lower end to the largest upper end of those intervals (of the
-absolute gaps). A configuration is ``μP-like`` when the whole interval lies below the
-threshold (every module and step is surely below it), ``not μP-like`` when it lies above (some
-module and step is surely above it), ``undecided`` otherwise.
+**Paired gaps.** A configuration's slope minus the slope of the μP reference *with the same
+initialisation seed and the same batches* (for warmstarted μP the reference is exactly its
+perturbation term: λ = 0 gives gap 0 everywhere). Only steps ``t ≥ 2`` count (at ``t = 1``
+warmstarting differs from μP by construction).
 
-The threshold (:data:`THRESHOLD`) comes from the separation of SP and μP, measured at this
-module's defaults with four disjoint sets of 3 seeds (``hpogrow coordcheck --shrinks --seed S``
-for S = 0, 3, 6, 9). μP against its reference: largest gap 0.052–0.152 (median 0.084), upper
-interval ends 0.227–0.272. SP: largest gap 1.41–1.46 (median 1.43), lower interval ends
-1.32–1.39. The verdict compares interval ends with the threshold, so the threshold sits halfway,
-on a log scale, between the highest upper end of μP (0.272) and the lowest lower end of SP
-(1.317): √(0.272 · 1.317) = 0.60, a factor 2.2 from each. A gap of 0.60 means activations whose
-ratio between widths 512 and 64 differs from μP's by 8^0.6 ≈ 3.5× (SP: 8^1.43 ≈ 20×; μP's own
-seed noise: 8^0.084 ≈ 1.2×).
+**Instability statistic** (upward, one-sided): per seed, the largest gap over modules, steps and
+blocks (base and new blocks separately; whole for unsplit modules). Its 95% interval is a paired
+t-interval over the seeds' maxima (``n − 1`` degrees of freedom). Verdict ``pass`` when the whole
+interval lies below :data:`~hpogrow.coordcheck_config.THRESHOLD`, ``fail`` when above,
+``undecided`` otherwise. A gap ``g`` means the activation at the widest width, relative to the
+narrowest, is ``(w_max/w_min)^g`` times μP's ratio.
 
-Warmstarted configurations grow a base model trained at the μP base width (below every checked
-width) for ``base_steps`` steps, one base per seed, with shrink–zero-pad–perturb; λ = 0 is μP
-plus the growth machinery and must score exactly as μP does.
+**Dilution** (downward, reported apart). The all-coordinate mean of a grown model mixes a fixed
+block of ``b`` base coordinates with ``w − b`` new ones: ``m_w = f·B + (1 − f)·N`` with
+``f = b/w``. If both blocks scale as μP does (``B``, ``N`` μP-like in width), the local slope of
+``log2 m_w`` relative to μP is ``−(r − 1)f / (1 + (r − 1)f)`` for ``r = B/N``: it lies in
+``(−1, 0)`` for ``r > 1`` (a large base block dilutes) and in ``(0, f/(1 − f))`` for ``r < 1``.
+So **dilution alone produces all-coordinate gaps above −1** (:data:`DILUTION_BOUND`); the
+dilution statistic (per seed the most negative all-coordinate gap, t ≥ 2; its paired interval)
+is *flagged* only when its whole interval lies below −1. (The same algebra shows why the
+instability statistic reads blocks, not the mean: mixing alone can raise the all-coordinate
+slope by up to ``f_min/(1 − f_min)``, 1 at ``w_min = 2b``.) A block shrinking against μP is no
+dilution (a block's composition is fixed): it is reported as ``shrink``, flagged when its
+interval lies below −threshold.
+
+**Threshold**: calibrated on the controls only, before any λ was looked at; the derivation is in
+:data:`~hpogrow.coordcheck_config.THRESHOLD` and docs/checks.md#coordinate-check.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import mup
 import numpy as np
 import pandas as pd
 import torch
-from mup.coord_check import get_coord_data
 from torch import nn
 
-from hpogrow.coordcheck_config import BROKEN, THRESHOLD, CoordCheckConfig  # noqa: F401 (public here too)
+from hpogrow.coordcheck_config import BROKEN, THRESHOLD, THRESHOLD_NOTE, CoordCheckConfig  # noqa: F401 (public here too)
 from hpogrow.errors import UsageError
 from hpogrow.growth import shrink_zero_pad_perturb
 from hpogrow.parametrize import build_model
-from hpogrow.stats import student_t_quantiles
+from hpogrow.stats import student_t_quantile
 from hpogrow.tasks import LanguageTask
 
-THRESHOLD_NOTE = ("halfway on a log scale between μP's highest upper interval end (0.272) and SP's lowest lower "
-                  "end (1.317), measured at the defaults over 4 disjoint sets of 3 seeds; largest gaps there: μP "
-                  "0.052–0.152, SP 1.41–1.46")
 REFERENCE = "μP reference"
-_REFERENCE_SEED = 10_000
-"""Seeds of the μP reference are offset by this, so they differ from a configuration's (for first
-seeds below 10,000)."""
+CONTROL = "μP"
+"""μP from scratch with initialisation seeds other than the reference's: the control that must pass."""
+DILUTION_BOUND = -1.0
+"""Lowest all-coordinate slope gap that mixing a fixed base block into μP-scaling coordinates can
+produce (the module docstring derives it)."""
+_CONTROL_SEED = 10_000
+"""The control's seeds are offset by this from the reference's (for first seeds below 10,000)."""
+BLOCKS = ("base", "new")
+"""The coordinate blocks judged for instability in a width-scaled module's output."""
 
 Builder = Callable[[int, int], nn.Module]
 """``(width, seed) -> model`` with base shapes set."""
@@ -73,27 +86,89 @@ def _cancel_readout_scaling(model: nn.Module) -> nn.Module:
 
 
 @dataclass(frozen=True)
-class Verdict:
-    """The largest slope gap of one configuration against the μP reference."""
+class Interval:
+    """A per-seed statistic with its mean and 95% paired t-interval over seeds."""
 
-    gap: float
-    """Largest |slope gap| over modules and steps (seed means)."""
+    mean: float
     low: float
     high: float
-    """Largest lower and upper ends of the per-module, per-step 95% intervals of |gap|."""
-    module: str
-    step: int
-    signed_gap: float
-    """The gap at ``module`` and ``step`` with its sign (+: grows faster with width than μP)."""
+    per_seed: tuple[float, ...]
+
+    @classmethod
+    def over_seeds(cls, values: np.ndarray) -> Interval:
+        """Mean ± t(0.975, n − 1)·s/√n; any infinite value makes the whole interval infinite."""
+        values = np.asarray(values, dtype=float)
+        if not np.isfinite(values).all():
+            value = math.inf if (values == math.inf).any() else -math.inf
+            return cls(value, value, value, tuple(float(v) for v in values))
+        mean = float(values.mean())
+        half = student_t_quantile(0.975, len(values) - 1) * float(values.std(ddof=1)) / math.sqrt(len(values))
+        return cls(mean, mean - half, mean + half, tuple(float(v) for v in values))
+
+    def against(self, threshold: float) -> str:
+        """``pass`` when the interval lies below ``threshold``, ``fail`` above, else ``undecided``."""
+        if self.high < threshold:
+            return "pass"
+        return "fail" if self.low > threshold else "undecided"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One configuration against its paired μP reference."""
+
+    instability: Interval
+    """Per seed, the largest upward gap over modules, blocks and steps t ≥ 2."""
     threshold: float
+    module: str
+    block: str
+    step: int
+    """Where the seed-mean gap is largest."""
     by_step: tuple[float, ...]
-    """Largest |slope gap| over modules at each step ``t = 1, 2, …`` (seed means)."""
+    """Per step t = 2, 3, …: the largest upward gap over modules and blocks (seed mean of the
+    per-seed maxima)."""
+    dilution: Interval
+    """Per seed, the most negative all-coordinate gap over width-scaled modules and steps t ≥ 2."""
+    dilution_by_step: tuple[float, ...]
+    shrink: Interval
+    """Per seed, the most negative block gap (base, new, or an unsplit module) over steps t ≥ 2."""
 
     @property
     def label(self) -> str:
-        if self.high < self.threshold:
-            return "μP-like"
-        return "not μP-like" if self.low > self.threshold else "undecided"
+        return self.instability.against(self.threshold)
+
+    @property
+    def dilution_flagged(self) -> bool:
+        """Below what dilution alone can produce (:data:`DILUTION_BOUND`), surely."""
+        return self.dilution.high < DILUTION_BOUND
+
+    @property
+    def shrink_flagged(self) -> bool:
+        """Some block surely shrinks against μP by more than the threshold."""
+        return self.shrink.high < -self.threshold
+
+    def to_json(self) -> dict:
+        """The verdicts.json entry (non-finite numbers as strings, so that the file stays JSON)."""
+        def clean(value):
+            if isinstance(value, float) and not math.isfinite(value):
+                return str(value)
+            if isinstance(value, (list, tuple)):
+                return [clean(v) for v in value]
+            if isinstance(value, dict):
+                return {k: clean(v) for k, v in value.items()}
+            return value
+
+        return clean({
+            "statistic": self.instability.mean, "per_seed": list(self.instability.per_seed),
+            "interval": [self.instability.low, self.instability.high], "threshold": self.threshold,
+            "verdict": self.label, "where": {"module": self.module, "block": self.block, "t": self.step},
+            "by_step": list(self.by_step),
+            "dilution": {"statistic": self.dilution.mean, "per_seed": list(self.dilution.per_seed),
+                         "interval": [self.dilution.low, self.dilution.high], "bound": DILUTION_BOUND,
+                         "flagged": self.dilution_flagged, "by_step": list(self.dilution_by_step)},
+            "shrink": {"statistic": self.shrink.mean, "per_seed": list(self.shrink.per_seed),
+                       "interval": [self.shrink.low, self.shrink.high], "bound": -self.threshold,
+                       "flagged": self.shrink_flagged},
+        })
 
 
 @dataclass(frozen=True)
@@ -110,23 +185,23 @@ class BaseSummary:
 
 @dataclass
 class CoordCheckResult:
-    """Everything one check measured: the raw ``l1`` data, a verdict per configuration (not the
+    """Everything one check measured: the raw data, a verdict per configuration (not the
     reference) and the warmstart bases' summaries."""
 
     config: CoordCheckConfig
     data: pd.DataFrame
-    """Columns ``configuration, seed, width, module, t, l1``."""
+    """Columns ``configuration, seed, width, module, block, t, l1`` (block ``all``, ``base`` or ``new``)."""
     verdicts: dict[str, Verdict] = field(default_factory=dict)
     bases: list[BaseSummary] = field(default_factory=list)
 
 
 def width_slopes(data: pd.DataFrame) -> pd.DataFrame:
-    """log2-log2 slope of ``l1`` against width per ``configuration, seed, module, t``.
+    """log2-log2 slope of ``l1`` against width per ``configuration, seed, module, block, t``.
 
-    Modules whose ``l1`` is zero at some width (a zero-initialised readout or query at ``t = 1``)
-    have no slope there and are left out; a non-finite ``l1`` (a diverged run) gives slope +inf.
+    Rows whose ``l1`` is zero at some width (a zero-initialised readout or query at ``t = 1``) have
+    no slope and are left out; a non-finite ``l1`` (a diverged run) gives slope +inf.
     """
-    rows = data[data.module != ""].sort_values("width", kind="stable")
+    rows = data.sort_values("width", kind="stable")
     centred = np.log2(rows.width.unique().astype(float))  # (W,)
     centred -= centred.mean()
 
@@ -136,68 +211,119 @@ def width_slopes(data: pd.DataFrame) -> pd.DataFrame:
         logs = np.log2(values)
         return float(centred @ (logs - logs.mean()) / (centred @ centred))
 
-    l1 = rows.groupby(["configuration", "seed", "module", "t"], sort=False).l1.apply(np.asarray)
+    l1 = rows.groupby(["configuration", "seed", "module", "block", "t"], sort=False).l1.apply(np.asarray)
     l1 = l1[l1.map(lambda values: len(values) == len(centred) and (values != 0).all())]
     return l1.map(slope).rename("slope").reset_index()
 
 
-def gap_intervals(candidate: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per column, ``mean(candidate) − mean(reference)`` and its 95% Welch t-interval.
-
-    Args:
-        candidate: slopes ``(seeds, columns)``.
-        reference: slopes ``(reference seeds, columns)``.
+def paired_gaps(slopes: pd.DataFrame, configuration: str) -> pd.DataFrame:
+    """``configuration``'s slope minus the reference's at the same seed, module, block and step (t ≥ 2).
 
     Returns:
-        ``(gap, low, high)``, each ``(columns,)``.
+        Columns ``seed, module, block, t, gap``; +inf where the configuration diverged.
+
+    Raises:
+        UsageError: the reference itself diverged.
     """
-    variance_candidate = candidate.var(0, ddof=1) / len(candidate)
-    variance_reference = reference.var(0, ddof=1) / len(reference)
-    error = np.sqrt(variance_candidate + variance_reference)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        freedom = (variance_candidate + variance_reference) ** 2 / (
-            variance_candidate ** 2 / (len(candidate) - 1) + variance_reference ** 2 / (len(reference) - 1))
-    freedom = np.nan_to_num(freedom, nan=len(candidate) + len(reference) - 2)
-    half = student_t_quantiles(0.975, np.clip(freedom, 1, None)) * error
-    gap = candidate.mean(0) - reference.mean(0)
-    return gap, gap - half, gap + half
+    keys = ["seed", "module", "block", "t"]
+    reference = slopes[slopes.configuration == REFERENCE].set_index(keys).slope
+    if np.isinf(reference).any():
+        raise UsageError("the μP reference diverged (non-finite activations); lower --learning-rate")
+    candidate = slopes[slopes.configuration == configuration].set_index(keys).slope
+    both = pd.concat([candidate.rename("candidate"), reference.rename("reference")], axis=1, join="inner").reset_index()
+    both = both[both.t >= 2]
+    return both.assign(gap=both.candidate - both.reference)[keys + ["gap"]]
 
 
 def judge(slopes: pd.DataFrame, configuration: str, threshold: float) -> Verdict:
-    """Largest |slope gap| of ``configuration`` against :data:`REFERENCE`, with its interval.
-
-    The interval runs from the largest lower end to the largest upper end of the per-module,
-    per-step 95% intervals of |gap|: ``not μP-like`` means some module and step lies above the
-    threshold with its whole interval, ``μP-like`` that every one lies below.
+    """Instability, dilution and shrink statistics of ``configuration`` against :data:`REFERENCE`.
 
     Args:
-        slopes: :func:`width_slopes` of the configuration and of the reference.
+        slopes: :func:`width_slopes` of the configuration and of the reference (three or more seeds).
+        threshold: largest upward gap of a stable configuration.
     """
-    def table(name: str) -> pd.DataFrame:  # (seeds, module×t)
-        return slopes[slopes.configuration == name].pivot_table(index="seed", columns=["module", "t"], values="slope")
+    gaps = paired_gaps(slopes, configuration)
+    split = set(gaps[gaps.block != "all"].module)
+    judged = gaps[(gaps.block != "all") | ~gaps.module.isin(split)]  # base/new blocks; unsplit modules whole
+    mixed = gaps[(gaps.block == "all") & gaps.module.isin(split)]
+    per_seed_step = judged.groupby(["seed", "t"]).gap.max()
+    by_step = per_seed_step.groupby(level="t").mean()
+    mean_gap = judged.groupby(["module", "block", "t"]).gap.mean()
+    module, block, step = mean_gap.idxmax()
+    dilution_by_step = mixed.groupby(["seed", "t"]).gap.min().groupby(level="t").mean() if len(mixed) else by_step * np.nan
+    return Verdict(
+        instability=Interval.over_seeds(judged.groupby("seed").gap.max().to_numpy()), threshold=threshold,
+        module=str(module), block=str(block), step=int(step), by_step=tuple(float(v) for v in by_step),
+        dilution=Interval.over_seeds(mixed.groupby("seed").gap.min().to_numpy()) if len(mixed)
+        else Interval(math.nan, math.nan, math.nan, ()),
+        dilution_by_step=tuple(float(v) for v in dilution_by_step),
+        shrink=Interval.over_seeds(judged.groupby("seed").gap.min().to_numpy()))
 
-    candidate, reference = table(configuration), table(REFERENCE)
-    columns = candidate.columns.intersection(reference.columns)
-    candidate, reference = candidate[columns].to_numpy(), reference[columns].to_numpy()  # (seeds, module×t)
-    keep = ~(np.isnan(candidate).any(0) | np.isnan(reference).any(0))
-    candidate, reference, columns = candidate[:, keep], reference[:, keep], columns[keep]
-    if np.isinf(reference).any():
-        raise UsageError("the μP reference diverged (non-finite activations); lower --lr")
-    diverged = np.isinf(candidate).any(0)  # (module×t,)
-    gap, low, high = np.full(len(columns), math.inf), np.full(len(columns), math.inf), np.full(len(columns), math.inf)
-    gap[~diverged], low[~diverged], high[~diverged] = gap_intervals(candidate[:, ~diverged], reference[:, ~diverged])
-    absolute_low = np.where(low > 0, low, np.where(high < 0, -high, 0.0))
-    absolute_high = np.maximum(np.abs(low), np.abs(high))
-    worst = int(np.abs(gap).argmax())
-    module, step = columns[worst]
-    by_step = pd.Series(np.abs(gap), index=columns.get_level_values("t")).groupby(level=0).max()
-    return Verdict(gap=float(abs(gap[worst])), low=float(absolute_low.max()), high=float(absolute_high.max()),
-                   module=str(module), step=int(step), signed_gap=float(gap[worst]), threshold=threshold,
-                   by_step=tuple(float(by_step[t]) for t in sorted(by_step.index)))
+
+@contextmanager
+def _recording(model: nn.Module, base_dims: dict[str, int], sink: list[tuple[str, str, float]]) -> Iterator[None]:
+    """Forward hooks appending ``(module, block, mean |output|)`` for every module the model calls.
+
+    A module whose output's last dimension differs from ``base_dims[module]`` (its size in a model
+    of the base width) is recorded whole and split into its first ``base_dims[module]`` coordinates
+    (``base``) and the rest (``new``).
+    """
+    def hook(name: str):
+        def record(_module: nn.Module, _inputs, output) -> None:
+            if not isinstance(output, torch.Tensor):
+                return
+            values = output.detach().abs().float().flatten(0, -2)  # (N, D)
+            sink.append((name, "all", float(values.mean())))
+            base = base_dims.get(name)
+            if base is not None and base != values.shape[-1]:
+                sink.append((name, "base", float(values[:, :base].mean())))
+                sink.append((name, "new", float(values[:, base:].mean())))
+        return record
+
+    handles = [module.register_forward_hook(hook(name)) for name, module in model.named_modules() if name]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _output_dims(model: nn.Module, inputs: torch.Tensor) -> dict[str, int]:
+    """The last dimension of every module's output on ``inputs``."""
+    dims: dict[str, int] = {}
+
+    def hook(name: str):
+        def record(_module, _inputs, output) -> None:
+            if isinstance(output, torch.Tensor):
+                dims[name] = output.shape[-1]
+        return record
+
+    handles = [module.register_forward_hook(hook(name)) for name, module in model.named_modules() if name]
+    with torch.no_grad():
+        model(inputs)
+    for handle in handles:
+        handle.remove()
+    return dims
+
+
+def _trajectory(task: LanguageTask, model: nn.Module, use_mup: bool, learning_rate: float,
+                batches: list[tuple[torch.Tensor, torch.Tensor]], base_dims: dict[str, int]) -> list[tuple]:
+    """``(module, block, t, l1)`` for every step ``t = 1 … len(batches)``, recorded before each Adam step."""
+    optimizer = (mup.MuAdam if use_mup else torch.optim.Adam)(model.parameters(), lr=learning_rate)
+    rows = []
+    for t, batch in enumerate(batches, start=1):
+        sink: list[tuple[str, str, float]] = []
+        with _recording(model, base_dims, sink):
+            loss = task.loss(model, batch)
+        rows += [(module, block, t, l1) for module, block, l1 in sink]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return rows
 
 
 def _train_base(task: LanguageTask, config: CoordCheckConfig, seed: int, first_position: int) -> tuple[nn.Module, BaseSummary]:
-    """The warmstart base: μP at ``base_width``, ``base_steps`` MuAdam steps on fresh batches."""
+    """The warmstart base: μP at ``base_width``, ``base_steps`` MuAdam steps at the check's learning rate."""
     model = build_model(task, config.base_width, config.base_width, seed)
     initial = [p.detach().clone() for p in model.parameters()]
     optimizer = mup.MuAdam(model.parameters(), lr=config.learning_rate)
@@ -225,14 +351,15 @@ def _standard(task: LanguageTask, width: int, seed: int) -> nn.Module:
 
 def _configurations(task: LanguageTask, config: CoordCheckConfig,
                     bases: dict[int, nn.Module]) -> dict[str, tuple[Builder, bool]]:
-    """``name -> (builder, whether mup's per-layer Adam is used)``, reference first."""
+    """``name -> (builder, whether mup's per-layer Adam is used)``, reference first. Every
+    configuration but the control initialises with the reference's seed (paired)."""
     def mu(width: int, seed: int) -> nn.Module:
         return build_model(task, width, config.base_width, seed)
 
     configurations: dict[str, tuple[Builder, bool]] = {
-        REFERENCE: (lambda width, seed: mu(width, _REFERENCE_SEED + seed), True),
+        REFERENCE: (mu, True),
         "SP": (lambda width, seed: _standard(task, width, seed), False),
-        "μP": (mu, True),
+        CONTROL: (lambda width, seed: mu(width, _CONTROL_SEED + seed), True),
     }
     if "torch-adam" in config.broken:
         configurations["broken: torch-adam"] = (mu, False)
@@ -248,41 +375,39 @@ def run_coordcheck(config: CoordCheckConfig = CoordCheckConfig(),
                    on_progress: Callable[[str], None] | None = None) -> CoordCheckResult:
     """Coordinate data, slopes and verdicts for every configuration of ``config``.
 
-    Example (CPU, a few seconds; prints ``not μP-like μP-like``)::
+    Example (CPU, a few seconds; prints ``fail pass``)::
 
         from hpogrow.coordcheck import CoordCheckConfig, run_coordcheck
-        result = run_coordcheck(CoordCheckConfig(widths=(32, 64, 128), base_width=16, head_size=16,
-                                                 seq_len=16, batch_size=4, steps=5, shrinks=()))
+        result = run_coordcheck(CoordCheckConfig(widths=(32, 64, 128), base_width=16, head_size=16, depth=1,
+                                                 seq_len=16, batch_size=4, steps=6, shrinks=()))
         print(result.verdicts["SP"].label, result.verdicts["μP"].label)
     """
     task = LanguageTask(depth=config.depth, head_size=config.head_size, seq_len=config.seq_len, data=config.data)
     seeds = range(config.seed, config.seed + config.seeds)
     batches_per_seed = config.steps * config.batch_size
 
-    def batches(slot: int) -> list[tuple[torch.Tensor, torch.Tensor]]:  # [(B, T), (B·T,)] × steps
-        first = slot * batches_per_seed
-        return [(inputs, targets.reshape(-1)) for inputs, targets in (
-            task.batch(first + step * config.batch_size, config.batch_size, torch.device("cpu"))
-            for step in range(config.steps))]
+    def batches(seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:  # [((B, T), (B, T))] × steps
+        return [task.batch(seed * batches_per_seed + step * config.batch_size, config.batch_size, torch.device("cpu"))
+                for step in range(config.steps)]
 
-    # batch slots: seed k of every configuration and of the reference trains on slot 2k (the odd
-    # slots are unused); the bases train on batches after all of them
-    base_start = 2 * (config.seed + config.seeds) * batches_per_seed
+    # seed k of every configuration trains on batch slot k; the bases train on batches after all of them
+    base_start = (config.seed + config.seeds) * batches_per_seed
     trained = {seed: _train_base(task, config, seed, base_start + seed * config.base_steps * config.batch_size)
                for seed in (seeds if config.shrinks else ())}
     bases = {seed: model for seed, (model, _) in trained.items()}
-    frames = []
+    base_dims = _output_dims(build_model(task, config.base_width, config.base_width, 0), batches(config.seed)[0][0])
+    rows = []
     for name, (builder, use_mup) in _configurations(task, config, bases).items():
         for seed in seeds:
-            with torch.random.fork_rng(devices=[]):  # get_coord_data seeds the global generator
-                frame = get_coord_data({width: (lambda width=width: builder(width, seed)) for width in config.widths},
-                                       batches(2 * seed), optimizer="adam", lr=config.learning_rate, mup=use_mup,
-                                       nsteps=config.steps, nseeds=1, cuda=False, flatten_output=True,
-                                       fix_data=False, show_progress=False)
-            frames.append(frame.assign(configuration=name, seed=seed)[["configuration", "seed", "width", "module", "t", "l1"]])
+            seed_batches = batches(seed)
+            for width in config.widths:
+                with torch.random.fork_rng(devices=[]):
+                    trajectory = _trajectory(task, builder(width, seed), use_mup, config.learning_rate,
+                                             seed_batches, base_dims)
+                rows += [(name, seed, width, *row) for row in trajectory]
             if on_progress:
                 on_progress(name)
-    data = pd.concat(frames, ignore_index=True)
+    data = pd.DataFrame(rows, columns=["configuration", "seed", "width", "module", "block", "t", "l1"])
     slopes = width_slopes(data)
     verdicts = {name: judge(slopes, name, config.threshold) for name in data.configuration.unique() if name != REFERENCE}
     return CoordCheckResult(config, data, verdicts, [summary for _, summary in trained.values()])
@@ -293,12 +418,24 @@ def _file_name(name: str) -> str:
                                    name.replace("λ=", "shrink").replace("μ", "mu")) + ".png"
 
 
-def write_outputs(result: CoordCheckResult, out: Path) -> list[Path]:
-    """``coordcheck.csv`` (every ``l1``), ``coordcheck_verdicts.csv`` and one PNG per configuration.
+def write_verdicts(result: CoordCheckResult, path: Path) -> Path:
+    """``verdicts.json``: the settings, the threshold with how it was fixed, and per configuration
+    :meth:`Verdict.to_json`."""
+    payload = {"settings": asdict(result.config), "threshold": result.config.threshold,
+               "threshold_note": THRESHOLD_NOTE, "dilution_bound": DILUTION_BOUND,
+               "bases": [asdict(base) for base in result.bases],
+               "configurations": {name: verdict.to_json() for name, verdict in result.verdicts.items()}}
+    path.write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n")
+    return path
 
-    A PNG shows mean ``l1`` of every module against width (log-log, base 2) at five steps, the μP
-    reference dashed for the module that decides the verdict, and in its last panel the largest
-    |slope gap| at each step against the threshold.
+
+def write_outputs(result: CoordCheckResult, out: Path) -> list[Path]:
+    """``coordcheck.csv`` (every ``l1``), ``verdicts.json`` beside it, and one PNG per configuration.
+
+    A PNG shows, at the last step, mean |activation| against width of the module that decides the
+    verdict (base and new blocks, solid; the μP reference, dashed); then per step the largest
+    upward gap (seed mean of per-seed maxima) against the threshold, with the per-seed maxima
+    and their interval; then the dilution statistic per step against its bound −1.
     """
     import matplotlib
 
@@ -306,39 +443,44 @@ def write_outputs(result: CoordCheckResult, out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     out.mkdir(parents=True, exist_ok=True)
-    written = [out / "coordcheck.csv", out / "coordcheck_verdicts.csv"]
+    written = [out / "coordcheck.csv", write_verdicts(result, out / "verdicts.json")]
     result.data.to_csv(written[0], index=False)
-    pd.DataFrame([{"configuration": name, "gap": v.gap, "low": v.low, "high": v.high, "threshold": v.threshold,
-                   "verdict": v.label, "module": v.module, "step": v.step, "signed_gap": v.signed_gap,
-                   "gap_first_step": v.by_step[0], "gap_last_step": v.by_step[-1]}
-                  for name, v in result.verdicts.items()]).to_csv(written[1], index=False)
-    means = result.data[result.data.module != ""].groupby(["configuration", "t", "module", "width"]).l1.mean()
-    steps = sorted(result.data.t.unique())
-    shown = sorted({steps[round(i * (len(steps) - 1) / 4)] for i in range(5)})
+    means = result.data.groupby(["configuration", "module", "block", "t", "width"]).l1.mean()
+    last = int(result.data.t.max())
     for name, verdict in result.verdicts.items():
-        figure, axes = plt.subplots(1, len(shown) + 1, figsize=(3.4 * (len(shown) + 1), 3.4))
-        for axis, step in zip(axes, shown):
-            for module, rows in means[name][step].groupby(level="module"):
-                if (rows > 0).all():
-                    axis.plot(rows.index.get_level_values("width"), rows.to_numpy(), marker=".", label=module,
-                              linewidth=2.5 if module == verdict.module else 1)
-            reference = means[REFERENCE][step].get(verdict.module)
-            if reference is not None and (reference > 0).all():
-                axis.plot(reference.index, reference.to_numpy(), "k--", label=f"{verdict.module} (μP reference)")
-            axis.set_xscale("log", base=2)
-            axis.set_yscale("log", base=2)
-            axis.set(title=f"t={step}", xlabel="width")
-            axis.sharey(axes[0])
-        axes[0].set_ylabel("mean |activation| (l1)")
-        profile = axes[-1]
-        profile.plot(steps[:len(verdict.by_step)], verdict.by_step, marker=".", label="largest |slope gap|")
-        profile.axhline(verdict.threshold, color="red", linestyle=":", label=f"threshold {verdict.threshold:g}")
-        profile.set(title="against μP", xlabel="step t", ylim=(0, max(2 * verdict.threshold, *verdict.by_step) * 1.05))
-        profile.legend(fontsize=6)
-        axes[-2].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, -0.18), ncol=3)
-        figure.suptitle(f"{name}: largest slope gap vs μP {verdict.signed_gap:+.2f} (|gap| in "
-                        f"[{verdict.low:.2f}, {verdict.high:.2f}]) at {verdict.module} t={verdict.step}; "
-                        f"threshold {verdict.threshold:g} → {verdict.label}")
+        figure, (scaling, upward, downward) = plt.subplots(1, 3, figsize=(13, 3.8))
+        blocks = [b for b in ("base", "new", "all") if (name, verdict.module, b, last) in means.index.droplevel("width")]
+        blocks = [b for b in blocks if b != "all"] or ["all"]
+        for block, color in zip(blocks, ("tab:blue", "tab:orange")):
+            for configuration, style in ((name, "-"), (REFERENCE, "--")):
+                rows = means[configuration, verdict.module, block, last]
+                scaling.plot(rows.index, rows.to_numpy(), style, color=color, marker=".",
+                             label=f"{block} ({'μP reference' if configuration == REFERENCE else name})")
+        scaling.set(xscale="log", yscale="log", title=f"{verdict.module}, t={last}", xlabel="width",
+                    ylabel="mean |activation|")
+        scaling.set_xscale("log", base=2)
+        scaling.legend(fontsize=6)
+        steps = range(2, 2 + len(verdict.by_step))
+        upward.plot(steps, verdict.by_step, marker=".", label="largest upward gap (seed mean)")
+        upward.axhline(verdict.threshold, color="red", linestyle=":", label=f"threshold {verdict.threshold:g}")
+        finite = [v for v in verdict.instability.per_seed if math.isfinite(v)]
+        upward.scatter([steps[-1] + 1] * len(finite), finite, color="black", s=10, label="per-seed maxima")
+        if math.isfinite(verdict.instability.high):
+            upward.errorbar([steps[-1] + 1], [verdict.instability.mean], color="black", capsize=3,
+                            yerr=[[verdict.instability.mean - verdict.instability.low],
+                                  [verdict.instability.high - verdict.instability.mean]], label="95% paired interval")
+        upward.set(title="instability (blocks, t ≥ 2)", xlabel="step t")
+        upward.legend(fontsize=6)
+        downward.plot(steps, verdict.dilution_by_step, marker=".", color="tab:green", label="most negative all-coordinate gap")
+        downward.axhline(DILUTION_BOUND, color="red", linestyle=":", label="dilution bound −1")
+        downward.set(title="dilution (all coordinates)", xlabel="step t")
+        downward.legend(fontsize=6)
+        instability = verdict.instability
+        figure.suptitle(f"{name}: largest upward gap vs paired μP {instability.mean:+.2f} "
+                        f"[{instability.low:.2f}, {instability.high:.2f}] at {verdict.module} ({verdict.block}) "
+                        f"t={verdict.step}; threshold {verdict.threshold:g} → {verdict.label}; dilution "
+                        f"{verdict.dilution.mean:+.2f}{' (beyond −1: flagged)' if verdict.dilution_flagged else ''}",
+                        fontsize=9)
         figure.tight_layout()
         path = out / _file_name(name)
         figure.savefig(path, dpi=90, bbox_inches="tight")

@@ -12,8 +12,23 @@ from typing import Literal
 from hpogrow.errors import UsageError
 from hpogrow.options import Options, PositiveFloat, PositiveInt, bad_flag, flag
 
-THRESHOLD = 0.60
-"""Largest slope gap of a μP-like configuration; derivation in :mod:`hpogrow.coordcheck`'s docstring."""
+THRESHOLD = 0.8
+"""Largest upward slope gap of a stable configuration, fixed on the controls before any λ was run.
+
+Calibration: ``run_coordcheck(CoordCheckConfig(seed=S, shrinks=(), broken=("torch-adam",
+"readout-no-1/width")))`` for S = 0, 3, 6, 9 (four disjoint sets of 3 seeds, the defaults
+otherwise: no warmstarted configuration in them). The μP control (other initialisation seeds):
+statistic 0.19–0.28, per-seed maxima 0.13–0.44, upper interval ends 0.26–0.65. Must fail: SP
+1.91–2.17 (lower ends 1.18–1.97), torch-adam 1.71–1.92 (lower 1.30–1.62), readout-no-1/width
+1.000 on every seed (its zero-initialised readout after one step scales exactly as width). The
+threshold sits halfway on a log scale between the highest upper end of the control (0.654) and
+the lowest lower end of a must-fail control (1.000): √(0.654 · 1.000) = 0.81, rounded down to 0.8.
+A gap of 0.8 is an activation whose ratio between widths 512 and 64 exceeds μP's by 8^0.8 ≈ 5×.
+"""
+THRESHOLD_NOTE = ("halfway on a log scale between the μP control's highest upper interval end (0.654) and the "
+                  "lowest lower end of SP and the broken variants (1.000), at the defaults over 4 disjoint sets of "
+                  "3 seeds, before any λ was run; μP control 0.19–0.28, SP 1.91–2.17, torch-adam 1.71–1.92, "
+                  "readout-no-1/width 1.00")
 
 BrokenVariant = Literal["torch-adam", "readout-no-1/width"]
 BROKEN: dict[str, str] = {
@@ -46,20 +61,22 @@ class CoordCheckConfig(Options):
     """Context length in tokens."""
     batch_size: PositiveInt = 8
     """Sequences per step; every step draws a fresh batch, the same for every width."""
-    steps: PositiveInt = 20
-    """Adam steps per model; the activations are recorded before each."""
+    steps: PositiveInt = 25
+    """Adam steps per model; the activations are recorded before each (steps t ≥ 2 are judged)."""
     seeds: PositiveInt = 3
-    """Seeds per configuration (and for the μP reference); the interval is over them."""
+    """Seeds per configuration, each paired with the μP reference of the same seed; the paired
+    t-interval is over them (at least 3)."""
     seed: int = 0
     """First seed: configurations use ``seed`` … ``seed`` + ``seeds`` − 1."""
-    learning_rate: PositiveFloat = 3e-3
-    """Adam learning rate at the base width: the log-midpoint of the default search space, near the
-    winners of the default search (about 3.8e-3; docs/search.md#the-default-run)."""
+    learning_rate: PositiveFloat = 1e-2
+    """Adam learning rate at the base width, for the checked models and the warmstart base: in the
+    upper part of the default search space (3e-4 … 3e-2, log; 1e-2 is its 76th percentile), where
+    drift can show (at 3e-3 nothing drifts in 25 steps)."""
     base_steps: PositiveInt = 300
-    """Adam steps of the warmstart base model (at the defaults its weights move 0.23 of their
-    norm away from init and its training loss falls from 5.55 to about 2.5)."""
+    """Adam steps of the warmstart base model at ``learning_rate``."""
     threshold: PositiveFloat = THRESHOLD
-    """Largest slope gap of a μP-like configuration (0.6 is derived in docs/checks.md#coordinate-check)."""
+    """Largest upward slope gap of a stable configuration (calibrated on the controls:
+    docs/checks.md#coordinate-check)."""
     data: str | None = None
     """Corpus (default: the CPython standard library source)."""
 
@@ -77,5 +94,6 @@ class CoordCheckConfig(Options):
             raise bad_flag("shrinks", self.shrinks, "λ must lie in [0, 1]")
         if unknown := set(self.broken) - set(BROKEN):
             raise UsageError(f"{flag('broken')} {' '.join(sorted(unknown))}: unknown; choose from {', '.join(BROKEN)}")
-        if self.seeds < 2 or self.steps < 2:
-            raise UsageError(f"{flag('seeds')} and {flag('steps')} must be at least 2 (an interval needs two seeds)")
+        if self.seeds < 3 or self.steps < 2:
+            raise UsageError(f"{flag('seeds')} must be at least 3 (a paired t-interval) and {flag('steps')} at least 2 "
+                             "(step 1 is the initialisation, not judged)")

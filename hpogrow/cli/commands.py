@@ -182,8 +182,11 @@ class CoordCheckCommand(CoordCheckConfig, ThreadOptions, Command):
     """Coordinate check: SP, μP and warmstarted μP against μP's own width scaling.
 
     Trains SP, μP, warmstarted μP at each λ (and optional broken μP variants) at several widths for
-    tens of Adam steps (mup's get_coord_data) and compares, per module and step, how activation
-    size scales with width against a μP reference. Writes a CSV and one PNG per configuration.
+    tens of Adam steps and compares, per module, coordinate block (base, new) and step, how
+    activation size scales with width against μP with the same seed and batches: the largest
+    upward gap per seed, its paired 95% interval against a fixed threshold (pass, fail or
+    undecided); downward gaps of all coordinates reported apart as dilution. Writes a CSV,
+    verdicts.json and one PNG per configuration.
     """
 
     NAME = "coordcheck"
@@ -202,8 +205,9 @@ class TransferCheckCommand(TransferConfig, TaskOptions, Command):
     """μTransfer check: does the base width's best learning rate stay best at larger widths?
 
     Learning-rate sweeps at the base width and larger widths, in μP and standard parameterization
-    (SP), on equal tokens; final loss against learning rate (PNG), and a verdict: in μP the optimum
-    should stay within --tolerance grid steps across widths, in SP it moves. Recorded as the study
+    (SP), on equal tokens; final loss against learning rate (PNG), and a verdict on the optimum's
+    drift per doubling of width: its 95% interval over seeds against ±--max-drift (pass, fail or
+    undecided); in SP the optimum moves. Recorded as the study
     {task}-transfer (one trial per run, role=transfer); a rerun reuses finished runs.
     """
 
