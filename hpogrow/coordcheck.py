@@ -250,7 +250,7 @@ def judge(slopes: pd.DataFrame, configuration: str, threshold: float) -> Verdict
     by_step = per_seed_step.groupby(level="t").mean()
     mean_gap = judged.groupby(["module", "block", "t"]).gap.mean()
     module, block, step = mean_gap.idxmax()
-    dilution_by_step = mixed.groupby(["seed", "t"]).gap.min().groupby(level="t").mean() if len(mixed) else by_step * np.nan
+    dilution_by_step = mixed.groupby(["seed", "t"]).gap.min().groupby(level="t").mean()  # empty: nothing split
     return Verdict(
         instability=Interval.over_seeds(judged.groupby("seed").gap.max().to_numpy()), threshold=threshold,
         module=str(module), block=str(block), step=int(step), by_step=tuple(float(v) for v in by_step),

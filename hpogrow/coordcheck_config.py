@@ -40,8 +40,8 @@ BROKEN: dict[str, str] = {
 
 @dataclass(frozen=True)
 class CoordCheckConfig(Options):
-    """What to check. The defaults take 100–120 s of CPU on one torch thread (2¾ minutes wall on
-    a 2-core machine at load 5, 5½ at load 11)."""
+    """What to check. The defaults with both broken variants take about 160 s of CPU on one torch
+    thread (3¼ minutes wall on a shared 2-core machine at load 3–4)."""
 
     widths: tuple[PositiveInt, ...] = (64, 128, 256, 512)
     """Checked widths: three or more, increasing, all above ``base_width``."""
