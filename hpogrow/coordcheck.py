@@ -37,6 +37,12 @@ slope by up to ``f_min/(1 − f_min)``, 1 at ``w_min = 2b``.) A block shrinking 
 dilution (a block's composition is fixed): it is reported as ``shrink``, flagged when its
 interval lies below −threshold.
 
+One mixing effect reaches the blocks: LayerNorm divides every coordinate by the RMS over *all*
+coordinates, ``√(f·B² + (1 − f)·N²)``, so when the base block is larger that RMS falls with its
+share and *both* blocks' normalised outputs rise, with local slope ``½·f(r² − 1)/(1 + f(r² − 1))``
+∈ ``(0, ½)``. A LayerNorm output's block can thus gain up to +0.5 by mixing alone: below the threshold, so it cannot
+fail a configuration by itself, but it can make up most of a passing one's statistic.
+
 **Threshold**: calibrated on the controls only, before any λ was looked at; the derivation is in
 :data:`~hpogrow.coordcheck_config.THRESHOLD` and docs/checks.md#coordinate-check.
 """
@@ -58,6 +64,7 @@ from torch import nn
 
 from hpogrow.coordcheck_config import BROKEN, THRESHOLD, THRESHOLD_NOTE, CoordCheckConfig  # noqa: F401 (public here too)
 from hpogrow.errors import UsageError
+from hpogrow.options import flag
 from hpogrow.growth import shrink_zero_pad_perturb
 from hpogrow.parametrize import build_model
 from hpogrow.stats import student_t_quantile
@@ -228,7 +235,7 @@ def paired_gaps(slopes: pd.DataFrame, configuration: str) -> pd.DataFrame:
     keys = ["seed", "module", "block", "t"]
     reference = slopes[slopes.configuration == REFERENCE].set_index(keys).slope
     if np.isinf(reference).any():
-        raise UsageError("the μP reference diverged (non-finite activations); lower --learning-rate")
+        raise UsageError(f"the μP reference diverged (non-finite activations); lower {flag('learning_rate')}")
     candidate = slopes[slopes.configuration == configuration].set_index(keys).slope
     both = pd.concat([candidate.rename("candidate"), reference.rename("reference")], axis=1, join="inner").reset_index()
     both = both[both.t >= 2]

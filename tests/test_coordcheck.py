@@ -89,7 +89,7 @@ def test_step_one_is_not_judged_and_a_diverged_run_fails():
     verdicts = _judge(pd.concat([at_init, later]), diverged)
     assert verdicts["init"].instability.high < 0.05 and verdicts["init"].label == "pass"
     assert verdicts["diverged"].instability.low == math.inf and verdicts["diverged"].label == "fail"
-    with pytest.raises(UsageError, match="lower --learning-rate"):
+    with pytest.raises(UsageError, match="lower --lr"):
         judge(width_slopes(pd.concat([diverged.assign(configuration=REFERENCE), _frame("x")])), "x", 0.5)
 
 
