@@ -40,8 +40,9 @@ interval lies below −threshold.
 One mixing effect reaches the blocks: LayerNorm divides every coordinate by the RMS over *all*
 coordinates, ``√(f·B² + (1 − f)·N²)``, so when the base block is larger that RMS falls with its
 share and *both* blocks' normalised outputs rise, with local slope ``½·f(r² − 1)/(1 + f(r² − 1))``
-∈ ``(0, ½)``. A LayerNorm output's block can thus gain up to +0.5 by mixing alone: below the threshold, so it cannot
-fail a configuration by itself, but it can make up most of a passing one's statistic.
+∈ ``(0, ½)``. A LayerNorm output's block can thus gain up to +0.5 by mixing alone: below the
+threshold, so it cannot fail a configuration by itself, but it can make up most of a passing
+one's statistic.
 
 **Threshold**: calibrated on the controls only, before any λ was looked at; the derivation is in
 :data:`~hpogrow.coordcheck_config.THRESHOLD` and docs/checks.md#coordinate-check.
