@@ -113,8 +113,7 @@ def target_summary(study: optuna.Study) -> dict[str, list[tuple[str, ...]]] | No
                   _interval(speedup.speedup_flops, speedup.speedup_flops_ci)))
     table.append(("tokens", _interval(speedup.speedup_tokens_with_base, speedup.speedup_tokens_with_base_ci),
                   _interval(speedup.speedup_tokens, speedup.speedup_tokens_ci)))
-    matches = [("loss target (scratch's smoothed loss at)", "loss", "tokens ratio, warmstart's own",
-                "FLOPs ratio with the base's cost", "pairs that reached it")]
+    matches = [("scratch's loss at", "loss", "tokens (warmstart's own)", "FLOPs with the base's cost", "reached")]
     for index, fraction in enumerate(speedup.speedup_match_fraction):
         matches.append((f"{fraction:.0%} of its budget", f"{speedup.speedup_match_target_loss[index]:.4f}",
                         _interval(speedup.speedup_match_tokens[index], speedup.speedup_match_tokens_ci[index]),
@@ -185,8 +184,8 @@ def target_tables(study: optuna.Study) -> list[Table]:
 
 
 _SPEEDUP_CAPTION = "to reach scratch's final loss; geometric mean over pairs, 95% CI"
-_MATCH_CAPTION = ("scratch's tokens to each target over the warmstart's; geometric mean over pairs, 95% CI; "
-                  "above 1: the warmstart got there sooner")
+_MATCH_CAPTION = ("scratch's tokens to its smoothed loss at a share of its budget over the warmstart's; geometric "
+                  "mean over pairs, 95% CI; reached: pairs that got there")
 
 
 def dashboard_note(study: optuna.Study) -> str | None:
@@ -263,9 +262,10 @@ def _absolute_url(storage_url: str) -> str:
 
 
 def plot_curves(base: optuna.trial.FrozenTrial, warmstarts: list[optuna.trial.FrozenTrial],
-                scratches: list[optuna.trial.FrozenTrial], path: Path, speedup: SpeedupRecord | None = None) -> Path:
-    """Validation loss against tokens: the base winner (before 0), then every pair's warmstart
-    and scratch runs; the speedup and its interval in the title."""
+                scratches: list[optuna.trial.FrozenTrial], path: Path, speedup: SpeedupRecord | None = None,
+                replicates: list[optuna.trial.FrozenTrial] = ()) -> Path:
+    """Validation loss against tokens: the base winner and its replicate bases (before 0), then
+    every pair's warmstart and scratch runs; the speedup and its interval in the title."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -276,6 +276,10 @@ def plot_curves(base: optuna.trial.FrozenTrial, warmstarts: list[optuna.trial.Fr
     base_tokens = base_curve[-1][0]
     axis.plot([t - base_tokens for t, _ in base_curve], [v for _, v in base_curve], color="grey",
               label=f"base w{RunRecord.of(base).width} (trial {base.number})")
+    for index, replicate in enumerate(replicates):
+        curve = sorted(replicate.intermediate_values.items())
+        axis.plot([t - base_tokens for t, _ in curve], [v for _, v in curve], color="grey", linestyle="--",
+                  label=f"replicate base{'s' if len(replicates) > 1 else ''} (other seeds)" if index == 0 else None)
     for trials, color in ((scratches, "tab:blue"), (warmstarts, "tab:orange")):
         for index, trial in enumerate(trials):
             curve = sorted(trial.intermediate_values.items())
@@ -291,9 +295,10 @@ def plot_curves(base: optuna.trial.FrozenTrial, warmstarts: list[optuna.trial.Fr
     axis.set_ylabel("validation loss")
     title = "warmstarted μP vs μP from scratch"
     if speedup is not None:
-        title += (f": speedup {_interval(speedup.speedup_flops_with_base, speedup.speedup_flops_with_base_ci)} in FLOPs "
-                  f"with the base's cost, {_interval(speedup.speedup_tokens, speedup.speedup_tokens_ci)} in tokens without")
-    axis.set_title(title, fontsize=10)
+        title += (f"\nspeedup in FLOPs with the base's cost "
+                  f"{_interval(speedup.speedup_flops_with_base, speedup.speedup_flops_with_base_ci)}, "
+                  f"in tokens without it {_interval(speedup.speedup_tokens, speedup.speedup_tokens_ci)}")
+    axis.set_title(title, fontsize=9)
     axis.legend()
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
