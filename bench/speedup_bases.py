@@ -11,11 +11,11 @@ is ``μ``, the median over bases and pairs alike. Three 95% intervals are read f
   with every pair on one base, its only choice);
 - ``cluster bootstrap``: the percentile interval of the mean log speedup over resamples of whole
   bases, computed exactly (all Bᴮ resamples, equally likely): with B = 2 or 3 there are only 3 or
-  10 distinct resamples.
+  10 distinct resamples (as multisets).
 
 Reported: how often each interval covers ``μ``, and its median width (``high/low``).
 
-    python bench/speedup_bases.py            # 7 designs × 3 ratios σ_base/σ_pair, 4,000 draws (~1 min)
+    python bench/speedup_bases.py            # 7 designs × 3 ratios σ_base/σ_pair, 4,000 draws (~15 s)
     python bench/speedup_bases.py --quick    # smoke size
 """
 

@@ -241,9 +241,10 @@ class SpeedupEstimate:
     freedom, exponentiated; the center is the mean of the base means (each base weighs the
     same). Under log-normal spread at both levels the base means are independent and normal with
     a common variance when every base has as many pairs, so the interval is exact then
-    (``bench/speedup_bases.py`` measures its coverage, unbalanced designs included, against the
-    interval over pairs that ignores the bases and a cluster bootstrap: with 2–3 bases a bootstrap
-    has 3–10 distinct resamples and covers 50–75%). With one base the interval is the t-interval
+    (``bench/speedup_bases.py``, 4,000 simulated searches per design: 94.5–96.0% coverage with
+    1–3 bases and 2–6 pairs, unbalanced designs included; with a base effect as large as a pair's
+    or 3×, the interval over pairs that ignores the bases covers 77–92%, and a cluster bootstrap,
+    with 2² or 3³ resamples, 47–49% with 2 bases and 66–68% with 3). With one base the interval is the t-interval
     over its pairs, and :meth:`describe` says that it does not cover the base. Censored pairs
     enter at their bound (:data:`Censoring`): with pairs that did not reach scratch's loss the
     mean is an upper bound, with pairs below it at their start a lower bound (``bound``). One pair
