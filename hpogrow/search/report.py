@@ -147,9 +147,9 @@ def target_summary(study: optuna.Study) -> dict[str, list[tuple[str, ...]]] | No
 def _bases_line(warmstarts: list[optuna.trial.FrozenTrial], replicates: list[optuna.trial.FrozenTrial],
                 speedup: SpeedupRecord) -> str | None:
     """Which bases the pairs grew, and what the interval resamples (``None`` for records from before ``--bases``)."""
-    grown = sorted({(RunRecord.of(t).base_replicate or 0, RunRecord.of(t).lineage.grown_from_trial) for t in warmstarts})
     if speedup.speedup_base_per_seed is None:
         return None
+    grown = sorted({(RunRecord.of(t).base_replicate or 0, RunRecord.of(t).lineage.grown_from_trial) for t in warmstarts})
     seeds = {RunRecord.of(t).base_replicate: RunRecord.of(t).seed for t in replicates}
     names = ", ".join(f"{index}: {source}" + (" (the winner)" if index == 0 else f" (retrained, seed {seeds.get(index, '?')})")
                       for index, source in grown)
