@@ -118,7 +118,7 @@ def _aggregate(rows: list[dict]) -> list[dict]:
     operators = []
     for operator in dict.fromkeys(row["operator"] for row in rows):
         group = [row for row in rows if row["operator"] == operator]
-        pairs = [SeedSpeedup(**{name: row[name] for name in SeedSpeedup.__dataclass_fields__}) for row in group]
+        pairs = [SeedSpeedup(**{name: row[name] for name in SeedSpeedup.__dataclass_fields__ if name in row}) for row in group]
         estimate = aggregate_speedups(pairs)
         operators.append({"operator": operator, "shape": group[0]["shape"], "g": group[0]["g"],
                           "initial": statistics.fmean(row["initial"] for row in group),

@@ -203,7 +203,7 @@ def _cells(rows: list[dict]) -> list[dict]:
     cells = []
     for key in dict.fromkeys((row["task"], row["budget"], row["factor"]) for row in rows):
         group = [row for row in rows if (row["task"], row["budget"], row["factor"]) == key]
-        estimate = aggregate_speedups([SeedSpeedup(**{name: row[name] for name in SeedSpeedup.__dataclass_fields__})
+        estimate = aggregate_speedups([SeedSpeedup(**{name: row[name] for name in SeedSpeedup.__dataclass_fields__ if name in row})
                                        for row in group])
         cells.append({"task": key[0], "budget": key[1], "factor": key[2], "g": group[0]["g"],
                       "widths": f"{group[0]['base_width']}→{group[0]['target_width']}",

@@ -8,11 +8,15 @@ The estimator, in three steps (pure functions: no Optuna, no Ray, no torch):
    and a local-linear Gaussian fit, so that the ends of a still-falling curve are not pulled up
    towards earlier, higher losses (a renormalised kernel alone would raise scratch's final loss).
 2. :func:`seed_speedup`: one warmstart/scratch pair (same seed, same tokens): scratch's smoothed
-   final loss is the target, the tokens the warmstarted run needs to reach it are read off its
-   smoothed curve, and the ratios follow (tokens, FLOPs, each with and without the base's cost).
-   A pair that cannot be read exactly is *censored* and still counts, at a bound.
-3. :func:`aggregate_speedups`: the geometric mean over seeds with a 95% t-interval on log
-   speedups; :meth:`SpeedupEstimate.as_attrs` gives the attributes the record stores.
+   final loss is the target (or, with ``fraction``, its smoothed loss at that share of its
+   budget: tokens-to-match at several targets), the tokens the warmstarted run needs to reach it
+   are read off its smoothed curve, and the ratios follow (tokens, FLOPs, each with and without
+   the cost of the base the pair grew). A pair that cannot be read exactly is *censored* and
+   still counts, at a bound.
+3. :func:`aggregate_speedups`: the geometric mean over pairs with a 95% t-interval on log
+   speedups that resamples *bases*: pairs grown from the same base share its luck, so with two
+   bases or more the interval is a t-interval on the bases' mean log speedups (bases − 1 degrees
+   of freedom); :meth:`SpeedupEstimate.as_attrs` gives the attributes the record stores.
 
 Example::
 
@@ -52,6 +56,10 @@ MIN_SMOOTHED_EVALUATIONS = 6
 of the curve that its bend biases the reading more than the noise it removes."""
 CONFIDENCE = 0.95
 """Level of every interval."""
+MATCH_FRACTIONS = (0.25, 0.5, 0.75, 1.0)
+"""Loss targets of tokens-to-match: scratch's smoothed loss at these shares of its budget. One
+target (the final loss) says little about a curve: the warmstart's lead is largest early and
+shrinks as both runs flatten."""
 Censoring = Literal["reached", "not reached", "below at start"]
 """How a seed's speedup was read: exactly (``reached``); the warmstarted run never reached
 scratch's final loss, so its speedup is *at most* the value given (``not reached``); or it was
@@ -131,9 +139,9 @@ class SeedSpeedup:
 
     seed: int | None
     target_loss: float
-    """Scratch's smoothed final validation loss."""
+    """Scratch's smoothed validation loss at the target: its final loss (or at ``fraction`` of its budget)."""
     scratch_tokens: float
-    """Scratch's budget (tokens at its last evaluation)."""
+    """Scratch's tokens at the target: its budget (tokens at its last evaluation), or ``fraction`` of it."""
     warmstart_tokens: float
     """Tokens the warmstarted run needed to reach ``target_loss`` (its own tokens, base not
     included), or the bound used when censored: its whole budget (not reached) or its first
@@ -147,6 +155,9 @@ class SeedSpeedup:
     """As ``tokens``, the base's own tokens (and those of earlier stages) added to the warmstart."""
     flops_with_base: float
     """As ``flops``, the base's own FLOPs (at its size) added to the warmstart."""
+    base: int = 0
+    """The base the pair grew: 0 is the search's winner, k ≥ 1 its k-th replicate (the winning
+    configuration retrained with another seed). Pairs of one base are not independent."""
 
     @property
     def reached(self) -> bool:
@@ -154,13 +165,15 @@ class SeedSpeedup:
 
 
 def seed_speedup(warmstart: Curve, scratch: Curve, *, flops_per_token: float, base_tokens: float = 0.0,
-                 base_flops: float = 0.0, sigma: float = SMOOTHING_SIGMA, seed: int | None = None) -> SeedSpeedup:
+                 base_flops: float = 0.0, sigma: float = SMOOTHING_SIGMA, seed: int | None = None, base: int = 0,
+                 fraction: float = 1.0) -> SeedSpeedup:
     """Speedup of one warmstarted run over the scratch run of the same seed, size and budget.
 
-    Both curves are smoothed (:func:`smooth_curve`); the target is scratch's smoothed final loss;
-    the warmstarted run's tokens to reach it are interpolated on its smoothed curve. A run that
-    never reaches the target is censored at its budget (it needed more), a run already below
-    it at its first evaluation at one evaluation spacing (it needed at most that); both count.
+    Both curves are smoothed (:func:`smooth_curve`); the target is scratch's smoothed loss at
+    ``fraction`` of its budget (1: its final loss); the warmstarted run's tokens to reach it are
+    interpolated on its smoothed curve. A run that never reaches the target is censored at its
+    budget (it needed more), a run already below it at its first evaluation at one evaluation
+    spacing (it needed at most that); both count.
 
     Args:
         warmstart: the warmstarted run's ``(tokens, loss)``, its tokens counted from its own start.
@@ -170,13 +183,18 @@ def seed_speedup(warmstart: Curve, scratch: Curve, *, flops_per_token: float, ba
         base_flops: FLOPs spent before it, each model at its own size.
         sigma: smoothing width in evaluation spacings.
         seed: recorded with the result.
+        base: the base the pair grew (recorded; :func:`aggregate_speedups` resamples bases).
+        fraction: the share of scratch's budget at which its loss is the target, in (0, 1].
     """
     if not flops_per_token > 0:
         raise ValueError(f"flops_per_token must be positive, got {flops_per_token}")
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must lie in (0, 1], got {fraction}")
     if len(warmstart) < 2 or len(scratch) < 2:
         raise ValueError("each curve needs at least two evaluations")
     smooth_warmstart, smooth_scratch = smooth_curve(warmstart, sigma), smooth_curve(scratch, sigma)
-    scratch_tokens, target = smooth_scratch[-1]
+    scratch_tokens = fraction * smooth_scratch[-1][0]
+    target = loss_at(smooth_scratch, scratch_tokens)
     needed = tokens_to_reach(smooth_warmstart, target)
     first_trained = next((tokens for tokens, _ in smooth_warmstart if tokens > 0), smooth_warmstart[-1][0])
     if needed is None:
@@ -190,7 +208,21 @@ def seed_speedup(warmstart: Curve, scratch: Curve, *, flops_per_token: float, ba
                        censoring=censoring, tokens=scratch_tokens / needed,
                        flops=scratch_flops / (needed * flops_per_token),
                        tokens_with_base=scratch_tokens / (needed + base_tokens),
-                       flops_with_base=scratch_flops / (needed * flops_per_token + base_flops))
+                       flops_with_base=scratch_flops / (needed * flops_per_token + base_flops), base=base)
+
+
+def loss_at(curve: Curve, tokens: float) -> float:
+    """The loss of ``curve`` at ``tokens``, interpolated linearly between evaluations (held at
+    the ends)."""
+    points = [(float(t), float(v)) for t, v in curve]
+    if tokens <= points[0][0]:
+        return points[0][1]
+    for (t0, v0), (t1, v1) in zip(points, points[1:]):
+        if tokens == t1:  # an evaluation: its own value, exactly
+            return v1
+        if tokens < t1:
+            return v0 + (v1 - v0) * (tokens - t0) / (t1 - t0)
+    return points[-1][1]
 
 
 _MEASURES = ("tokens", "flops", "tokens_with_base", "flops_with_base")
@@ -200,14 +232,23 @@ _BOUND_MEANING = {"upper": "the mean is an upper bound", "lower": "the mean is a
 
 @dataclass(frozen=True)
 class SpeedupEstimate:
-    """Speedups aggregated over seeds: geometric means, each with a 95% interval.
+    """Speedups aggregated over pairs: geometric means, each with a 95% interval that resamples bases.
 
-    The interval is a t-interval on log speedups, exponentiated: ratios are skewed and multiply,
-    and with the 2–5 seeds a run affords, a bootstrap over seeds has too few distinct resamples
-    (10 for 3 seeds) and covers far less than 95%, while the t-interval keeps its level under
-    log-normal spread. Censored seeds enter at their bound (:data:`Censoring`): with seeds that
-    did not reach scratch's loss the mean is an upper bound, with seeds below it at their start
-    a lower bound (``bound``). One seed gives no interval (``*_ci`` is ``None``).
+    Pairs are nested in bases: every pair grown from one base checkpoint shares that base's luck,
+    so an interval over pairs alone covers the perturbation seed and the data segment but not
+    base-to-base variance. With two bases or more, each base's pairs are first averaged (mean
+    log speedup) and the interval is a t-interval on those base means with bases − 1 degrees of
+    freedom, exponentiated; the center is the mean of the base means (each base weighs the
+    same). Under log-normal spread at both levels the base means are independent and normal with
+    a common variance when every base has as many pairs, so the interval is exact then
+    (``bench/speedup_bases.py``, 4,000 simulated searches per design: 94.5–96.0% coverage with
+    1–3 bases and 2–6 pairs, unbalanced designs included; with a base effect as large as a pair's
+    or 3×, the interval over pairs that ignores the bases covers 77–92%, and a cluster bootstrap,
+    with 2² or 3³ resamples, 47–49% with 2 bases and 66–68% with 3). With one base the interval is the t-interval
+    over its pairs, and :meth:`describe` says that it does not cover the base. Censored pairs
+    enter at their bound (:data:`Censoring`): with pairs that did not reach scratch's loss the
+    mean is an upper bound, with pairs below it at their start a lower bound (``bound``). One pair
+    gives no interval (``*_ci`` is ``None``).
     """
 
     per_seed: tuple[SeedSpeedup, ...]
@@ -225,12 +266,17 @@ class SpeedupEstimate:
         return len(self.per_seed)
 
     @property
+    def bases(self) -> int:
+        """Independently trained bases the pairs grew (the interval's resampling unit when ≥ 2)."""
+        return len({pair.base for pair in self.per_seed})
+
+    @property
     def seeds_reached(self) -> int:
         return sum(pair.reached for pair in self.per_seed)
 
     @property
     def bound(self) -> Literal["upper", "lower", "both"] | None:
-        """What censored seeds make of the means: ``None`` (every seed reached the target),
+        """What censored pairs make of the means: ``None`` (every pair reached the target),
         ``"upper"`` (some did not: the means are upper bounds), ``"lower"`` (some were below it
         at their start: lower bounds) or ``"both"`` (each kind: neither)."""
         kinds = {pair.censoring for pair in self.per_seed} - {"reached"}
@@ -238,16 +284,23 @@ class SpeedupEstimate:
             return None
         return "both" if len(kinds) == 2 else ("upper" if kinds == {"not reached"} else "lower")
 
-    def describe(self, measure: str = "tokens") -> str:
-        """One line for a report, e.g. ``1.42× geometric mean over 3 seeds (95% CI 1.10–1.83, t on
-        log speedups); 2 reached scratch's final loss, 1 counted at its bound: the mean is an upper
-        bound``, or ``1.39× from one seed: no interval; it reached scratch's final loss``."""
+    def describe(self, measure: str = "tokens", target: str = "scratch's final loss") -> str:
+        """One line for a report, e.g. ``1.42× geometric mean over 4 pairs on 2 bases (95% CI
+        1.10–1.83, t on the bases' mean log speedups, 1 degree of freedom); 3 reached scratch's
+        final loss, 1 counted at its bound: the mean is an upper bound``, or ``1.39× from one
+        seed: no interval; it reached scratch's final loss`` (``target`` names the loss read)."""
         value, interval = getattr(self, measure), getattr(self, f"{measure}_ci")
         if interval is None:
             return f"{value:.2f}× from one seed: no interval; it {'reached' if self.seeds_reached else 'did not reach'} " \
-                   "scratch's final loss" + ("" if self.bound is None else f" (a bound: {_BOUND_MEANING[self.bound]})")
-        text = (f"{value:.2f}× geometric mean over {self.seeds} seeds ({CONFIDENCE:.0%} CI {interval[0]:.2f}–"
-                f"{interval[1]:.2f}, t on log speedups); {self.seeds_reached} reached scratch's final loss")
+                   f"{target}" + ("" if self.bound is None else f" (a bound: {_BOUND_MEANING[self.bound]})")
+        if self.bases >= 2:
+            over = f"{self.seeds} pairs on {self.bases} bases"
+            how = f"t on the bases' mean log speedups, {self.bases - 1} degree{'' if self.bases == 2 else 's'} of freedom"
+        else:
+            over = f"{self.seeds} pairs of one base"
+            how = "t on log speedups over its pairs: base-to-base variance not covered"
+        text = f"{value:.2f}× geometric mean over {over} ({CONFIDENCE:.0%} CI {interval[0]:.2f}–{interval[1]:.2f}, {how})"
+        text += f"; {self.seeds_reached} reached {target}"
         censored = self.seeds - self.seeds_reached
         return text + (f", {censored} counted at {'its' if censored == 1 else 'their'} bound: {_BOUND_MEANING[self.bound]}"
                        if self.bound else "")
@@ -261,19 +314,38 @@ class SpeedupEstimate:
 
 
 def aggregate_speedups(pairs: Sequence[SeedSpeedup]) -> SpeedupEstimate:
-    """Geometric means over seeds and 95% t-intervals on log speedups (see :class:`SpeedupEstimate`)."""
+    """Geometric means over pairs and 95% t-intervals on log speedups that resample the pairs'
+    bases (see :class:`SpeedupEstimate`)."""
     if not pairs:
         raise ValueError("no seeds to aggregate")
+    bases = [pair.base for pair in pairs]
     figures = {}
     for measure in _MEASURES:
-        mean, interval = log_t_interval([getattr(pair, measure) for pair in pairs])
+        mean, interval = clustered_log_t_interval([getattr(pair, measure) for pair in pairs], bases)
         figures[measure], figures[f"{measure}_ci"] = mean, interval
     return SpeedupEstimate(per_seed=tuple(pairs), **figures)
 
 
+def clustered_log_t_interval(ratios: Sequence[float], clusters: Sequence[int],
+                             confidence: float = CONFIDENCE) -> tuple[float, tuple[float, float] | None]:
+    """Geometric mean of positive ``ratios`` nested in ``clusters`` (one label per ratio) and its
+    t-interval: over the clusters' mean logs (clusters − 1 degrees of freedom) when there are two
+    clusters or more, else over the ratios (:func:`log_t_interval`)."""
+    groups: dict[int, list[float]] = {}
+    for ratio, cluster in zip(ratios, clusters, strict=True):
+        groups.setdefault(cluster, []).append(math.log(ratio))
+    if len(groups) < 2:
+        return log_t_interval(ratios, confidence)
+    return _t_interval([statistics.fmean(logs) for logs in groups.values()], confidence)
+
+
 def log_t_interval(ratios: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, tuple[float, float] | None]:
     """Geometric mean of positive ``ratios`` and its t-interval (``None`` for one value)."""
-    logs = [math.log(ratio) for ratio in ratios]
+    return _t_interval([math.log(ratio) for ratio in ratios], confidence)
+
+
+def _t_interval(logs: Sequence[float], confidence: float) -> tuple[float, tuple[float, float] | None]:
+    """``exp`` of the mean of ``logs`` and of its t-interval (``None`` for one value)."""
     center = statistics.fmean(logs)
     if len(logs) < 2:
         return math.exp(center), None

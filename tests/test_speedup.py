@@ -1,4 +1,5 @@
-"""The speedup estimator: smoothing, one pair's reading and its censoring, aggregation over seeds."""
+"""The speedup estimator: smoothing, one pair's reading and its censoring, tokens-to-match at several
+targets, aggregation over pairs with an interval that resamples bases."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import statistics
 
 import pytest
 
-from hpogrow.speedup import (SMOOTHING_SIGMA, SeedSpeedup, aggregate_speedups,
+from hpogrow.speedup import (SMOOTHING_SIGMA, SeedSpeedup, aggregate_speedups, log_t_interval,
                              seed_speedup, smooth_curve, student_t_quantile, tokens_to_reach)
 
 
@@ -121,10 +122,10 @@ def test_smoothing_brings_the_crossing_closer_to_the_truth(evaluations):
     assert abs(statistics.fmean(errors["smoothed"])) < 0.05  # and nearly unbiased (−3.5% and −0.7%)
 
 
-def _pair(speedup: float, seed: int) -> SeedSpeedup:
+def _pair(speedup: float, seed: int, base: int = 0) -> SeedSpeedup:
     return SeedSpeedup(seed=seed, target_loss=2.0, scratch_tokens=1000.0, warmstart_tokens=1000 / speedup,
                        censoring="reached", tokens=speedup, flops=speedup, tokens_with_base=speedup / 2,
-                       flops_with_base=speedup / 2)
+                       flops_with_base=speedup / 2, base=base)
 
 
 @pytest.mark.parametrize("seeds", [3, 5])
@@ -157,3 +158,64 @@ def test_one_seed_gives_no_interval_and_says_so():
 def test_student_t_quantiles_match_the_tables():
     for degrees, expected in ((1, 12.706), (2, 4.303), (4, 2.776), (30, 2.042)):
         assert student_t_quantile(0.975, degrees) == pytest.approx(expected, abs=1e-3)
+
+
+def test_tokens_to_match_at_a_share_of_scratchs_budget():
+    """The target is scratch's loss at that share of its budget (interpolated); the ratio is
+    scratch's tokens to it over the warmstart's; the full budget is the final-loss reading."""
+    scratch = [(0, 5.5), (500, 3.0), (1000, 2.0)]
+    warm = [(0, 4.0), (250, 3.0), (1000, 1.8)]
+    half = seed_speedup(warm, scratch, flops_per_token=60, fraction=0.5)
+    assert half.target_loss == 3.0 and half.scratch_tokens == 500 and half.warmstart_tokens == pytest.approx(250)
+    assert half.tokens == pytest.approx(2.0) and half.reached
+    three_quarters = seed_speedup(warm, scratch, flops_per_token=60, base_tokens=100, fraction=0.75)
+    assert three_quarters.target_loss == pytest.approx(2.5)  # halfway from 3.0 at 500 to 2.0 at 1000
+    assert three_quarters.warmstart_tokens == pytest.approx(250 + 750 * 0.5 / 1.2)
+    assert three_quarters.tokens == pytest.approx(750 / (250 + 750 * 0.5 / 1.2))
+    assert three_quarters.tokens_with_base == pytest.approx(750 / (250 + 750 * 0.5 / 1.2 + 100))
+    assert seed_speedup(warm, scratch, flops_per_token=60, fraction=1.0) == seed_speedup(warm, scratch, flops_per_token=60)
+    with pytest.raises(ValueError, match="fraction"):
+        seed_speedup(warm, scratch, flops_per_token=60, fraction=0.0)
+
+
+def test_the_interval_resamples_bases_not_pairs():
+    """Four pairs on two bases: a t-interval on the two bases' mean log speedups (1 degree of
+    freedom), centred on their mean; pairs of one base agree closely, so an interval over the
+    four pairs would be far narrower than the bases' disagreement allows."""
+    pairs = [_pair(1.2, 0, base=0), _pair(2.0, 1, base=1), _pair(1.3, 2, base=0), _pair(2.2, 3, base=1)]
+    estimate = aggregate_speedups(pairs)
+    means = [(math.log(1.2) + math.log(1.3)) / 2, (math.log(2.0) + math.log(2.2)) / 2]
+    half = student_t_quantile(0.975, 1) * statistics.stdev(means) / math.sqrt(2)
+    assert estimate.bases == 2 and estimate.seeds == 4
+    assert estimate.tokens == pytest.approx(math.exp(statistics.fmean(means)))
+    assert estimate.tokens_ci == pytest.approx((math.exp(statistics.fmean(means) - half),
+                                                math.exp(statistics.fmean(means) + half)))
+    naive = log_t_interval([1.2, 2.0, 1.3, 2.2])[1]
+    assert estimate.tokens_ci[1] / estimate.tokens_ci[0] > 3 * naive[1] / naive[0]
+    assert "over 4 pairs on 2 bases" in estimate.describe() and "1 degree of freedom" in estimate.describe()
+    attrs = estimate.as_attrs()
+    assert attrs["speedup_bases"] == 2 and attrs["speedup_base_per_seed"] == [0, 1, 0, 1]
+
+
+def test_pairs_of_one_base_get_an_interval_that_says_it_leaves_the_base_out():
+    estimate = aggregate_speedups([_pair(1.2, 0), _pair(1.3, 1)])
+    assert estimate.bases == 1 and estimate.tokens_ci is not None
+    assert "base-to-base variance not covered" in estimate.describe()
+    assert estimate.as_attrs()["speedup_bases"] == 1
+
+
+def test_with_a_base_effect_only_the_interval_over_bases_keeps_its_level():
+    """Log speedups = log μ + base luck (shared by a base's pairs) + pair noise, two pairs on
+    each of two bases, the base's luck twice the pair's: the interval over bases covers μ about
+    95% of the time (exact here); one over the four pairs, ignoring the bases, far less."""
+    generator = random.Random(21)
+    true_median, draws, covered, covered_by_pairs = 1.6, 2000, 0, 0
+    for _ in range(draws):
+        luck = [generator.gauss(0, 0.2) for _ in range(2)]
+        pairs = [_pair(true_median * math.exp(luck[k % 2] + generator.gauss(0, 0.1)), k, base=k % 2) for k in range(4)]
+        low, high = aggregate_speedups(pairs).tokens_ci
+        covered += low <= true_median <= high
+        low, high = log_t_interval([pair.tokens for pair in pairs])[1]
+        covered_by_pairs += low <= true_median <= high
+    assert 0.93 <= covered / draws <= 0.97
+    assert covered_by_pairs / draws < 0.85  # measured 0.947 and 0.80

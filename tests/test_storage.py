@@ -111,7 +111,8 @@ def test_search_end_to_end_on_a_shared_storage(shared_storage_url, tmp_path, cap
     assert len(base.trials) == 2 and not base.get_trials(states=(TrialState.RUNNING,))
     target = optuna.load_study(study_name="mlp-w16/target-w24", storage=storage)
     roles = sorted(t.user_attrs["role"] for t in target.trials)
-    assert roles == ["scratch", "scratch", "warmstart", "warmstart"]  # two pairs: the default --seeds 2
+    # two pairs (the default --seeds 2) on two bases (--bases 2): the winner and one replicate base
+    assert roles == ["replicate base", "scratch", "scratch", "warmstart", "warmstart"]
     assert all(t.state == TrialState.COMPLETE for t in target.trials)
     assert not (workdir / "hpogrow.db").exists()  # the storage asked for, not the default one
     capsys.readouterr()

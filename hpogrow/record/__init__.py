@@ -18,7 +18,7 @@ from typing import Any
 
 _EXPORTS = {
     "GrowthLineage": "lineage", "RunRecord": "run", "RunFacts": "run", "SpeedupRecord": "run",
-    "BASE": "run", "WARMSTART": "run", "SCRATCH": "run", "summary_attrs": "run",
+    "BASE": "run", "WARMSTART": "run", "SCRATCH": "run", "REPLICATE": "run", "summary_attrs": "run",
     "CLAIM_LOCK": "trials", "TARGET_LOCK": "trials", "add_finished": "trials", "adopt": "trials", "claim_base_trial": "trials",
     "counts_towards_total": "trials", "fail": "trials", "fail_abandoned": "trials", "fail_waiting": "trials",
     "finish": "trials",

@@ -37,8 +37,7 @@ def from_attrs(cls: type[Record], attrs: Mapping[str, Any]) -> Record:
         if nested is not None:
             values[field.name] = from_attrs(nested, attrs) if _holds(nested, attrs) else None
         elif field.name in attrs:
-            value = attrs[field.name]
-            values[field.name] = tuple(value) if isinstance(value, list) and _is_tuple(hints[field.name]) else value
+            values[field.name] = _tuples(attrs[field.name], hints[field.name])
         elif _required(field) and _admits_none(hints[field.name]):  # stored as absent (None is not written)
             values[field.name] = None
     return cls(**values)
@@ -72,6 +71,16 @@ def _record_type(hint: Any) -> type | None:
     return None
 
 
-def _is_tuple(hint: Any) -> bool:
+def _tuples(value: Any, hint: Any) -> Any:
+    """A stored value with the lists its annotation declares tuples made tuples again, nested
+    ones too (``tuple[tuple[float, float] | None, ...]``: a tuple of pairs or ``None``)."""
+    if not isinstance(value, list):
+        return value
     candidates = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-    return any(typing.get_origin(c) is tuple for c in candidates)
+    declared = next((c for c in candidates if typing.get_origin(c) is tuple), None)
+    if declared is None:
+        return value
+    items = typing.get_args(declared)
+    if len(items) == 2 and items[1] is Ellipsis:
+        return tuple(_tuples(item, items[0]) for item in value)
+    return tuple(_tuples(item, items[index]) if index < len(items) else item for index, item in enumerate(value))

@@ -21,8 +21,10 @@ from hpogrow.record.lineage import GrowthLineage
 from hpogrow.runs import RunSummary
 from hpogrow.speedup import SpeedupEstimate
 
-BASE, WARMSTART, SCRATCH = "base", "warmstart", "scratch"
-"""Roles of a search's trials (an intermediate stage is ``stage K``)."""
+BASE, WARMSTART, SCRATCH, REPLICATE = "base", "warmstart", "scratch", "replicate base"
+"""Roles of a search's trials (an intermediate stage is ``stage K``). A replicate base is the
+search's winning configuration retrained at the base width with another seed, in the target
+study: the pairs grow several independently trained bases (``--bases``)."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,8 @@ class RunFacts:
 @dataclass(frozen=True)
 class SpeedupRecord:
     """The speedup of warmstart over scratch over a search's pairs
-    (:class:`hpogrow.speedup.SpeedupEstimate`), with the final-loss gap beside the eval error."""
+    (:class:`hpogrow.speedup.SpeedupEstimate`), with the final-loss gap beside the eval error and
+    tokens-to-match at several loss targets (``speedup_match_*``, one entry per target)."""
 
     speedup_tokens: float
     speedup_tokens_ci: tuple[float, float] | None
@@ -90,12 +93,31 @@ class SpeedupRecord:
     eval_gap_se: float | None = None
     """The eval set's standard error of a pair's gap (both models scored on the same units), largest over pairs."""
     gap_in_eval_se: float | None = None
+    speedup_bases: int = 1
+    """Independently trained bases the pairs grew (pair k grows base k mod bases); with 2 or more
+    the intervals resample them (records from before ``--bases``: 1)."""
+    speedup_base_per_seed: tuple[int, ...] | None = None
+    """The base each pair grew (0: the search's winner; k ≥ 1: replicate base k)."""
+    speedup_match_fraction: tuple[float, ...] = ()
+    """Loss targets of tokens-to-match: scratch's smoothed loss at these shares of its budget."""
+    speedup_match_target_loss: tuple[float, ...] = ()
+    """Each target's loss, mean over pairs."""
+    speedup_match_tokens: tuple[float, ...] = ()
+    """Scratch's tokens to each target over the warmstart's (its own tokens), geometric mean over pairs."""
+    speedup_match_tokens_ci: tuple[tuple[float, float] | None, ...] = ()
+    speedup_match_flops_with_base: tuple[float, ...] = ()
+    """As ``speedup_match_tokens`` in FLOPs, the cost of the pair's own base added to the warmstart."""
+    speedup_match_flops_with_base_ci: tuple[tuple[float, float] | None, ...] = ()
+    speedup_match_reached: tuple[int, ...] = ()
+    """Pairs whose warmstart reached each target (the others count at their bound)."""
 
     @classmethod
-    def from_estimate(cls, estimate: SpeedupEstimate, gaps: Sequence[float] = (),
-                      eval_gap_se: float | None = None) -> SpeedupRecord:
+    def from_estimate(cls, estimate: SpeedupEstimate, gaps: Sequence[float] = (), eval_gap_se: float | None = None,
+                      matches: Sequence[tuple[float, SpeedupEstimate]] = ()) -> SpeedupRecord:
         """The record of ``estimate``, with each pair's final-loss gap and the eval set's standard
-        error of such a gap: the gap spans ``gap_in_eval_se`` of them (above ~3 the eval set resolves it)."""
+        error of such a gap (the gap spans ``gap_in_eval_se`` of them: above ~3 the eval set
+        resolves it), and ``matches``: ``(fraction, estimate)`` of tokens-to-match at scratch's
+        loss at that share of its budget. The summary line leads with FLOPs with the base's cost."""
         per_seed = estimate.per_seed
         gap = statistics.fmean(gaps) if gaps else None
         spans = None if gap is None or eval_gap_se is None else (abs(gap) / eval_gap_se if eval_gap_se > 0 else math.inf)
@@ -111,8 +133,18 @@ class SpeedupRecord:
                    speedup_target_loss=tuple(pair.target_loss for pair in per_seed),
                    speedup_warmstart_tokens=tuple(pair.warmstart_tokens for pair in per_seed),
                    speedup_scratch_tokens=tuple(pair.scratch_tokens for pair in per_seed),
-                   speedup_summary=estimate.describe("tokens"), final_loss_gap=gap,
-                   final_loss_gap_per_pair=tuple(gaps) or None, eval_gap_se=eval_gap_se, gap_in_eval_se=spans)
+                   speedup_summary="FLOPs with the base's cost: " + estimate.describe("flops_with_base"),
+                   final_loss_gap=gap, final_loss_gap_per_pair=tuple(gaps) or None, eval_gap_se=eval_gap_se,
+                   gap_in_eval_se=spans, speedup_bases=estimate.bases,
+                   speedup_base_per_seed=tuple(pair.base for pair in per_seed),
+                   speedup_match_fraction=tuple(fraction for fraction, _ in matches),
+                   speedup_match_target_loss=tuple(statistics.fmean(p.target_loss for p in match.per_seed)
+                                                   for _, match in matches),
+                   speedup_match_tokens=tuple(match.tokens for _, match in matches),
+                   speedup_match_tokens_ci=tuple(match.tokens_ci for _, match in matches),
+                   speedup_match_flops_with_base=tuple(match.flops_with_base for _, match in matches),
+                   speedup_match_flops_with_base_ci=tuple(match.flops_with_base_ci for _, match in matches),
+                   speedup_match_reached=tuple(match.seeds_reached for _, match in matches))
 
     def as_attrs(self) -> dict[str, Any]:
         return to_attrs(self)
@@ -136,6 +168,10 @@ class RunRecord:
     base_trial: int | None = None
     """The base trial a target run was grown from (its number in ``base_study``)."""
     base_study: str | None = None
+    base_replicate: int | None = None
+    """Which of the search's bases a target run belongs to: a replicate base's own index, or the
+    base a warmstart or stage run grew (0: the winner itself); ``None`` on scratch runs (they grow
+    nothing) and on records from before ``--bases`` (read as 0)."""
     ray_trial_id: str | None = None
     """The Ray Tune trial that ran a base trial."""
     schedule: str | None = None
@@ -178,8 +214,8 @@ class RunRecord:
         return {key: value for key, value in to_attrs(self).items() if key in _IDENTITY}
 
 
-_IDENTITY = frozenset(("role", "width", "driver", "pair", "seed", "stage", "base_trial", "base_study", "ray_trial_id",
-                       "schedule",
+_IDENTITY = frozenset(("role", "width", "driver", "pair", "seed", "stage", "base_trial", "base_study", "base_replicate",
+                       "ray_trial_id", "schedule",
                        *(field.name for field in fields(GrowthLineage))))
 _SUMMARY = frozenset(("n_params", "compute_params", "tokens", "flops", "fidelity_reached", "data_position",
                       "initial_loss", "final_loss", "tokens_per_second", "checkpoint",

@@ -64,6 +64,11 @@ class SearchConfig(StudyOptions, RunOptions, GrowthOptions, ExecutorOptions):
     seeds: PositiveInt = 2
     """Warmstart/scratch pairs: pair k has seed ``seed`` + k and fresh tokens of its own; the
     speedup is their geometric mean with a 95% interval (none from one pair)."""
+    bases: PositiveInt = 2
+    """Independently trained bases the pairs grow: base 0 is the search's winner, base k its
+    configuration retrained at the base width with seed ``seed`` + k (the search is not repeated);
+    pair k grows base k mod bases. With 2 or more the speedup's interval resamples bases (t on
+    their mean log speedups, bases − 1 degrees of freedom); at most ``seeds``."""
     checkpoint_every: PositiveInt = 1
     """Evaluations between the partial checkpoints of every target run (warmstart, scratch,
     stage), from which a rerun after a crash continues: 1 with 16 evaluations puts at most 1/16
@@ -80,6 +85,11 @@ class SearchConfig(StudyOptions, RunOptions, GrowthOptions, ExecutorOptions):
             raise bad_flag("pruner", self.pruner, "use median or none")
         if self.evaluations < 2:
             raise bad_flag("evaluations", self.evaluations, "need at least 2 to draw a curve")
+        if self.bases > self.seeds:
+            raise UsageError(f"{flag('bases')} {self.bases} with {flag('seeds')} {self.seeds}: pair k grows base k mod "
+                             f"{flag('bases')}, so every base needs a pair of its own; raise {flag('seeds')} to at least "
+                             f"{self.bases} or lower {flag('bases')} (1: every pair grows the winner, and the interval "
+                             "does not cover the base)")
         if self.stages > 1 and (self.target_width or self.target_depth):
             raise UsageError(f"{flag('stages')} grows by {flag('grow_factor')} at every stage; drop "
                              f"{flag('target_width')}/{flag('target_depth')}")

@@ -37,7 +37,7 @@ from hpogrow.progress import QUIET, Display
 from hpogrow.search.config import SearchConfig
 from hpogrow.search.executors import Executor
 from hpogrow.search.plan import Plan, make_executor_for, make_plan, print_plan
-from hpogrow.search.report import attach_plot, plot_curves, print_report, write_dashboard_notes
+from hpogrow.search.report import attach_plot, plot_curves, print_report, target_runs, write_dashboard_notes
 from hpogrow.search.sampler import make_sampler
 from hpogrow.search.target import TargetPairs, open_target_study
 from hpogrow.storage import load_or_create_study, open_storage
@@ -112,7 +112,7 @@ def run_pipeline(task: Task, config: SearchConfig = SearchConfig(), *, executor:
                     workdir = Path(config.workdir)
                     path = plot_curves(winner, warmstarts, scratches,
                                        workdir / "plots" / f"{plan.target_study.replace('/', '_')}.png",
-                                       record.read_speedup(target_study))
+                                       record.read_speedup(target_study), replicates=target_runs(target_study)[3])
                     attach_plot(target_study, path, workdir / "artifacts")
                     write_dashboard_notes(target_study)
                     record.write_plotted_trials(target_study, plotted)

@@ -180,7 +180,7 @@ def print_plan(plan: Plan, console: Console, remaining_trials: int, executor: Ex
     base_speed = measure_tokens_per_second(plan.task, growth.base_width, growth.base_width, plan.template)
     target_speed = measure_tokens_per_second(plan.task_at(growth), growth.target_width, growth.base_width, plan.template)
     stage_tokens = sum(plan.stage_tokens(k) for k in range(len(plan.stages) - 1))
-    seconds = 1.15 * (remaining_trials * plan.base_tokens / base_speed
+    seconds = 1.15 * ((remaining_trials + config.bases - 1) * plan.base_tokens / base_speed
                       + config.seeds * (2 * plan.target_tokens + stage_tokens) / target_speed)
     table = Table(title=f"hpogrow plan — task {plan.task.name}, device {resolve_device(config.device)}", show_header=False)
     table.add_row("base study", f"{plan.base_study}: {remaining_trials} of {config.trials} trials to run, "
@@ -198,6 +198,15 @@ def print_plan(plan: Plan, console: Console, remaining_trials: int, executor: Ex
         table.add_row("growth factor", plan.growth_reason)
     pairs = (f"{config.seeds} warmstart/scratch pairs (seeds {config.seed}–{config.seed + config.seeds - 1}, "
              "fresh tokens each)" if config.seeds > 1 else "warmstart and scratch (one seed: the speedup gets no interval)")
+    if config.bases > 1:
+        table.add_row("bases", f"{config.bases}: the winner and {config.bases - 1} replicate "
+                      f"base{'s' if config.bases > 2 else ''} (its learning rate and batch size retrained at width "
+                      f"{growth.base_width}, seed{'s' if config.bases > 2 else ''} "
+                      f"{', '.join(str(config.seed + k) for k in range(1, config.bases))}, {plan.base_tokens:,} tokens "
+                      f"each); pair k grows base k mod {config.bases}, and the speedup's interval resamples bases")
+    elif config.seeds > 1:
+        table.add_row("bases", "1: every pair grows the winner, so the speedup's interval does not cover the base "
+                      "(--bases 2 or more to cover it)")
     parallel = (f", each on {config.workers_per_run} DDP workers (Ray Train)" if config.workers_per_run > 1 else "")
     table.add_row("target runs", f"{plan.target_study}: {pairs}, {growth.target_params:,} parameters, "
                   f"{plan.target_tokens:,} tokens each{parallel}; a partial checkpoint every "

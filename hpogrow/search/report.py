@@ -10,7 +10,7 @@ from rich.table import Table
 
 from hpogrow import record
 from hpogrow.errors import UsageError
-from hpogrow.record.run import SCRATCH, WARMSTART, RunRecord, SpeedupRecord
+from hpogrow.record.run import REPLICATE, SCRATCH, WARMSTART, RunRecord, SpeedupRecord
 from hpogrow.storage import dashboard_command, open_storage
 
 TrialState = optuna.trial.TrialState
@@ -65,19 +65,21 @@ def _interval(value: float | None, interval) -> str:
 
 
 def target_runs(study: optuna.Study) -> tuple[list[optuna.trial.FrozenTrial], list[optuna.trial.FrozenTrial],
-                                              list[optuna.trial.FrozenTrial]]:
-    """The COMPLETE stage, warmstart and scratch trials of a target study, by pair."""
+                                              list[optuna.trial.FrozenTrial], list[optuna.trial.FrozenTrial]]:
+    """The COMPLETE stage, warmstart, scratch and replicate-base trials of a target study, by pair
+    (replicate bases by base)."""
     runs = [(trial, RunRecord.of(trial)) for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
-    runs.sort(key=lambda pair: (pair[1].pair, pair[1].stage or 0, pair[0].number))
+    runs.sort(key=lambda pair: (pair[1].pair, pair[1].base_replicate or 0, pair[1].stage or 0, pair[0].number))
     return ([t for t, run in runs if run.stage is not None], [t for t, run in runs if run.role == WARMSTART],
-            [t for t, run in runs if run.role == SCRATCH])
+            [t for t, run in runs if run.role == SCRATCH], [t for t, run in runs if run.role == REPLICATE])
 
 
 def target_summary(study: optuna.Study) -> dict[str, list[tuple[str, ...]]] | None:
     """What a target study says, as rows: ``growth``, ``runs`` (one per run, the first row the
-    header), ``speedup`` (header first) and ``notes``. Rendered as tables by the CLI and as
-    Markdown in the dashboard's note. ``None`` while no warmstart/scratch pair is finished."""
-    stages, warmstarts, scratches = target_runs(study)
+    header), ``speedup`` and ``matches`` (tokens-to-match at several loss targets; header first)
+    and ``notes``. Rendered as tables by the CLI and as Markdown in the dashboard's note. ``None``
+    while no warmstart/scratch pair is finished."""
+    stages, warmstarts, scratches, replicates = target_runs(study)
     if not warmstarts or not scratches:
         return None
     first = RunRecord.of(warmstarts[0])
@@ -96,16 +98,28 @@ def target_summary(study: optuna.Study) -> dict[str, list[tuple[str, ...]]] | No
                + (", Adam moments carried" if lineage.carry_optimizer else ", fresh optimizer")),
               ("hyperparameters", f"lr {warmstarts[0].params['learning_rate']:.2e}, batch "
                                   f"{warmstarts[0].params['batch_size']} (μTransfer)")]
-    runs = [("run", "pair (seed)", "trial", "width", "parameters", "tokens", "initial val loss", "final val loss")]
-    for trial in (*stages, *warmstarts, *scratches):
+    bases = _bases_line(warmstarts, replicates, speedup)
+    if bases:
+        growth.insert(1, ("bases", bases))
+    runs = [("run", "base", "pair (seed)", "trial", "width", "parameters", "tokens", "initial val loss", "final val loss")]
+    for trial in (*replicates, *stages, *warmstarts, *scratches):
         run = RunRecord.of(trial)
-        runs.append((run.role, f"{run.pair} ({'—' if run.seed is None else run.seed})", str(trial.number), str(run.width),
-                     f"{run.n_params:,}", f"{run.tokens:,}", _fmt(run.initial_loss), _fmt(trial.value)))
-    table = [("measure", "without base cost", "with base cost")]
-    table.append(("tokens", _interval(speedup.speedup_tokens, speedup.speedup_tokens_ci),
-                  _interval(speedup.speedup_tokens_with_base, speedup.speedup_tokens_with_base_ci)))
-    table.append(("FLOPs (6·N·D)", _interval(speedup.speedup_flops, speedup.speedup_flops_ci),
-                  _interval(speedup.speedup_flops_with_base, speedup.speedup_flops_with_base_ci)))
+        seed = "—" if run.seed is None else run.seed
+        runs.append((run.role, "—" if run.role == SCRATCH else str(run.base_replicate or 0),
+                     f"— ({seed})" if run.role == REPLICATE else f"{run.pair} ({seed})", str(trial.number),
+                     str(run.width), f"{run.n_params:,}", f"{run.tokens:,}", _fmt(run.initial_loss), _fmt(trial.value)))
+    table = [("measure", "with the base's cost", "without it")]
+    table.append(("FLOPs (6·N·D)", _interval(speedup.speedup_flops_with_base, speedup.speedup_flops_with_base_ci),
+                  _interval(speedup.speedup_flops, speedup.speedup_flops_ci)))
+    table.append(("tokens", _interval(speedup.speedup_tokens_with_base, speedup.speedup_tokens_with_base_ci),
+                  _interval(speedup.speedup_tokens, speedup.speedup_tokens_ci)))
+    matches = [("scratch's loss at", "loss", "tokens (warmstart's own)", "FLOPs with the base's cost", "reached")]
+    for index, fraction in enumerate(speedup.speedup_match_fraction):
+        matches.append((f"{fraction:.0%} of its budget", f"{speedup.speedup_match_target_loss[index]:.4f}",
+                        _interval(speedup.speedup_match_tokens[index], speedup.speedup_match_tokens_ci[index]),
+                        _interval(speedup.speedup_match_flops_with_base[index],
+                                  speedup.speedup_match_flops_with_base_ci[index]),
+                        f"{speedup.speedup_match_reached[index]} of {speedup.seeds}"))
     notes = [speedup.speedup_summary]
     if speedup.final_loss_gap is not None:
         line = f"final validation loss, warmstart − scratch: {speedup.final_loss_gap:+.4f} (mean over pairs)"
@@ -120,9 +134,30 @@ def target_summary(study: optuna.Study) -> dict[str, list[tuple[str, ...]]] | No
     if first.schedule == "wsd":
         notes.append("--schedule wsd: a run's loss drops in its decay phase, so tokens-to-match read inside scratch's "
                      "decay understate the speedup")
-    notes.append(f"base model{' and earlier stages' if stages else ''}: {lineage.base_tokens:,} tokens "
-                 f"(counted in the with-base columns)")
-    return {"growth": growth, "runs": runs, "speedup": table, "notes": [n for n in notes if n]}
+    notes.append(f"the base's cost: each pair counts its own base{' and earlier stages' if stages else ''} "
+                 f"({lineage.base_tokens:,} tokens, {lineage.base_flops:.3g} FLOPs), what one grown model costs"
+                 + (f"; the {len(replicates)} replicate base{'s' if len(replicates) > 1 else ''} "
+                    f"({sum(RunRecord.of(t).flops or 0 for t in replicates):.3g} FLOPs) and the search's other base "
+                    "trials are an evaluation expense, not counted" if replicates else
+                    "; the search's other base trials are not counted"))
+    return {"growth": growth, "runs": runs, "speedup": table, "matches": matches if len(matches) > 1 else [],
+            "notes": [n for n in notes if n]}
+
+
+def _bases_line(warmstarts: list[optuna.trial.FrozenTrial], replicates: list[optuna.trial.FrozenTrial],
+                speedup: SpeedupRecord) -> str | None:
+    """Which bases the pairs grew, and what the interval resamples (``None`` for records from before ``--bases``)."""
+    if speedup.speedup_base_per_seed is None:
+        return None
+    grown = sorted({(RunRecord.of(t).base_replicate or 0, RunRecord.of(t).lineage.grown_from_trial) for t in warmstarts})
+    seeds = {RunRecord.of(t).base_replicate: RunRecord.of(t).seed for t in replicates}
+    names = ", ".join(f"{index}: {source}" + (" (the winner)" if index == 0 else f" (retrained, seed {seeds.get(index, '?')})")
+                      for index, source in grown)
+    if speedup.speedup_bases < 2:
+        return f"{names}; every pair grew it, so the interval covers seeds and data, not the base"
+    return (f"{names}; pair k grew base k mod {speedup.speedup_bases}, and the interval resamples bases "
+            f"(t on their mean log speedups, {speedup.speedup_bases - 1} degree"
+            f"{'' if speedup.speedup_bases == 2 else 's'} of freedom)")
 
 
 def target_tables(study: optuna.Study) -> list[Table]:
@@ -133,8 +168,11 @@ def target_tables(study: optuna.Study) -> list[Table]:
     for row in summary["growth"]:
         growth.add_row(*row)
     runs = Table(title=f"{study.study_name}: warmstart vs scratch (same width, tokens and hyperparameters per pair)")
-    speed = Table(title="speedup of warmstart over scratch (to reach scratch's final loss; geometric mean, 95% CI)")
-    for table, rows in ((runs, summary["runs"]), (speed, summary["speedup"])):
+    speed = Table(title=f"speedup of warmstart over scratch ({_SPEEDUP_CAPTION})")
+    matches = Table(title=f"tokens-to-match at several loss targets ({_MATCH_CAPTION})")
+    tables = [(runs, summary["runs"]), (speed, summary["speedup"])] + ([(matches, summary["matches"])]
+                                                                      if summary["matches"] else [])
+    for table, rows in tables:
         for column in rows[0]:
             table.add_column(column, justify="right")
         for row in rows[1:]:
@@ -142,7 +180,12 @@ def target_tables(study: optuna.Study) -> list[Table]:
     notes = Table(show_header=False, box=None)
     for note in summary["notes"]:
         notes.add_row(note)
-    return [growth, runs, speed, notes]
+    return [growth, *(table for table, _ in tables), notes]
+
+
+_SPEEDUP_CAPTION = "to reach scratch's final loss; geometric mean over pairs, 95% CI"
+_MATCH_CAPTION = ("scratch's tokens to its smoothed loss at a share of its budget over the warmstart's; geometric "
+                  "mean over pairs, 95% CI; reached: pairs that got there")
 
 
 def dashboard_note(study: optuna.Study) -> str | None:
@@ -157,9 +200,11 @@ def dashboard_note(study: optuna.Study) -> str | None:
 
     growth = "\n".join(f"- **{label}**: {text}" for label, text in summary["growth"])
     notes = "\n".join(f"- {note}" for note in summary["notes"])
+    matches = (f"### Tokens-to-match at several loss targets ({_MATCH_CAPTION})\n\n{markdown(summary['matches'])}\n\n"
+               if summary["matches"] else "")
     return (f"## {study.study_name}: warmstarted μP against μP from scratch\n\n{growth}\n\n"
-            f"### Speedup (to reach scratch's final loss; geometric mean over pairs, 95% CI)\n\n"
-            f"{markdown(summary['speedup'])}\n\n{notes}\n\n### Runs\n\n{markdown(summary['runs'])}\n\n"
+            f"### Speedup ({_SPEEDUP_CAPTION})\n\n"
+            f"{markdown(summary['speedup'])}\n\n{notes}\n\n{matches}### Runs\n\n{markdown(summary['runs'])}\n\n"
             "The loss curves are this study's artifact (PNG).")
 
 
@@ -174,12 +219,16 @@ def write_dashboard_notes(study: optuna.Study) -> None:
         run = RunRecord.of(trial)
         grown_from = run.lineage and (run.lineage.grown_from_trial or run.lineage.grown_from)
         text = {WARMSTART: f"the grown base trial {grown_from} trained on",
-                SCRATCH: "μP from scratch at the same width, on the same tokens as the warmstart of its pair"}.get(
+                SCRATCH: "μP from scratch at the same width, on the same tokens as the warmstart of its pair",
+                REPLICATE: f"the search's winning configuration ({run.base_study}#{run.base_trial}) retrained at the "
+                           "base width with another seed, for the pairs to grow (base "
+                           f"{run.base_replicate}): the speedup's interval resamples bases"}.get(
                     run.role, "an intermediate stage of successive warmstarting")
         speed = (f"\n\nThis pair's speedup in tokens: {run.pair_speedup_tokens:.2f}× ({run.pair_censoring})"
                  if run.pair_speedup_tokens is not None else "")
         seed = "—" if run.seed is None else run.seed
-        save_note(optuna.Trial(study, trial._trial_id), f"## {run.role} (pair {run.pair}, seed {seed})\n\n{text}.{speed}")
+        which = f"base {run.base_replicate}" if run.role == REPLICATE else f"pair {run.pair}"
+        save_note(optuna.Trial(study, trial._trial_id), f"## {run.role} ({which}, seed {seed})\n\n{text}.{speed}")
 
 
 def print_report(storage_url: str, study: str, workdir: str | Path, console: Console | None = None) -> None:
@@ -213,9 +262,10 @@ def _absolute_url(storage_url: str) -> str:
 
 
 def plot_curves(base: optuna.trial.FrozenTrial, warmstarts: list[optuna.trial.FrozenTrial],
-                scratches: list[optuna.trial.FrozenTrial], path: Path, speedup: SpeedupRecord | None = None) -> Path:
-    """Validation loss against tokens: the base winner (before 0), then every pair's warmstart
-    and scratch runs; the speedup and its interval in the title."""
+                scratches: list[optuna.trial.FrozenTrial], path: Path, speedup: SpeedupRecord | None = None,
+                replicates: list[optuna.trial.FrozenTrial] = ()) -> Path:
+    """Validation loss against tokens: the base winner and its replicate bases (before 0), then
+    every pair's warmstart and scratch runs; the speedup and its interval in the title."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -226,6 +276,10 @@ def plot_curves(base: optuna.trial.FrozenTrial, warmstarts: list[optuna.trial.Fr
     base_tokens = base_curve[-1][0]
     axis.plot([t - base_tokens for t, _ in base_curve], [v for _, v in base_curve], color="grey",
               label=f"base w{RunRecord.of(base).width} (trial {base.number})")
+    for index, replicate in enumerate(replicates):
+        curve = sorted(replicate.intermediate_values.items())
+        axis.plot([t - base_tokens for t, _ in curve], [v for _, v in curve], color="grey", linestyle="--",
+                  label=f"replicate base{'s' if len(replicates) > 1 else ''} (other seeds)" if index == 0 else None)
     for trials, color in ((scratches, "tab:blue"), (warmstarts, "tab:orange")):
         for index, trial in enumerate(trials):
             curve = sorted(trial.intermediate_values.items())
@@ -241,8 +295,10 @@ def plot_curves(base: optuna.trial.FrozenTrial, warmstarts: list[optuna.trial.Fr
     axis.set_ylabel("validation loss")
     title = "warmstarted μP vs μP from scratch"
     if speedup is not None:
-        title += f": speedup {_interval(speedup.speedup_tokens, speedup.speedup_tokens_ci)} in tokens"
-    axis.set_title(title, fontsize=10)
+        title += (f"\nspeedup in FLOPs with the base's cost "
+                  f"{_interval(speedup.speedup_flops_with_base, speedup.speedup_flops_with_base_ci)}, "
+                  f"in tokens without it {_interval(speedup.speedup_tokens, speedup.speedup_tokens_ci)}")
+    axis.set_title(title, fontsize=9)
     axis.legend()
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,14 +1,24 @@
-"""The target pairs: grow the winner and train, for each of ``seeds`` pairs, the warmstarted run
-against a μP run from scratch at the same width, as trials of the target study; then the speedup
-over the pairs.
+"""The target pairs: train the replicate bases, grow the bases and train, for each of ``seeds``
+pairs, the warmstarted run against a μP run from scratch at the same width, as trials of the
+target study; then the speedup over the pairs, its interval resampling bases.
+
+Bases (``--bases B``): base 0 is the search's winner; base ``b ≥ 1`` is the winner's
+configuration (learning rate, batch size, budget, evaluation points) retrained at the base width
+from a fresh initialisation with seed ``config.seed + b``, on the same base tokens (the data is a
+function of position), as a ``replicate base`` trial of the target study: a base the search could
+equally have produced, so the spread between bases is what a user's one base may differ by. The
+search is not repeated. Pair ``k`` grows base ``k mod B``.
 
 Pair ``k`` has seed ``config.seed + k`` (growth perturbation, scratch initialisation) and reads its
 own fresh segment of the training stream after the base's; its warmstarted and scratch runs read
-the same tokens, the final stage's with ``--stages``. Runs the study already holds are reused.
-Everything here runs holding the target lock: this driver alone writes the target study.
+the same tokens, the final stage's with ``--stages``. Scratch runs do not depend on the base. Runs
+the study already holds are reused; a run a dead driver left RUNNING (a replicate base too) is
+adopted and continues from its partial checkpoint. Everything here runs holding the target lock:
+this driver alone writes the target study.
 
-The steps, in order: :func:`open_target_study`, then :meth:`TargetPairs.start_pair` for every pair
-(stages, growth, runs submitted), then :meth:`TargetPairs.collect` (wait, record, speedup).
+The steps, in order: :func:`open_target_study`, then :meth:`TargetPairs.run`: the replicate bases
+submitted, :meth:`TargetPairs.start_pair` for every pair (its base awaited, stages, growth, runs
+submitted), then :meth:`TargetPairs.collect` (wait, record, speedup).
 """
 
 from __future__ import annotations
@@ -26,9 +36,10 @@ from rich.console import Console
 
 from hpogrow import record
 from hpogrow.record.lineage import GrowthLineage
-from hpogrow.record.run import SCRATCH, WARMSTART, RunRecord, SpeedupRecord
+from hpogrow.record.run import REPLICATE, SCRATCH, WARMSTART, RunRecord, SpeedupRecord
 from hpogrow.record.study import TargetSignature
 from hpogrow._crash import crash_point
+from hpogrow.checkpoint import check_owner
 from hpogrow.errors import PipelineError, TrainingDiverged
 from hpogrow.growth import grow_checkpoint
 from hpogrow.progress import Display
@@ -37,7 +48,7 @@ from hpogrow.runs import CheckpointOwner, RunOutcome, paired_eval_gap, run_scrat
 from hpogrow.search.executors import Executor
 from hpogrow.search.executors.base import Run
 from hpogrow.search.plan import Plan
-from hpogrow.speedup import SeedSpeedup, aggregate_speedups, seed_speedup
+from hpogrow.speedup import MATCH_FRACTIONS, SeedSpeedup, aggregate_speedups, seed_speedup
 from hpogrow.storage import load_or_create_study
 from hpogrow.tasks import Task
 from hpogrow.throughput import training_flops
@@ -89,6 +100,23 @@ class PairRuns:
     scratch: PendingRun
     warmstart: PendingRun
     cost: BaseCost
+    """What the pair's own base (and its stages) cost: the base cost of its speedup."""
+    base: int
+    """The base it grew (``pair mod bases``)."""
+
+
+@dataclass(frozen=True)
+class Base:
+    """One of the bases the pairs grow: the winner (0) or a replicate base trial (k ≥ 1)."""
+
+    index: int
+    trial: FrozenTrial
+    study: str
+    """The study holding ``trial``: the base study for the winner, the target study for a replicate."""
+
+    @property
+    def run(self) -> RunRecord:
+        return RunRecord.of(self.trial)
 
 
 def open_target_study(plan: Plan, storage: optuna.storages.BaseStorage, console: Console) -> optuna.Study:
@@ -106,7 +134,8 @@ def open_target_study(plan: Plan, storage: optuna.storages.BaseStorage, console:
 
 
 class TargetPairs:
-    """The warmstart/scratch pairs of one search, grown from ``winner`` (see the module docstring)."""
+    """The warmstart/scratch pairs of one search, grown from ``winner`` and its replicate bases
+    (see the module docstring)."""
 
     def __init__(self, plan: Plan, study: optuna.Study, winner: FrozenTrial, executor: Executor, display: Display,
                  console: Console) -> None:
@@ -117,23 +146,48 @@ class TargetPairs:
         self.root = plan.checkpoint_dir / plan.target_study.split("/", 1)[1]
 
     def run(self) -> tuple[list[FrozenTrial], list[FrozenTrial]]:
-        """Every pair started, then collected: the warmstarted and the scratch trials, pair 0 first."""
-        pairs = [self.start_pair(pair) for pair in range(self.plan.config.seeds)]
+        """Replicate bases submitted, every pair started (each once its base is trained), then
+        collected: the warmstarted and the scratch trials, pair 0 first."""
+        config = self.plan.config
+        replicates = {index: self._submit_replicate(index) for index in range(1, config.bases)}
+        bases = {0: Base(0, self.winner, self.plan.base_study)}
+        pairs = []
+        for pair in range(config.seeds):
+            index = pair % config.bases
+            if index not in bases:  # the pairs of the bases already trained run meanwhile (on Ray)
+                bases[index] = self._replicate_base(index, replicates[index])
+            pairs.append(self.start_pair(pair, bases[index]))
         abandoned = record.fail_abandoned(self.study, None, sole_writer=True)  # a dead driver's, not adopted
         if abandoned:
             self.console.print(f"marked target trials {abandoned} FAIL: the driver running them died")
         return self.collect(pairs)
 
-    # 1. Start: stages, growth, and the pair's two runs submitted.
-    def start_pair(self, pair: int) -> PairRuns:
-        """Stages of pair ``pair`` (trained here, in order), then its final growth; its warmstart
-        and scratch runs submitted. A run that a dead driver left RUNNING is adopted and continues
-        from its partial checkpoint (:mod:`hpogrow.resume`)."""
+    # 1. Start: replicate bases, then for each pair stages, growth, and its two runs submitted.
+    def _submit_replicate(self, index: int) -> PendingRun:
+        """Replicate base ``index``: the winner's run again (its configuration, budget, evaluation
+        points and tokens) from a fresh μP initialisation with seed ``config.seed + index``."""
+        plan, width = self.plan, self.plan.config.base_width
+        run_config = replace(plan.template, **self.hyperparameters, seed=plan.config.seed + index)
+        folder = self._base_folder(index)
+        return self._submit(REPLICATE, 0, width, run_config.tokens, None, lambda owner, resume: partial(
+            run_scratch, plan.task, width, width, run_config, 0, folder / "checkpoint", owner=owner, resume=resume),
+                            base=index)
+
+    def _replicate_base(self, index: int, pending: PendingRun) -> Base:
+        """Replicate base ``index`` trained (or reused), its checkpoint checked to be its own."""
+        trial = self._finish(*pending.wait(self.study))
+        check_owner(RunRecord.of(trial).checkpoint, self.plan.config.storage_key, self.plan.target_study, trial.number)
+        return Base(index, trial, self.plan.target_study)
+
+    def start_pair(self, pair: int, base: Base) -> PairRuns:
+        """Stages of pair ``pair`` (trained here, in order), then its final growth from ``base``;
+        its warmstart and scratch runs submitted. A run that a dead driver left RUNNING is adopted
+        and continues from its partial checkpoint (:mod:`hpogrow.resume`)."""
         plan, config = self.plan, self.plan.config
         seed, pair_dir = config.seed + pair, self.root / f"pair{pair}"
         position = self.base.data_position + pair * plan.supply.budget.pair_examples
-        source, current = self.base.checkpoint, plan.task
-        cost = BaseCost(self.base.tokens, self.base.flops)
+        source, current = base.run.checkpoint, plan.task
+        cost = BaseCost(base.run.tokens, base.run.flops)
         for index, step in enumerate(plan.stages):
             last = index == len(plan.stages) - 1
             grown = grow_checkpoint(source, pair_dir / ("grown" if last else f"grown-stage{index + 1}"),
@@ -144,82 +198,92 @@ class TargetPairs:
             current = plan.task_at(step)
             if last:
                 break
-            stage = RunRecord.of(self._train_stage(index, pair, current, grown.path, position))
+            stage = RunRecord.of(self._train_stage(index, pair, base.index, current, grown.path, position))
             source, position, cost = stage.checkpoint, stage.data_position, cost.plus(stage)
         final, final_config = plan.growth, self._run_config(plan.target_tokens, seed)
         scratch = self._submit(SCRATCH, pair, final.target_width, final_config.tokens, None, lambda owner, resume: partial(
             run_scratch, current, final.target_width, config.base_width, final_config, position, pair_dir / "scratch",
             owner=owner, resume=resume))
         warmstart = self._submit(
-            WARMSTART, pair, final.target_width, final_config.tokens, self._lineage(cost),
+            WARMSTART, pair, final.target_width, final_config.tokens, self._lineage(cost, base),
             lambda owner, resume: partial(run_warmstart, current, grown.path, final_config, pair_dir / "warmstart",
-                                          data_position=position, owner=owner, resume=resume))
-        return PairRuns(scratch, warmstart, cost)
+                                          data_position=position, owner=owner, resume=resume), base=base.index)
+        return PairRuns(scratch, warmstart, cost, base.index)
 
-    def _train_stage(self, index: int, pair: int, task: Task, grown, position: int) -> FrozenTrial:
+    def _train_stage(self, index: int, pair: int, base: int, task: Task, grown, position: int) -> FrozenTrial:
         """Intermediate stage ``index`` of a pair, trained to its end before the next growth."""
         stage_config = self._run_config(self.plan.stage_tokens(index), self.plan.config.seed + pair)
         pending = self._submit(f"stage {index + 1}", pair, self.plan.stages[index].target_width, stage_config.tokens,
                                None, lambda owner, resume: partial(
                                    run_warmstart, task, grown, stage_config, self.root / f"pair{pair}" / f"stage{index + 1}",
-                                   data_position=position, owner=owner, resume=resume))
+                                   data_position=position, owner=owner, resume=resume), base=base)
         return self._finish(*pending.wait(self.study))
 
     def _run_config(self, tokens: int, seed: int):
         return replace(self.plan.template, **self.hyperparameters, tokens=tokens, eval_tokens=(), seed=seed)
 
-    def _lineage(self, cost: BaseCost) -> GrowthLineage:
+    def _lineage(self, cost: BaseCost, base: Base) -> GrowthLineage:
         """Base to final target over every stage, with what was spent before the warmstarted run."""
         plan, config, final = self.plan, self.plan.config, self.plan.growth
         return GrowthLineage(
-            grown_from=self.base.checkpoint, grow_op=config.grow_op,
+            grown_from=base.run.checkpoint, grow_op=config.grow_op,
             grow_factor=None if config.target_width or config.target_depth else plan.grow_factor,
             param_ratio=round(final.param_ratio, 4), width_ratio=round(final.width_ratio, 4),
             base_width=final.base_width, target_width=final.target_width, base_depth=final.base_depth,
             target_depth=final.target_depth, shrink=config.shrink, carry_optimizer=config.carry_optimizer,
-            base_tokens=cost.tokens, base_flops=cost.flops, grown_from_trial=f"{plan.base_study}#{self.winner.number}",
+            base_tokens=cost.tokens, base_flops=cost.flops, grown_from_trial=f"{base.study}#{base.trial.number}",
             stage_widths=tuple(s.target_width for s in plan.stages))
 
     def _submit(self, role: str, pair: int, width: int, tokens: int, lineage: GrowthLineage | None,
-                make_run: Callable[[CheckpointOwner, ResumePoint], Run]) -> PendingRun:
+                make_run: Callable[[CheckpointOwner, ResumePoint], Run], base: int | None = None) -> PendingRun:
         """The run ``make_run(owner, resume)`` submitted to the executor as a new trial of
         ``role`` (or as the RUNNING trial of a dead driver, adopted), or the finished trial the
-        study already holds for it."""
-        done = self._mine(role, pair, TrialState.COMPLETE)
+        study already holds for it. ``base``: the replicate base's index, or the base a warmstart
+        or stage run grows (``None`` for scratch)."""
+        done = self._mine(role, pair, base, TrialState.COMPLETE)
+        name = f"base {base}" if role == REPLICATE else f"pair {pair}"
         if done is not None:
-            self.console.print(f"{role} (pair {pair}): reusing finished trial {done.number} of {self.plan.target_study}")
-            self._drop_partial(role, pair)  # a driver that died between telling it and this
+            self.console.print(f"{role} ({name}): reusing finished trial {done.number} of {self.plan.target_study}")
+            self._drop_partial(role, pair, base)  # a driver that died between telling it and this
             return PendingRun(done, role, width)
         config = self.plan.config
-        left = self._mine(role, pair, TrialState.RUNNING)
+        left = self._mine(role, pair, base, TrialState.RUNNING)
         if left is not None:
             trial = record.adopt(self.study, left)
-            self.console.print(f"{role} (pair {pair}): continuing trial {trial.number}, left RUNNING by a dead driver, "
+            self.console.print(f"{role} ({name}): continuing trial {trial.number}, left RUNNING by a dead driver, "
                                "from its last partial checkpoint (if it wrote one)")
         else:
             stage = int(role.split()[1]) if role.startswith("stage ") else None
-            identity = RunRecord(role=role, width=width, pair=pair, seed=config.seed + pair, stage=stage,
-                                 base_trial=self.winner.number, base_study=self.plan.base_study,
+            seed = config.seed + (base if role == REPLICATE else pair)
+            identity = RunRecord(role=role, width=width, pair=pair, seed=seed, stage=stage,
+                                 base_trial=self.winner.number, base_study=self.plan.base_study, base_replicate=base,
                                  schedule=config.schedule, lineage=lineage)
             trial = record.start_target_trial(self.study, self.hyperparameters, self.plan.space.distributions(),
                                               identity)
         owner = CheckpointOwner(config.storage_key, self.plan.target_study, trial.number)
-        resume = ResumePoint(self._resume_folder(role, pair), config.checkpoint_every)
-        label = f"{role} w{width}" + (f" #{pair}" if config.seeds > 1 else "")
+        resume = ResumePoint(self._resume_folder(role, pair, base), config.checkpoint_every)
+        label = (f"{role} {base} w{width}" if role == REPLICATE
+                 else f"{role} w{width}" + (f" #{pair}" if config.seeds > 1 else ""))
         job = self.executor.submit(make_run(owner, resume), label, tokens, self.display,
                                    partial(record.report, trial))
         return PendingRun(trial, role, width, job)
 
-    def _resume_folder(self, role: str, pair: int) -> Path:
+    def _base_folder(self, index: int) -> Path:
+        return self.root / f"base{index}"
+
+    def _resume_folder(self, role: str, pair: int, base: int | None) -> Path:
+        if role == REPLICATE:
+            return self._base_folder(base) / "resume"
         return self.root / f"pair{pair}" / "resume" / role.replace(" ", "")
 
-    def _mine(self, role: str, pair: int, state: TrialState) -> FrozenTrial | None:
-        """The trial in ``state`` of run ``role`` of pair ``pair`` grown from this winner (the
-        newest, should a dead driver have left several)."""
+    def _mine(self, role: str, pair: int, base: int | None, state: TrialState) -> FrozenTrial | None:
+        """The trial in ``state`` of run ``role`` of pair ``pair`` (of base ``base``) grown from
+        this winner (the newest, should a dead driver have left several). A record from before
+        ``--bases`` names no base: its pairs grew the winner (base 0)."""
         for trial in reversed(self.study.get_trials(deepcopy=False, states=(state,))):
             run = RunRecord.of(trial)
             if run.role == role and run.base_trial == self.winner.number and run.pair == pair \
-                    and trial.params == self.winner.params:
+                    and (run.base_replicate or 0) == (base or 0) and trial.params == self.winner.params:
                 return trial
         return None
 
@@ -230,12 +294,12 @@ class TargetPairs:
         record.finish(self.study, trial, outcome.summary, complete=not outcome.stopped_early, also=also)
         finished = self.study.trials[trial.number]
         run = RunRecord.of(finished)
-        self._drop_partial(run.role, run.pair)
+        self._drop_partial(run.role, run.pair, run.base_replicate)
         return finished
 
-    def _drop_partial(self, role: str, pair: int) -> None:
+    def _drop_partial(self, role: str, pair: int, base: int | None) -> None:
         """Delete a told run's partial checkpoint (and the pair's resume folder once empty)."""
-        folder = self._resume_folder(role, pair)
+        folder = self._resume_folder(role, pair, base)
         shutil.rmtree(folder, ignore_errors=True)
         with contextlib.suppress(OSError):
             folder.parent.rmdir()
@@ -246,11 +310,13 @@ class TargetPairs:
         for pair in pairs:
             scratches.append(self._finish(*pair.scratch.wait(self.study)))
             crash_point("between-target-runs")
-            warmstarts.append((*pair.warmstart.wait(self.study), pair.cost))
-        estimate = aggregate_speedups([_pair_speedup(trial, outcome, scratch, cost) for (trial, outcome, cost), scratch
-                                       in zip(warmstarts, scratches)])
+            warmstarts.append((*pair.warmstart.wait(self.study), pair))
+        readings = {fraction: aggregate_speedups([_pair_speedup(trial, outcome, scratch, pair, fraction)
+                                                  for (trial, outcome, pair), scratch in zip(warmstarts, scratches)])
+                    for fraction in sorted({*MATCH_FRACTIONS, 1.0})}
+        estimate = readings[1.0]
         gaps, eval_error = _eval_gap(self.plan.task_at(self.plan.growth), self.plan.config.device, warmstarts, scratches)
-        speedup = SpeedupRecord.from_estimate(estimate, gaps, eval_error)
+        speedup = SpeedupRecord.from_estimate(estimate, gaps, eval_error, matches=list(readings.items()))
         finished = []
         for index, (trial, outcome, _) in enumerate(warmstarts):  # a reused trial keeps what was known when it finished
             pair = estimate.per_seed[index]
@@ -260,16 +326,18 @@ class TargetPairs:
         return finished, scratches
 
 
-def _pair_speedup(warmstart, outcome: RunOutcome | None, scratch: FrozenTrial, cost: BaseCost) -> SeedSpeedup:
-    """The speedup of one pair (:func:`hpogrow.speedup.seed_speedup`) from its warmstarted run's
-    outcome (or, for a reused trial, its record) and its scratch trial; FLOPs are 6·N·D."""
+def _pair_speedup(warmstart, outcome: RunOutcome | None, scratch: FrozenTrial, pair: PairRuns,
+                  fraction: float = 1.0) -> SeedSpeedup:
+    """The speedup of one pair (:func:`hpogrow.speedup.seed_speedup`, to scratch's loss at
+    ``fraction`` of its budget) from its warmstarted run's outcome (or, for a reused trial, its
+    record) and its scratch trial; FLOPs are 6·N·D, the base cost that of the pair's own base."""
     if outcome is None:
         curve, compute_params = sorted(warmstart.intermediate_values.items()), RunRecord.of(warmstart).compute_params
     else:
         curve, compute_params = [(e.tokens_seen, e.val_loss) for e in outcome.evaluations], outcome.compute_params
     return seed_speedup(curve, sorted(scratch.intermediate_values.items()),
-                        flops_per_token=training_flops(compute_params, 1), base_tokens=cost.tokens, base_flops=cost.flops,
-                        seed=RunRecord.of(scratch).seed)
+                        flops_per_token=training_flops(compute_params, 1), base_tokens=pair.cost.tokens,
+                        base_flops=pair.cost.flops, seed=RunRecord.of(scratch).seed, base=pair.base, fraction=fraction)
 
 
 def _eval_gap(task: Task, device: str, warmstarts: list, scratches: list[FrozenTrial]) -> tuple[list[float], float | None]:

@@ -40,3 +40,11 @@ def test_clone_symmetry_quick(tmp_path, monkeypatch):
 def test_speedup_smoothing_quick(tmp_path, monkeypatch):
     record = _run(_load("speedup_smoothing", monkeypatch), "speedup_smoothing", tmp_path)
     assert len(record["rows"]) == 18 and all("local-linear σ=1" in row for row in record["rows"])
+
+
+def test_speedup_bases_quick(tmp_path, monkeypatch):
+    record = _run(_load("speedup_bases", monkeypatch), "speedup_bases", tmp_path)
+    rows = {(row["bases"], row["pairs"], row["base_share"]): row for row in record["rows"]}
+    assert len(rows) == 21
+    # one pair per base: the interval over bases is the one over pairs; a bootstrap over 2 bases has 4 resamples
+    assert rows[2, 2, 1.0]["bases t"] == rows[2, 2, 1.0]["pairs t"] and rows[2, 2, 1.0]["cluster bootstrap"]["coverage"] < 0.7

@@ -22,7 +22,8 @@ SAMPLES = {
 }
 """Values other than the default that every command accepts, where the type alone does not give one."""
 SPECIAL = {("coordcheck", "head_size"): (["--head-size", "16"], 16),
-           ("coordcheck", "base_width"): (["--base-width", "64", "--widths", "128", "256", "512"], 64)}
+           ("coordcheck", "base_width"): (["--base-width", "64", "--widths", "128", "256", "512"], 64),
+           ("search", "bases"): (["--bases", "1"], 1)}  # at most --seeds (default 2)
 """Flags whose value has to fit other flags: the words, and the value they set."""
 
 

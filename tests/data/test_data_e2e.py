@@ -86,7 +86,10 @@ def test_search_on_user_data_through_growth_and_both_target_runs(kind, executor,
     base = _trials(workdir, "lm-w16/base")
     winner = min((t for t in base.values() if t.state == optuna.trial.TrialState.COMPLETE), key=lambda t: t.value)
     target = {trial.user_attrs["role"]: trial for trial in _trials(workdir, "lm-w16/target-w24").values()}
-    assert {role: t.state.name for role, t in target.items()} == {"warmstart": "COMPLETE", "scratch": "COMPLETE"}
+    assert {role: t.state.name for role, t in target.items()} == {"warmstart": "COMPLETE", "scratch": "COMPLETE",
+                                                                  "replicate base": "COMPLETE"}  # --bases 2
+    # the replicate base reads the base's tokens again, with another seed
+    assert target.pop("replicate base").user_attrs["data_position"] == winner.user_attrs["data_position"]
     for trial in target.values():  # the target reads the tokens after the base's, once
         assert trial.user_attrs["data_position"] > winner.user_attrs["data_position"]
         assert 0 < trial.user_attrs["data_passes"] < 1
@@ -143,7 +146,8 @@ def test_allow_repeat_runs_and_records_the_passes(data, tmp_path, capsys):
     status, err = _hpogrow(["search", "--data", str(small), *TINY, *EXECUTOR_FLAGS["local"], "--allow-repeat",
                             "--workdir", str(workdir)], capsys)
     assert status == 0, err
-    target = {trial.user_attrs["role"]: trial for trial in _trials(workdir, "lm-w16/target-w24").values()}
+    target = {trial.user_attrs["role"]: trial for trial in _trials(workdir, "lm-w16/target-w24").values()
+              if trial.user_attrs["role"] != "replicate base"}  # it reads the base's tokens only
     for trial in target.values():
         assert trial.user_attrs["data_passes"] > 1
         state = json.loads((Path(trial.user_attrs["checkpoint"]) / "state.json").read_text())

@@ -125,7 +125,7 @@ def test_a_user_operator_runs_through_the_pipeline(registry, one_thread, tmp_pat
     register_operator(HalfPad)
     config = hpogrow.SearchConfig(base_width=16, trials=1, tokens_per_param=4, evaluations=2, pruner="none",
                                   device="cpu", executor="local", grow_op="half-pad", workdir=str(tmp_path / "work"),
-                                  seeds=1)
+                                  seeds=1, bases=1)
     result = hpogrow.run_pipeline(MLP, config, console=Console(file=io.StringIO()))
     assert result.warmstart.user_attrs["grow_op"] == "half-pad"
     winner, _ = load_model(result.winner.user_attrs["checkpoint"])

@@ -17,7 +17,10 @@ SPEEDUP = record.SpeedupRecord(
     speedup_censoring=("", "scratch"), speedup_target_loss=(3.5, 3.5), speedup_warmstart_tokens=(100.0, 120.0),
     speedup_scratch_tokens=(250.0, 300.0), speedup_tokens_per_seed=(2.5, 2.5), speedup_flops_per_seed=(2.0, 2.0),
     speedup_tokens_with_base_per_seed=(1.8, 1.8), speedup_flops_with_base_per_seed=(1.4, 1.4),
-    speedup_summary="2.5×", final_loss_gap=-0.01)
+    speedup_summary="2.5×", final_loss_gap=-0.01, speedup_bases=2, speedup_base_per_seed=(0, 1),
+    speedup_match_fraction=(0.5, 1.0), speedup_match_target_loss=(4.0, 3.5), speedup_match_tokens=(3.0, 2.5),
+    speedup_match_tokens_ci=((1.2, 7.5), None), speedup_match_flops_with_base=(1.5, 1.4),
+    speedup_match_flops_with_base_ci=(None, (0.5, 4.0)), speedup_match_reached=(2, 1))
 
 
 @pytest.fixture
@@ -54,7 +57,7 @@ def test_signatures_are_stored_as_dictionaries_with_none_kept(study):
 
 def test_the_speedup_reads_back_equal_tuples_and_nones_included(study):
     record.write_speedup(study, SPEEDUP)
-    assert record.read_speedup(_reloaded(study)) == SPEEDUP
+    assert record.read_speedup(_reloaded(study)) == SPEEDUP  # nested tuples (intervals per target) too
 
 
 def test_plot_advice_and_transfer_read_back(study):
@@ -81,3 +84,12 @@ def test_a_trial_failed_for_a_non_finite_loss_is_diverged(study):
 def test_every_name_the_record_package_exports_resolves():
     for name in record.__all__:
         assert getattr(record, name) is not None, name
+
+
+def test_a_speedup_recorded_before_bases_reads_as_one_base(study):
+    """A target study written before ``--bases`` has no ``speedup_bases``: its pairs all grew the winner."""
+    stored = {key: value for key, value in SPEEDUP.as_attrs().items()
+              if key != "speedup_bases" and not key.startswith(("speedup_match", "speedup_base_per"))}
+    study.set_user_attr("speedup", stored)
+    old = record.read_speedup(_reloaded(study))
+    assert old.speedup_bases == 1 and old.speedup_base_per_seed is None and old.speedup_match_fraction == ()

@@ -15,6 +15,8 @@ LOCAL = {"executor": "local", "device": "cpu"}
     ({"base_width": -8}, "--base-width"),
     ({"tokens_per_param": 0.0}, "--tokens-per-param"),
     ({"seeds": 0}, "--seeds"),
+    ({"bases": 0}, "--bases"),
+    ({"bases": 3, "seeds": 2}, "--bases"),  # pair k grows base k mod 3: base 2 would have no pair
     ({"pruner": "hyperband"}, "--pruner"),
     ({"evaluations": 1}, "--evaluations"),
     ({"stages": 2, "target_width": 256}, "--stages"),
@@ -36,6 +38,7 @@ def test_gpus_per_trial_on_the_cpu_is_refused_with_the_fix():
 def test_the_defaults_are_valid_and_the_storage_lives_in_the_workdir(tmp_path):
     config = SearchConfig(**LOCAL, workdir=str(tmp_path))
     assert config.trials == 8 and config.seeds == 2 and config.stages == 1
+    assert config.bases == 2  # the speedup's interval covers the base by default
     assert str(tmp_path) in config.storage_url
     assert SearchConfig(**LOCAL, storage="sqlite:////tmp/x.db").storage_url == "sqlite:////tmp/x.db"
 

@@ -35,17 +35,19 @@ _DRIVER = textwrap.dedent("""
     from hpogrow.search.pipeline import run_pipeline
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     config = SearchConfig(base_width=16, trials=3, tokens_per_param=16, workdir={workdir!r}, space={space!r},
-                          evaluations=4, pruner="none", device="cpu", executor="local", seeds=1)
+                          evaluations=4, pruner="none", device="cpu", executor="local", seeds={seeds},
+                          bases={bases})
     run_pipeline(test_pipeline.WaveRegression(), config, console=Console(file=io.StringIO()))
     print("PIPELINE DONE")
 """)
 
 
-def _driver(tmp_path: Path) -> list[str]:
+def _driver(tmp_path: Path, seeds: int = 1, bases: int = 1) -> list[str]:
     space = tmp_path / "space.yaml"
     space.write_text("learning_rate: {low: 1.0e-3, high: 3.0e-2, log: true}\nbatch_size: {powers_of_two: [32, 64]}\n")
     script = tmp_path / "driver.py"
-    script.write_text(_DRIVER.format(root=str(ROOT), workdir=str(tmp_path / "work"), space=str(space)))
+    script.write_text(_DRIVER.format(root=str(ROOT), workdir=str(tmp_path / "work"), space=str(space), seeds=seeds,
+                                     bases=bases))
     return [sys.executable, str(script)]
 
 
@@ -167,3 +169,52 @@ def test_a_warmstart_run_killed_after_its_third_evaluation_continues_from_it(tmp
     (whole,) = [t for t in reference.get_trials(states=(TrialState.COMPLETE,)) if t.user_attrs["role"] == "warmstart"]
     assert whole.intermediate_values == warmstart.intermediate_values
     assert whole.value == warmstart.value
+
+
+@pytest.mark.slow
+def test_a_replicate_base_killed_mid_run_continues_from_its_partial_checkpoint(tmp_path):
+    """Two pairs on two bases: the driver SIGKILLed right after the replicate base's third
+    evaluation (it trains first: pair 1 waits for it, pair 0's runs train when collected), then
+    the same command again: the rerun adopts the replicate trial, continues it from that
+    evaluation and ends with the curve of a run never interrupted; pair 1 grows it."""
+    from dataclasses import replace
+
+    from hpogrow.runs import run_scratch
+    from hpogrow.search import SearchConfig
+    from hpogrow.search.plan import make_plan
+    from tests.search.test_pipeline import WaveRegression
+
+    command = _driver(tmp_path, seeds=2, bases=2)
+    killed = subprocess.run(command, env={**os.environ, "HPOGROW_CRASH_AT": "target-evaluation@3"},
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    target = next(s for s in _studies(tmp_path) if "/target-" in s.study_name)
+    running = {t.user_attrs["role"]: t for t in target.get_trials(states=(TrialState.RUNNING,))}
+    assert sorted(running) == ["replicate base", "scratch", "warmstart"]  # pair 0's runs submitted, not started
+    left = running["replicate base"]
+    assert len(left.intermediate_values) == 3  # steps 0..2 of 4
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0 and "PIPELINE DONE" in rerun.stdout, rerun.stderr[-2000:]
+
+    target = next(s for s in _studies(tmp_path) if "/target-" in s.study_name)
+    assert not target.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
+    finished = target.get_trials(states=(TrialState.COMPLETE,))
+    assert sorted(t.user_attrs["role"] for t in finished) == ["replicate base", "scratch", "scratch", "warmstart",
+                                                               "warmstart"]  # each run once, none twice
+    (replicate,) = [t for t in finished if t.user_attrs["role"] == "replicate base"]
+    assert replicate.number == left.number  # adopted, not started again
+    steps = sorted(replicate.intermediate_values)
+    assert steps[:3] == sorted(left.intermediate_values) and len(steps) == 5  # each point once, none lost
+    assert replicate.user_attrs["resumed_at_tokens"] == [steps[2]]  # retrained 2 of its 4 intervals
+    warmstarts = sorted((t for t in finished if t.user_attrs["role"] == "warmstart"), key=lambda t: t.user_attrs["pair"])
+    assert warmstarts[1].user_attrs["grown_from"] == replicate.user_attrs["checkpoint"]
+    assert all(t.user_attrs["speedup_bases"] == 2 for t in warmstarts)
+    assert not list((tmp_path / "work" / "checkpoints").rglob("resume/*"))  # gone once their trials were told
+
+    # the replicate's curve is that of the same run never interrupted (bit-identical on CPU)
+    config = SearchConfig(base_width=16, trials=3, tokens_per_param=16, workdir=str(tmp_path / "work"),
+                          space=str(tmp_path / "space.yaml"), evaluations=4, pruner="none", device="cpu",
+                          executor="local", seeds=2, bases=2)
+    plan = make_plan(WaveRegression(), config)
+    unbroken = run_scratch(WaveRegression(), 16, 16, replace(plan.template, **replicate.params, seed=1), 0, None)
+    assert {e.tokens_seen: e.val_loss for e in unbroken.evaluations} == replicate.intermediate_values

@@ -52,7 +52,7 @@ def test_dashboard_shows_base_and_target_studies(tmp_path, storage):
         assert len(base["trials"]) == 2 and all(t["intermediate_values"] for t in base["trials"])
         target = get(f"/api/studies/{summaries[target_name]}")
         roles = {attr["value"] for t in target["trials"] for attr in t["user_attrs"] if attr["key"] == "role"}
-        assert roles == {"warmstart", "scratch"}
+        assert roles == {"replicate base", "warmstart", "scratch"}  # the default --seeds 2 --bases 2
         assert target["artifacts"], "the loss-curve plot is attached to the target study"
     finally:
         server.shutdown()

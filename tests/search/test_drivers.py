@@ -36,7 +36,7 @@ def _search(url: str, workdir: Path) -> list[str]:
     other's base trials sleeps between looks: so the two drivers meet at the target lock."""
     return [sys.executable, "-m", "hpogrow", "search", "--task", "mlp", "--base-width", "16", "--depth", "1",
             "--tokens-per-param", "2", "--evaluations", "4", "--executor", "local", "--device", "cpu",
-            "--trials", str(TRIALS), "--grow-factor", "8", "--seeds", "1",  # one target pair: drivers, not seeds
+            "--trials", str(TRIALS), "--grow-factor", "8", "--seeds", "1", "--bases", "1",  # one target pair: drivers, not seeds
             "--storage", url, "--workdir", str(workdir)]
 
 

@@ -51,9 +51,10 @@ def space_file(tmp_path):
     return str(path)
 
 
-def _config(tmp_path, space_file, trials: int, seeds: int = 1) -> SearchConfig:
+def _config(tmp_path, space_file, trials: int, seeds: int = 1, bases: int = 1) -> SearchConfig:
     return SearchConfig(base_width=16, trials=trials, tokens_per_param=16, workdir=str(tmp_path / "work"),
-                        space=space_file, evaluations=4, pruner="none", device="cpu", executor="local", seeds=seeds)
+                        space=space_file, evaluations=4, pruner="none", device="cpu", executor="local", seeds=seeds,
+                        bases=bases)
 
 
 def _quiet() -> Console:
@@ -188,7 +189,7 @@ def test_successive_warmstarting_accounts_every_stage(tmp_path, space_file):
 def test_depth_growth_with_carried_optimizer(tmp_path):
     config = SearchConfig(base_width=16, trials=1, tokens_per_param=16, workdir=str(tmp_path / "work"), evaluations=4,
                           pruner="none", device="cpu", grow_op="szp+zero-block", carry_optimizer=True,
-                          executor="local", seeds=1)
+                          executor="local", seeds=1, bases=1)
     result = run_pipeline(hpogrow.FourierTask(depth=2, modes=64), config, console=_quiet())
     assert result.plan.target_study.endswith(f"-d{result.plan.growth.target_depth}") and result.plan.growth.target_depth == 3
     warm = result.warmstart.user_attrs
@@ -238,11 +239,12 @@ def test_growth_refuses_a_checkpoint_its_trial_did_not_write(tmp_path, space_fil
 
 def test_seeds_give_pairs_on_fresh_tokens_and_a_speedup_with_its_interval(tmp_path, space_file):
     """``seeds=2``: two warmstart/scratch pairs, each with its own seed, growth perturbation and
-    tokens (pair 1 reads after pair 0); the speedup over both, its 95% interval, the eval set's
-    standard error beside the loss gap, and the dashboard notes."""
+    tokens (pair 1 reads after pair 0), on two bases (the defaults); the speedup over both, its
+    95% interval over bases, the eval set's standard error beside the loss gap, and the dashboard
+    notes; a rerun reuses every run, the replicate base included."""
     from optuna_dashboard import get_note
 
-    config = _config(tmp_path, space_file, trials=1, seeds=2)
+    config = _config(tmp_path, space_file, trials=1, seeds=2, bases=2)
     _enqueue(config, 1e-2)
     result = run_pipeline(WaveRegression(), config, console=_quiet())
     assert [t.user_attrs["pair"] for t in result.warmstarts] == [t.user_attrs["pair"] for t in result.scratches] == [0, 1]
@@ -282,7 +284,60 @@ def test_seeds_give_pairs_on_fresh_tokens_and_a_speedup_with_its_interval(tmp_pa
     low, high = attrs["speedup_tokens_ci"]
     assert f"{attrs['speedup_tokens']:.2f}× ({low:.2f}–{high:.2f})" in note and "warmstart" in note
     for trial in target.trials:
-        assert get_note(optuna.Trial(target, trial._trial_id)).startswith(f"## {trial.user_attrs['role']} (pair ")
+        which = "base " if trial.user_attrs["role"] == "replicate base" else "pair "
+        assert get_note(optuna.Trial(target, trial._trial_id)).startswith(f"## {trial.user_attrs['role']} ({which}")
+    assert "FLOPs with the base's cost" in note and "Tokens-to-match at several loss targets" in note
+
+    # the pairs grew two independently trained bases: the winner and its configuration retrained
+    (replicate,) = [t for t in target.trials if t.user_attrs["role"] == "replicate base"]
+    assert replicate.state == TrialState.COMPLETE and replicate.params == result.winner.params
+    assert replicate.user_attrs["seed"] == 1 and replicate.user_attrs["base_replicate"] == 1
+    assert replicate.user_attrs["width"] == 16 and replicate.user_attrs["tokens"] == result.winner.user_attrs["tokens"]
+    assert replicate.user_attrs["data_position"] == result.winner.user_attrs["data_position"]  # the base's tokens
+    assert replicate.intermediate_values.keys() == result.winner.intermediate_values.keys()  # at the same points
+    assert replicate.intermediate_values != result.winner.intermediate_values  # but another model
+    lineages = [RunRecord.of(t).lineage for t in result.warmstarts]
+    assert [lineage.grown_from_trial for lineage in lineages] == [
+        f"wave-regression-w16/base#{result.winner.number}", f"{result.plan.target_study}#{replicate.number}"]
+    assert lineages[1].grown_from == replicate.user_attrs["checkpoint"] != result.winner.user_attrs["checkpoint"]
+    assert [t.user_attrs["base_replicate"] for t in result.warmstarts] == [0, 1]
+    assert lineages[1].base_flops == replicate.user_attrs["flops"]  # each pair's cost is its own base's
+    assert attrs["speedup_bases"] == 2 and attrs["speedup_base_per_seed"] == [0, 1]
+    assert target.user_attrs["speedup"]["speedup_bases"] == 2
+    assert attrs["speedup_summary"].startswith("FLOPs with the base's cost: ") and "on 2 bases" in attrs["speedup_summary"]
+    # tokens-to-match at several loss targets, the last one scratch's final loss
+    assert attrs["speedup_match_fraction"] == [0.25, 0.5, 0.75, 1.0]
+    assert attrs["speedup_match_tokens"][-1] == pytest.approx(attrs["speedup_tokens"])
+    assert attrs["speedup_match_flops_with_base"][-1] == pytest.approx(attrs["speedup_flops_with_base"])
+    assert attrs["speedup_match_target_loss"] == sorted(attrs["speedup_match_target_loss"], reverse=True)
+    assert all(len(interval) == 2 for interval in attrs["speedup_match_tokens_ci"])
+
+    # a rerun reuses every run: no new trial, the same replicate base
+    before = len(target.trials)
+    console = Console(file=io.StringIO(), width=200)
+    again = run_pipeline(WaveRegression(), config, console=console)
+    assert len(optuna.load_study(study_name=result.plan.target_study, storage=config.storage_url).trials) == before
+    assert f"replicate base (base 1): reusing finished trial {replicate.number}" in console.file.getvalue()
+    assert again.speedup.speedup_tokens_ci == pytest.approx(attrs["speedup_tokens_ci"])
+
+
+def test_a_replicate_base_is_the_winners_run_with_another_seed(tmp_path, space_file):
+    """With the winner's own seed, the replicate base's run reproduces the winner's base trial
+    (curve and final loss, bit for bit on CPU): the same configuration, budget, evaluation points
+    and tokens, trained the way every base trial is."""
+    from functools import partial
+    from dataclasses import replace
+
+    from hpogrow.runs import run_scratch
+    from hpogrow.search.plan import make_plan
+
+    config = _config(tmp_path, space_file, trials=1)
+    _enqueue(config, 1e-2)
+    result = run_pipeline(WaveRegression(), config, console=_quiet())
+    plan = make_plan(WaveRegression(), config)
+    same_seed = replace(plan.template, learning_rate=1e-2, batch_size=32, seed=config.seed)
+    outcome = partial(run_scratch, WaveRegression(), 16, 16, same_seed, 0, None)(None, None)
+    assert {e.tokens_seen: e.val_loss for e in outcome.evaluations} == result.winner.intermediate_values
 
 
 def test_one_seed_gives_the_same_figures_twice(tmp_path, space_file):

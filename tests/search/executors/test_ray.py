@@ -198,7 +198,7 @@ def _finished(storage_url: str) -> int:
 
 
 def test_killed_driver_rerun_keeps_finished_trials_and_runs_nothing_twice(tmp_path, space_file):
-    config = replace(_config(tmp_path, space_file, trials=6), tokens_per_param=120, evaluations=4, seeds=1)
+    config = replace(_config(tmp_path, space_file, trials=6), tokens_per_param=120, evaluations=4, seeds=1, bases=1)
     script = tmp_path / "driver.py"
     script.write_text(_DRIVER.format(root=str(ROOT), config=config.__dict__))
     command = [sys.executable, str(script)]
@@ -417,7 +417,7 @@ def test_a_base_trial_whose_worker_dies_continues_from_its_last_rung_checkpoint(
     """A Ray worker SIGKILLed after its sixth evaluation (once: HPOGROW_CRASH_MARKER): Tune
     restores the trial from its last rung checkpoint in a new worker, and the Optuna trial is
     told its outcome after that, with ``resumed_at_tokens`` at the rung; nothing FAILs."""
-    config = replace(_config(tmp_path, space_file, trials=2), evaluations=8, seeds=1)
+    config = replace(_config(tmp_path, space_file, trials=2), evaluations=8, seeds=1, bases=1)
     script = tmp_path / "driver.py"
     script.write_text(_DRIVER.format(root=str(ROOT), config=config.__dict__))
     marker = tmp_path / "worker-killed"
@@ -442,7 +442,7 @@ def test_a_driver_stopped_by_sigterm_during_the_target_runs_leaves_them_to_the_n
     """SIGTERM (a scheduler's time limit, ``kill PID``) reaches a Ray driver as ``SystemExit``
     while it waits on a target run: that trial stays RUNNING instead of FAIL, and the same
     command again adopts both target trials and continues them from their partial checkpoints."""
-    config = replace(_config(tmp_path, space_file, trials=2), tokens_per_param=60, evaluations=8, seeds=1)
+    config = replace(_config(tmp_path, space_file, trials=2), tokens_per_param=60, evaluations=8, seeds=1, bases=1)
     script = tmp_path / "driver.py"
     script.write_text(_DRIVER.format(root=str(ROOT), config=config.__dict__))
     command = [sys.executable, str(script)]
