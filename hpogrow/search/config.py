@@ -64,11 +64,12 @@ class SearchConfig(StudyOptions, RunOptions, GrowthOptions, ExecutorOptions):
     seeds: PositiveInt = 2
     """Warmstart/scratch pairs: pair k has seed ``seed`` + k and fresh tokens of its own; the
     speedup is their geometric mean with a 95% interval (none from one pair)."""
-    bases: PositiveInt = 2
+    bases: PositiveInt | None = None
     """Independently trained bases the pairs grow: base 0 is the search's winner, base k its
     configuration retrained at the base width with seed ``seed`` + k (the search is not repeated);
     pair k grows base k mod bases. With 2 or more the speedup's interval resamples bases (t on
-    their mean log speedups, bases − 1 degrees of freedom); at most ``seeds``."""
+    their mean log speedups, bases − 1 degrees of freedom); at most ``seeds``. Default: 2, or 1
+    with one pair."""
     checkpoint_every: PositiveInt = 1
     """Evaluations between the partial checkpoints of every target run (warmstart, scratch,
     stage), from which a rerun after a crash continues: 1 with 16 evaluations puts at most 1/16
@@ -85,6 +86,8 @@ class SearchConfig(StudyOptions, RunOptions, GrowthOptions, ExecutorOptions):
             raise bad_flag("pruner", self.pruner, "use median or none")
         if self.evaluations < 2:
             raise bad_flag("evaluations", self.evaluations, "need at least 2 to draw a curve")
+        if self.bases is None:
+            object.__setattr__(self, "bases", min(2, self.seeds))
         if self.bases > self.seeds:
             raise UsageError(f"{flag('bases')} {self.bases} with {flag('seeds')} {self.seeds}: pair k grows base k mod "
                              f"{flag('bases')}, so every base needs a pair of its own; raise {flag('seeds')} to at least "

@@ -39,6 +39,7 @@ def test_the_defaults_are_valid_and_the_storage_lives_in_the_workdir(tmp_path):
     config = SearchConfig(**LOCAL, workdir=str(tmp_path))
     assert config.trials == 8 and config.seeds == 2 and config.stages == 1
     assert config.bases == 2  # the speedup's interval covers the base by default
+    assert SearchConfig(**LOCAL, seeds=1).bases == 1  # one pair grows the winner: --seeds 1 alone is no error
     assert str(tmp_path) in config.storage_url
     assert SearchConfig(**LOCAL, storage="sqlite:////tmp/x.db").storage_url == "sqlite:////tmp/x.db"
 
