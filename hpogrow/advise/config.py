@@ -23,7 +23,7 @@ class AdviseConfig(TaskDefaults, StudyOptions, RunOptions, ThreadOptions):
     """The ladder of cheap runs and the target of the prediction; ``None`` fields take the task's defaults."""
 
     TASK_DEFAULTS = {  # mlp: under 10 minutes on 2 CPU cores (bench/RESULTS.md)
-        "mlp": {"widths": (16, 24, 32, 48, 64), "tokens": 64 * 3200, "growth_factors": (2.0, 4.0, 8.0),
+        "mlp": {"widths": (16, 24, 32, 48, 64), "tokens": 64 * 2400, "growth_factors": (2.0, 4.0, 8.0),
                 "pair_tokens_per_param": (5.0, 20.0), "learning_rate": 2.0**-7, "batch_size": 64, "seeds": 3},
         # lm: widths step by the head size, so from base 64 the factors 2, 3.4, 7.2 reach widths 96, 128, 192
         # (from base 32, g 2, 3 and 4 all land on width 64). Not yet timed on this machine.
@@ -45,7 +45,7 @@ class AdviseConfig(TaskDefaults, StudyOptions, RunOptions, ThreadOptions):
     """Largest budget of the scratch ladder: each width and seed trains one run this long. On the
     constant schedule the run's loss after D tokens is the loss of a run with budget D, so its
     evaluations at ``tokens/budget_span`` … ``tokens`` (two per octave) are its shorter budgets
-    (default mlp 204,800; lm 524,288)."""
+    (default mlp 153,600; lm 524,288)."""
     budget_span: float = 16.0
     """Ratio of the scratch ladder's largest budget to its smallest (at least 16: with a narrower
     span the D-term of the loss law is not identified)."""
