@@ -148,3 +148,34 @@ def test_advise_usage_errors_are_one_line_and_write_nothing(tmp_path, capsys):
         error = capsys.readouterr().err
         assert error.count("\n") == 1 and error.startswith("hpogrow advise: error:")
     assert not list(tmp_path.iterdir())
+
+
+def test_the_loss_floor_is_held_where_the_data_knows_it():
+    from hpogrow.advise.advice import loss_floor
+    from hpogrow.tasks import LanguageTask
+
+    assert loss_floor(FourierTask(modes=64, eval_examples=64))[0] == 0.0  # a noiseless target
+    synthetic = LanguageTask(depth=1, head_size=8, seq_len=16, data="synthetic:1", eval_tokens=256)
+    floor, source = loss_floor(synthetic)
+    assert floor == synthetic.data_summary()["entropy_floor"]["value"] and "entropy" in source
+
+
+@pytest.mark.slow
+def test_every_width_is_checked_against_the_seed_spread_and_two_baselines():
+    """Curves made from a known law plus seed offsets: the law left out of each width predicts it
+    within a few seed spreads, and beats L(D) alone where the widths differ by far more than σ."""
+    from hpogrow.advise.advice import seed_spread, width_holdouts
+    from hpogrow.advise.ladder import SCRATCH, LadderRun
+
+    generator = np.random.default_rng(0)
+    budgets = np.geomspace(9600, 153600, 9).round()
+    runs = [LadderRun(SCRATCH, width, 153600, seed, 0, n_params=params, curve=tuple(
+                (int(d), float((40 / params**0.5 + 3 / d**0.2) * np.exp(generator.normal(0, 0.01))))
+                for d in budgets))
+            for width, params in ((16, 1249), (24, 2641), (32, 4545), (48, 9889)) for seed in range(3)]
+    spread = seed_spread(runs)
+    assert 0.003 < spread < 0.02
+    held = width_holdouts(runs, 0.0, spread)
+    assert [h.width for h in held] == [16, 24, 32, 48] and held[0].smaller_width_error is None
+    for h in held[1:-1]:  # interpolated widths: within a few σ; the baselines miss by many
+        assert h.error < 3 < min(h.loss_of_tokens_error, h.smaller_width_error)
