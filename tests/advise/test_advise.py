@@ -160,7 +160,6 @@ def test_the_loss_floor_is_held_where_the_data_knows_it():
     assert floor == synthetic.data_summary()["entropy_floor"]["value"] and "entropy" in source
 
 
-@pytest.mark.slow
 def test_every_width_is_checked_against_the_seed_spread_and_two_baselines():
     """Curves made from a known law plus seed offsets: the law left out of each width predicts it
     within a few seed spreads, and beats L(D) alone where the widths differ by far more than σ."""
