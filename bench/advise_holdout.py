@@ -2,15 +2,16 @@
 
 1. ``hpogrow advise`` on the MLP task with its defaults (or ``--quick``: a tiny ladder), in a
    work folder that keeps its runs (a rerun reuses them). Its own out-of-sample checks are
-   reported: the loss law fitted without the largest width against that width's run (relative
-   error of the final loss, R² over its curve), and the gain model fitted without the largest g
-   against that g's measured pairs.
+   reported: the loss law fitted without each width in turn against that width's curve (RMS
+   error in units of the seed spread, beside L(D) alone and the next smaller width's curve), and
+   the gain model fitted without the largest g against that g's measured pairs.
 2. New warmstart/scratch pairs at a budget the ladder did not use (``--holdout-tokens-per-param``,
    default 10, between the ladder's 5 and 20) at every g of the ladder, measured as the ladder
    measures (smoothed curves, censored seeds counted, geometric mean and t-interval over seeds),
-   against the advice's prediction at that budget with its bootstrap interval.
+   against the advice's prediction at that budget with its bootstrap interval. They are recorded
+   in the advice's study (whose scratch ladder they reuse); ``hpogrow advise`` ignores them.
 
-    python bench/advise_holdout.py          # mlp defaults (~5 min on 2 cores) + held-out budget 10 (~3 min)
+    python bench/advise_holdout.py          # mlp defaults (bench/RESULTS.md) + held-out budget 10 (~3 min)
     python bench/advise_holdout.py --quick  # smoke size (~1 min)
 """
 
@@ -57,9 +58,8 @@ def main(argv: list[str] | None = None) -> dict:
         config = AdviseConfig(workdir=args.workdir)
     advice = advise(task, config, console)
 
-    held = replace(advice.config, pair_tokens_per_param=(args.holdout_tokens_per_param,),
-                   study=f"{advice.study_name}-holdout")
-    study = load_or_create_study(open_storage(advice.storage), held.study, signature(task, held))
+    held = replace(advice.config, pair_tokens_per_param=(args.holdout_tokens_per_param,))  # in the advice's study:
+    study = load_or_create_study(open_storage(advice.storage), advice.study_name, signature(task, held))  # its ladder reused
     _, pairs, _ = run_ladder(task, held, study, console, QUIET)
     table = Table(title=f"held-out budget {args.holdout_tokens_per_param:g} tokens/param: advice (gain model fitted on "
                         f"{list(advice.config.pair_tokens_per_param)} tokens/param) against measurement")
@@ -83,12 +83,14 @@ def main(argv: list[str] | None = None) -> dict:
                       f"{estimate.flops_with_base:.2f}×", "—" if ci is None else _interval(*ci), f"{predicted:.2f}×",
                       _interval(low, high), "yes" if overlap else "no")
     console.print(table)
-    holdout = advice.loss_holdout
-    own = Table(title="the advice's own out-of-sample checks")
-    for column in ("check", "fitted without", "predicted", "measured", "error / R²"):
+    own = Table(title="the advice's own out-of-sample checks (loss: RMS error over the width's budgets in units of "
+                      f"the seed spread σ = {advice.seed_spread:.3g} in log loss)")
+    for column in ("check", "fitted without", "predicted", "measured", "error"):
         own.add_column(column, justify="right")
-    own.add_row("final loss", f"width {holdout.width}", f"{holdout.predicted_final:.4f}", f"{holdout.measured_final:.4f}",
-                f"{holdout.relative_error:+.1%} / R² {holdout.r2:.3f}")
+    for held in advice.holdout_by_width:
+        smaller = "—" if held.smaller_width_error is None else f"{held.smaller_width_error:.2f}"
+        own.add_row("loss curve", f"width {held.width}", "law", "mean over seeds",
+                    f"{held.error:.2f} σ (L(D) alone {held.loss_of_tokens_error:.2f}; smaller width {smaller})")
     for gain_holdout in advice.gain_holdouts:
         ci = gain_holdout.measured.flops_with_base_ci
         own.add_row(f"speedup with base, {gain_holdout.tokens_per_param:.3g} tokens/param", f"g {gain_holdout.growth_factor:g}",

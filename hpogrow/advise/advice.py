@@ -12,8 +12,9 @@ import numpy as np
 from hpogrow.advise.config import CANDIDATE_GROWTH_FACTORS, AdviseConfig
 from hpogrow.advise.gain import GainModel, bootstrap_gains, fit_gain, flops_speedup_with_base, percentile_interval
 from hpogrow.advise.ladder import LadderRun
-from hpogrow.advise.scaling import LossLaw, bootstrap_loss_laws, fit_loss_law, r_squared
+from hpogrow.advise.scaling import LossLaw, bootstrap_loss_laws, fit_loss_law
 from hpogrow.speedup import SeedSpeedup, SpeedupEstimate, aggregate_speedups, seed_speedup
+from hpogrow.tasks.base import Task
 from hpogrow.throughput import training_flops
 
 Interval = tuple[float, float]
@@ -22,21 +23,49 @@ MAX_SEARCHED_GROWTH_FACTOR = 64.0
 
 
 @dataclass(frozen=True)
-class LossHoldout:
-    """The loss law fitted without the largest width, against that width's run."""
+class WidthHoldout:
+    """The loss law fitted without one width, against that width's measured curve (the mean over
+    seeds at each budget), in units of the seed spread, beside two baselines fitted or read
+    without it: L(D) alone (the law without its N-term) and the next smaller width's curve."""
 
     width: int
     params: int
     law: LossLaw
-    measured_final: float
-    predicted_final: float
-    r2: float
-    """R² of the held-out run's curve points (from ``min_budget_fraction`` of its budget on)."""
-    points: int
+    """The law fitted without this width."""
+    error: float
+    """Root mean square over the width's budgets of (log predicted − mean log measured) / σ."""
+    bias: float
+    """Mean of the same (positive: the law predicts too high a loss)."""
+    loss_of_tokens_error: float
+    """The same for L(D) alone, fitted without this width."""
+    smaller_width_error: float | None
+    """The same for the next smaller width's measured curve (``None`` for the smallest width)."""
+    budgets: int
 
-    @property
-    def relative_error(self) -> float:
-        return (self.predicted_final - self.measured_final) / self.measured_final
+    def as_dict(self) -> dict:
+        return {"width": self.width, "params": self.params, "error": _number(self.error), "bias": _number(self.bias),
+                "loss_of_tokens_error": _number(self.loss_of_tokens_error),
+                "smaller_width_error": _number(self.smaller_width_error), "budgets": self.budgets}
+
+
+@dataclass(frozen=True)
+class FitRange:
+    """Where the loss law was fitted and how far a prediction lies outside it."""
+
+    params: Interval
+    tokens: Interval
+
+    def factors(self, params: float, tokens: float) -> dict[str, float]:
+        """How many times beyond the fitted range (1: inside) in N and in D."""
+        return {"params": _beyond(params, self.params), "tokens": _beyond(tokens, self.tokens)}
+
+
+def _beyond(value: float, interval: Interval) -> float:
+    return max(1.0, value / interval[1], interval[0] / value)
+
+
+def _number(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
 
 
 @dataclass(frozen=True)
@@ -77,6 +106,14 @@ class Advice:
     target_tokens: int
     law: LossLaw
     law_intervals: dict[str, Interval]
+    loss_floor_source: str
+    """Why E is what it is: the known floor held fixed, or fitted."""
+    seed_spread: float
+    """σ: the pooled standard deviation over seeds of a ladder run's log loss at one budget."""
+    fit_range: FitRange
+    holdout_by_width: list[WidthHoldout]
+    gain_params: Interval
+    """Range of the pairs' target sizes (the gain model's N)."""
     gain: GainModel
     gain_intervals: dict[str, Interval]
     scratch_loss: float
@@ -88,7 +125,6 @@ class Advice:
     max_growth_factor: float | None
     """Largest g with predicted speedup ≥ 1 (None: none below 64, or none at all)."""
     max_growth_factor_interval: Interval
-    loss_holdout: LossHoldout
     gain_holdouts: list[GainHoldout]
     measured: list[tuple[float, float, SpeedupEstimate]]
     """``(g, tokens/param, estimate)`` of every pair configuration of the ladder."""
@@ -105,16 +141,24 @@ class Advice:
         return float(self.gain.flops_speedup_with_base(growth_factor, tokens_per_param)), percentile_interval(samples)
 
     @property
+    def extrapolation(self) -> dict[str, dict[str, float]]:
+        """How many times beyond what was measured the target lies (1: inside): the loss law in N
+        and D, the gain model in N (the pairs' target sizes) and tokens/param."""
+        tau = self.config.target_tokens_per_param
+        budgets = sorted({round(t, 6) for _, t, _ in self.measured}) or [tau]
+        return {"loss_law": self.fit_range.factors(self.target_params, self.target_tokens),
+                "gain": {"params": _beyond(self.target_params, self.gain_params),
+                         "tokens_per_param": _beyond(tau, (budgets[0], budgets[-1]))}}
+
+    @property
     def recommended(self) -> Prediction | None:
         return next((p for p in self.predictions if p.growth_factor == self.recommended_growth_factor), None)
 
     def summary(self) -> dict:
         """The study attribute ``advice`` (JSON-safe)."""
-        def number(value: float | None) -> float | None:
-            return None if value is None or not math.isfinite(value) else float(value)
-
+        number = _number
         best = self.recommended
-        holdout = self.loss_holdout
+        extrapolation = self.extrapolation
         return {
             "recommended_growth_factor": self.recommended_growth_factor,
             "recommendation_significant": self.recommendation_significant,
@@ -126,9 +170,13 @@ class Advice:
             "tokens_per_param": self.config.target_tokens_per_param,
             "scratch_loss": [number(self.scratch_loss), *map(number, self.scratch_loss_interval)],
             "fit": {**{key: number(value) for key, value in self.law.as_dict().items()},
-                    "r2_holdout": number(holdout.r2), "holdout_width": holdout.width,
-                    "holdout_relative_error": number(holdout.relative_error),
+                    "floor_fixed": self.law.floor_fixed, "floor_source": self.loss_floor_source,
+                    "seed_spread": number(self.seed_spread),
+                    "params_range": list(self.fit_range.params), "tokens_range": list(self.fit_range.tokens),
                     "intervals": {key: [number(v) for v in value] for key, value in self.law_intervals.items()}},
+            "holdout_by_width": [holdout.as_dict() for holdout in self.holdout_by_width],
+            "extrapolation": {**extrapolation,
+                              "within_range": all(f == 1 for part in extrapolation.values() for f in part.values())},
             "gain": {**self.gain.as_dict(),
                      "intervals": {key: [number(v) for v in value] for key, value in self.gain_intervals.items()}},
             "gain_holdout": [{"g": h.growth_factor, "tokens_per_param": h.tokens_per_param,
@@ -146,21 +194,60 @@ class Advice:
         }
 
 
-def loss_points(run: LadderRun, min_fraction: float) -> list[tuple[float, float, float]]:
-    """``(N, D, loss)`` of a run's evaluations from ``min_fraction`` of its budget on."""
-    return [(float(run.n_params), float(tokens), loss) for tokens, loss in run.curve
-            if tokens > 0 and tokens >= min_fraction * run.tokens and math.isfinite(loss)]
+def loss_points(run: LadderRun) -> list[tuple[float, float, float]]:
+    """``(N, D, loss)`` of a ladder run at each of its budgets (its evaluations after step 0)."""
+    return [(float(run.n_params), float(tokens), loss) for tokens, loss in run.curve if tokens > 0 and math.isfinite(loss)]
 
 
-def fit_with_holdout(runs: Sequence[LadderRun], holdout: LadderRun, min_fraction: float) -> LossHoldout:
-    """The law fitted on the runs smaller than ``holdout``, scored on it."""
-    points = [point for run in runs if run.n_params < holdout.n_params for point in loss_points(run, min_fraction)]
-    law = fit_loss_law(*zip(*points))
-    held = loss_points(holdout, min_fraction)
-    predicted = [float(law(n, d)) for n, d, _ in held]
-    return LossHoldout(holdout.width, holdout.n_params, law, holdout.final_loss,
-                       float(law(holdout.n_params, holdout.curve[-1][0])), r_squared([p[2] for p in held], predicted),
-                       len(held))
+def _log_curves(runs: Sequence[LadderRun]) -> dict[int, tuple[int, np.ndarray, np.ndarray]]:
+    """Per width: its parameter count, its budgets ``(B,)`` and its log losses ``(seeds, B)`` at
+    the budgets every seed reached."""
+    curves = {}
+    for width in sorted({run.width for run in runs}):
+        own = [dict((tokens, loss) for _, tokens, loss in loss_points(run)) for run in runs if run.width == width]
+        budgets = sorted(set.intersection(*(set(curve) for curve in own)))
+        curves[width] = (next(run.n_params for run in runs if run.width == width), np.array(budgets, dtype=float),
+                         np.log([[curve[b] for b in budgets] for curve in own]))
+    return curves
+
+
+def seed_spread(runs: Sequence[LadderRun]) -> float:
+    """σ: the pooled standard deviation over seeds of log loss, over every width and budget."""
+    squares, freedom = 0.0, 0
+    for _, _, logs in _log_curves(runs).values():
+        squares += float(((logs - logs.mean(axis=0)) ** 2).sum())
+        freedom += logs.shape[1] * (logs.shape[0] - 1)
+    return math.sqrt(squares / freedom) if freedom else math.nan
+
+
+def _scaled_errors(predicted_log: np.ndarray, measured_logs: np.ndarray, spread: float) -> np.ndarray:
+    return (predicted_log - measured_logs.mean(axis=0)) / spread  # (B,)
+
+
+def width_holdouts(runs: Sequence[LadderRun], floor: float | None, spread: float) -> list[WidthHoldout]:
+    """For every width: the law (and L(D) alone) fitted on the other widths' runs, and the next
+    smaller width's curve, against the width's measured curve."""
+    curves = _log_curves(runs)
+    holdouts = []
+    for index, (width, (params, budgets, logs)) in enumerate(curves.items()):
+        others = [point for run in runs if run.width != width for point in loss_points(run)]
+        law = fit_loss_law(*zip(*others), floor=floor)
+        tokens_only = fit_loss_law(*zip(*others), floor=floor, params_term=False)
+        errors = _scaled_errors(np.log(law(params, budgets)), logs, spread)
+        baseline = _scaled_errors(np.log(tokens_only(params, budgets)), logs, spread)
+        smaller = None
+        if index > 0:
+            _, smaller_budgets, smaller_logs = list(curves.values())[index - 1]
+            shared = np.isin(budgets, smaller_budgets)
+            smaller_mean = smaller_logs[:, np.isin(smaller_budgets, budgets)].mean(axis=0)
+            smaller = _rms(_scaled_errors(smaller_mean, logs[:, shared], spread))
+        holdouts.append(WidthHoldout(width, params, law, _rms(errors), float(errors.mean()), _rms(baseline), smaller,
+                                     len(budgets)))
+    return holdouts
+
+
+def _rms(values: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(values))))
 
 
 def pair_speedup(scratch: LadderRun, warmstart: LadderRun) -> SeedSpeedup:
@@ -168,7 +255,8 @@ def pair_speedup(scratch: LadderRun, warmstart: LadderRun) -> SeedSpeedup:
                         base_tokens=warmstart.base_tokens, base_flops=warmstart.base_flops, seed=scratch.seed)
 
 
-def _gain_data(pairs: Sequence[tuple[float, float, SeedSpeedup, float]]) -> tuple[list, list, list]:
+def _gain_data(pairs: Sequence[tuple]) -> tuple[list, list, list]:
+    """g reached, tokens/param and token speedup of ``(g, τ, SeedSpeedup, g reached, base, N)`` pairs."""
     return [p[3] for p in pairs], [p[1] for p in pairs], [p[2].tokens for p in pairs]
 
 
@@ -198,33 +286,52 @@ def recommend(predictions: Sequence[Prediction], largest_measured: float) -> tup
     return None, False
 
 
+def loss_floor(task: Task) -> tuple[float | None, str]:
+    """E where the data says what it is, and why: 0 for the noiseless Fourier target, the entropy
+    floor of the synthetic language's evaluation set; ``None`` (fitted) otherwise."""
+    from hpogrow.tasks import FourierTask  # a light import; the tasks package loads the corpora lazily
+
+    if isinstance(task, FourierTask):
+        return 0.0, "held at 0: the Fourier target is noiseless"
+    entropy = task.data_summary().get("entropy_floor")
+    if entropy:
+        return float(entropy["value"]), "held at the synthetic language's entropy floor"
+    return None, "fitted (no known floor)"
+
+
 def analyse(config: AdviseConfig, scratch_runs: Sequence[LadderRun], pairs: Sequence[tuple], target_params: int,
-            task: str, study_name: str, storage: str) -> Advice:
-    """Fit, check out of sample and predict (``pairs``: ``(_Pair, scratch run, warmstarted run)``)."""
-    fraction, resamples = config.min_budget_fraction, config.bootstrap
-    finite = [run for run in scratch_runs if not run.diverged and run.curve]
-    largest = max(config.widths)
-    holdout_run = next(run for run in finite if run.width == largest and run.data_position == 0)
-    loss_holdout = fit_with_holdout(finite, holdout_run, fraction)
-    by_run = [points for points in (loss_points(run, fraction) for run in finite) if points]
-    law = fit_loss_law(*zip(*[point for points in by_run for point in points]))
-    laws = bootstrap_loss_laws(by_run, law, resamples, seed=config.seed)
+            task: str, study_name: str, storage: str, floor: tuple[float | None, str] = (None, "fitted")) -> Advice:
+    """Fit, check out of sample and predict (``pairs``: ``(_Pair, scratch run, warmstarted run)``;
+    ``floor``: E's known value and its source, :func:`loss_floor`)."""
+    resamples = config.bootstrap
+    ladder = [run for run in scratch_runs if not run.diverged and run.curve and run.data_position == 0
+              and run.tokens == config.tokens]
+    spread = seed_spread(ladder)
+    holdouts = width_holdouts(ladder, floor[0], spread)
+    by_run = [points for points in (loss_points(run) for run in ladder) if points]
+    everything = [point for points in by_run for point in points]
+    law = fit_loss_law(*zip(*everything), floor=floor[0])
+    laws = bootstrap_loss_laws(by_run, law, resamples, seed=config.seed, floor=floor[0])
     law_intervals = {key: percentile_interval([l.as_dict()[key] for l in laws]) for key in law.as_dict()}
+    fit_range = FitRange((min(p[0] for p in everything), max(p[0] for p in everything)),
+                         (min(p[1] for p in everything), max(p[1] for p in everything)))
 
     measured_pairs, diverged = [], 0
     for pair, scratch, warmstart in pairs:
         if scratch.diverged or warmstart.diverged:
             diverged += 1
             continue
-        measured_pairs.append((pair.growth_factor, scratch.tokens / scratch.n_params, pair_speedup(scratch, warmstart),
-                               warmstart.param_ratio))
-    configurations = sorted({(g, round(tau, 6)) for g, tau, _, _ in measured_pairs})
+        measured_pairs.append((pair.growth_factor, pair.tokens_per_param, pair_speedup(scratch, warmstart),  # τ as asked:
+                               # the budgets' rounding to whole steps would give the gain model a spurious τ-slope
+                               warmstart.param_ratio, pair.base.key, scratch.n_params))
+    configurations = sorted({(g, round(tau, 6)) for g, tau, *_ in measured_pairs})
     measured = [(g, tau, aggregate_speedups([p[2] for p in measured_pairs if p[0] == g and round(p[1], 6) == tau]))
                 for g, tau in configurations]
 
     held_g = config.holdout_growth_factor
     fitting = [p for p in measured_pairs if p[0] != held_g]
-    held_gain, held_gains = fit_gain(*_gain_data(fitting)), bootstrap_gains(*_gain_data(fitting), resamples, config.seed)
+    held_gain = fit_gain(*_gain_data(fitting))
+    held_gains = bootstrap_gains(*_gain_data(fitting), resamples, config.seed, bases=[p[4] for p in fitting])
     gain_holdouts = []
     for g, tau, estimate in measured:
         if g != held_g:
@@ -237,7 +344,7 @@ def analyse(config: AdviseConfig, scratch_runs: Sequence[LadderRun], pairs: Sequ
                                          percentile_interval(with_base)))
 
     gain = fit_gain(*_gain_data(measured_pairs))
-    gains = bootstrap_gains(*_gain_data(measured_pairs), resamples, config.seed)
+    gains = bootstrap_gains(*_gain_data(measured_pairs), resamples, config.seed, bases=[p[4] for p in measured_pairs])
     gain_intervals = {key: percentile_interval([m.as_dict()[key] for m in gains]) for key in gain.as_dict()}
 
     tau = config.target_tokens_per_param
@@ -253,12 +360,13 @@ def analyse(config: AdviseConfig, scratch_runs: Sequence[LadderRun], pairs: Sequ
     recommended, significant = recommend(predictions, max(config.growth_factors))
     bounds = [_max_growth_factor(m, tau) for m in gains]
     return Advice(task=task, config=config, study_name=study_name, storage=storage, target_params=target_params,
-                  target_tokens=target_tokens, law=law, law_intervals=law_intervals, gain=gain,
+                  target_tokens=target_tokens, law=law, law_intervals=law_intervals, loss_floor_source=floor[1],
+                  seed_spread=spread, fit_range=fit_range, holdout_by_width=holdouts,
+                  gain_params=(min(p[5] for p in measured_pairs), max(p[5] for p in measured_pairs)), gain=gain,
                   gain_intervals=gain_intervals, scratch_loss=scratch_loss, scratch_loss_interval=scratch_interval,
                   predictions=predictions, recommended_growth_factor=recommended,
                   recommendation_significant=significant,
                   max_growth_factor=_max_growth_factor(gain, tau),
                   max_growth_factor_interval=percentile_interval(  # no bound below 64 counts as 64
                       [MAX_SEARCHED_GROWTH_FACTOR if b is None else b for b in bounds]),
-                  loss_holdout=loss_holdout, gain_holdouts=gain_holdouts, measured=measured, diverged_pairs=diverged,
-                  gain_samples=gains)
+                  gain_holdouts=gain_holdouts, measured=measured, diverged_pairs=diverged, gain_samples=gains)

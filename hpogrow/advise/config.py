@@ -14,19 +14,21 @@ if TYPE_CHECKING:
 
 CANDIDATE_GROWTH_FACTORS = (1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
 """The growth factors the advice predicts for (the recommendation is one of them)."""
+MIN_BUDGET_SPAN = 16.0
+"""The narrowest span of budgets in tokens the scratch ladder may cover."""
 
 
 @dataclass(frozen=True)
 class AdviseConfig(TaskDefaults, StudyOptions, RunOptions, ThreadOptions):
     """The ladder of cheap runs and the target of the prediction; ``None`` fields take the task's defaults."""
 
-    TASK_DEFAULTS = {  # mlp: about 10 minutes on 2 busy CPU cores (bench/RESULTS.md)
-        "mlp": {"widths": (16, 24, 32, 48, 64), "tokens": 64 * 1200, "growth_factors": (2.0, 4.0, 8.0),
+    TASK_DEFAULTS = {  # mlp: under 10 minutes on 2 CPU cores (bench/RESULTS.md)
+        "mlp": {"widths": (16, 24, 32, 48, 64), "tokens": 64 * 2400, "growth_factors": (2.0, 4.0, 8.0),
                 "pair_tokens_per_param": (5.0, 20.0), "learning_rate": 2.0**-7, "batch_size": 64, "seeds": 3},
         # lm: widths step by the head size, so from base 64 the factors 2, 3.4, 7.2 reach widths 96, 128, 192
         # (from base 32, g 2, 3 and 4 all land on width 64). Not yet timed on this machine.
-        "lm": {"widths": (64, 96, 128, 192), "tokens": 16 * 128 * 32, "growth_factors": (2.0, 3.4, 7.2),
-               "pair_tokens_per_param": (0.5, 2.0), "learning_rate": 2.0**-5, "batch_size": 16, "seeds": 1},
+        "lm": {"widths": (64, 96, 128, 192), "tokens": 16 * 128 * 256, "growth_factors": (2.0, 3.4, 7.2),
+               "pair_tokens_per_param": (0.5, 2.0), "learning_rate": 2.0**-5, "batch_size": 16, "seeds": 2},
     }
 
     target_params: PositiveInt | None = None
@@ -37,12 +39,16 @@ class AdviseConfig(TaskDefaults, StudyOptions, RunOptions, ThreadOptions):
     """Budget of the advised run, in tokens per parameter."""
     widths: tuple[PositiveInt, ...] | None = None
     """Increasing widths of the scratch ladder; the first is the μP base width and the width of
-    every warmstart's base, the largest is held out of the out-of-sample check of the loss law
-    (default mlp 16 24 32 48 64; lm 64 96 128 192)."""
+    every warmstart's base; each is held out of the loss law's fit in turn (default mlp 16 24 32
+    48 64; lm 64 96 128 192)."""
     tokens: PositiveInt | None = None
-    """Budget of each scratch ladder run. On the constant schedule the run's loss after D tokens is
-    the loss of a run with budget D, so each run gives a row of budgets (under wsd only its last
-    point is a budget's end; default mlp 76,800; lm 65,536)."""
+    """Largest budget of the scratch ladder: each width and seed trains one run this long. On the
+    constant schedule the run's loss after D tokens is the loss of a run with budget D, so its
+    evaluations at ``tokens/budget_span`` … ``tokens`` (two per octave) are its shorter budgets
+    (default mlp 153,600; lm 524,288)."""
+    budget_span: float = 16.0
+    """Ratio of the scratch ladder's largest budget to its smallest (at least 16: with a narrower
+    span the D-term of the loss law is not identified)."""
     growth_factors: tuple[float, ...] | None = None
     """Growth factors of the warmstart/scratch pairs, at least three (default mlp 2 4 8; lm 2 3.4 7.2)."""
     pair_tokens_per_param: tuple[PositiveFloat, ...] | None = None
@@ -55,12 +61,14 @@ class AdviseConfig(TaskDefaults, StudyOptions, RunOptions, ThreadOptions):
     batch_size: PositiveInt | None = None
     """Batch size of every run (default mlp 64, lm 16)."""
     seeds: PositiveInt | None = None
-    """Seeds of each pair configuration, from ``seed`` on (default mlp 3, lm 1)."""
+    """Seeds of each scratch ladder width and of each pair configuration, from ``seed`` on, at
+    least 2: the loss law's out-of-sample error is measured in units of the seed spread, and each
+    seed of a budget grows its own base (default mlp 3, lm 2)."""
     bootstrap: PositiveInt = 100
-    """Bootstrap resamples of the loss law (over runs) and of the gain model (over pairs)."""
-    min_budget_fraction: float = field(default=0.25, metadata=NOT_A_FLAG)
-    """Points of a run's curve enter the loss law from this fraction of its budget on (earlier
-    points are the start-up transient, not a budget's end)."""
+    """Bootstrap resamples of the loss law (over runs) and of the gain model (over bases)."""
+    workers: PositiveInt = 2
+    """Runs trained side by side, each in its own process with ``threads`` threads (1: in this
+    process)."""
     operator: str = field(default="szp", metadata=NOT_A_FLAG)
     """Growth operator of the warmstarts."""
     shrink: float = field(default=0.4, metadata=NOT_A_FLAG)
@@ -81,8 +89,11 @@ class AdviseConfig(TaskDefaults, StudyOptions, RunOptions, ThreadOptions):
             raise UsageError(f"{flag('target_params')} and {flag('target_width')} both name the target; give one")
         if self.evaluations < 6:
             raise bad_flag("evaluations", self.evaluations, "need at least 6 (speedups read smoothed curves)")
-        if not 0 <= self.min_budget_fraction < 1:
-            raise UsageError(f"min_budget_fraction {self.min_budget_fraction}: must be in [0, 1)")
+        if not self.budget_span >= MIN_BUDGET_SPAN:
+            raise bad_flag("budget_span", self.budget_span, f"give at least {MIN_BUDGET_SPAN:g} (a narrower span "
+                           "leaves the loss law's D-term unidentified)")
+        if self.seeds is not None and self.seeds < 2:
+            raise bad_flag("seeds", self.seeds, "give at least 2 (the loss law is checked against the seed spread)")
 
     def checked_for(self, task: Task) -> AdviseConfig:
         """Widths checked against the task, the held-out g filled in."""
@@ -96,8 +107,9 @@ class AdviseConfig(TaskDefaults, StudyOptions, RunOptions, ThreadOptions):
         if holdout is not None and holdout not in self.growth_factors:
             raise UsageError(f"{flag('holdout_growth_factor')} {holdout:g}: not one of {flag('growth_factors')} "
                              f"{list(self.growth_factors)}")
-        if self.batch_size * task.tokens_per_example * self.evaluations > self.tokens:
-            raise bad_flag("tokens", self.tokens, f"fewer than {self.evaluations} batches; raise {flag('tokens')}")
+        if self.batch_size * task.tokens_per_example * max(self.evaluations, self.budget_span) > self.tokens:
+            raise bad_flag("tokens", self.tokens, f"fewer than {max(self.evaluations, self.budget_span):g} batches; "
+                           f"raise {flag('tokens')}")
         return replace(self, holdout_growth_factor=holdout or max(self.growth_factors))
 
     @property

@@ -7,7 +7,8 @@ to reach scratch's final loss, the base's own tokens left out) is a power law,
     log s = c₀ + c_g·log g + c_τ·log τ,     τ = tokens per target parameter,
 
 fitted by least squares on every measured warmstart/scratch pair (censored pairs enter at their
-bound, see :mod:`hpogrow.speedup`), with bootstrap intervals over pairs. The base's cost then
+bound, see :mod:`hpogrow.speedup`), with bootstrap intervals over bases (the pairs grown from one
+base share its noise and are drawn together). The base's cost then
 follows from the budgets: a base trained at the same τ costs ``6·(N/g)·τ·(N/g)`` FLOPs against
 scratch's ``6·N·τ·N``, so the FLOPs speedup counting the base is
 
@@ -20,7 +21,7 @@ the largest g with S ≥ 1 is where scratch becomes cheaper.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,13 +67,25 @@ def fit_gain(growth_factors: Sequence[float], tokens_per_param: Sequence[float],
 
 
 def bootstrap_gains(growth_factors: Sequence[float], tokens_per_param: Sequence[float], speedups: Sequence[float],
-                    resamples: int = 1000, seed: int = 0) -> list[GainModel]:
-    """Refits on resamples of the pairs; resamples with a single g (slope not identified) are skipped."""
+                    resamples: int = 1000, seed: int = 0, bases: Sequence[Hashable] | None = None) -> list[GainModel]:
+    """Refits on resamples of the bases: the pairs grown from one base (``bases[i]``: pair i's
+    base; default: each pair its own) are drawn together, and each budget in tokens per parameter
+    keeps its number of bases (drawn with replacement among its own). Resamples with a single g
+    (slope not identified) are skipped."""
     generator = np.random.default_rng(seed)
     data = [np.asarray(values, dtype=float) for values in (growth_factors, tokens_per_param, speedups)]
+    owners = list(range(len(data[0]))) if bases is None else list(bases)
+    members: dict[Hashable, list[int]] = {}
+    for index, owner in enumerate(owners):
+        members.setdefault(owner, []).append(index)
+    strata: dict[float, list[Hashable]] = {}
+    for owner, indices in members.items():
+        strata.setdefault(round(float(data[1][indices[0]]), 6), []).append(owner)
     models = []
     for _ in range(resamples):
-        chosen = generator.integers(0, len(data[0]), len(data[0]))
+        drawn = [owner for group in strata.values() for owner in
+                 (group[k] for k in generator.integers(0, len(group), len(group)))]
+        chosen = np.array([index for owner in drawn for index in members[owner]])
         if len(set(data[0][chosen])) < 2:
             continue
         models.append(fit_gain(*(values[chosen] for values in data)))

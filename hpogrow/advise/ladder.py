@@ -4,22 +4,28 @@ Two kinds of run, all at one learning rate and batch size (μTransfer) on one sc
 by default):
 
 - ``advice-scratch``: a μP model from scratch at a width and token budget, starting at a data
-  position (0 for the scratch ladder; the base's end for the scratch side of a pair). A pair's
-  base is such a run too, at the base width, and keeps its checkpoint.
+  position (0 for the scratch ladder; the base's end for the scratch side of a pair). The scratch
+  ladder's runs are evaluated at budgets spaced geometrically over ``budget_span`` (their shorter
+  budgets, :func:`ladder_budgets`). A pair's base is such a run too, at the base width, and keeps
+  its checkpoint; each seed of a budget trains its own base.
 - ``advice-warmstart``: the base grown by g (:func:`hpogrow.growth.grow_checkpoint`) and trained
   on the same fresh tokens and budget as the pair's scratch run.
 
-Each finished run is one trial of the study ``{task}-advice`` (:func:`hpogrow.record.add_finished`,
-one write); a rerun with the same settings reuses every run it finds there.
+Runs train side by side in ``workers`` processes (a warmstart once its base is done). Each
+finished run is one trial of the study ``{task}-advice`` (:func:`hpogrow.record.add_finished`,
+one write, by this process); a rerun with the same settings reuses every run it finds there.
 """
 
 from __future__ import annotations
 
 import math
+import multiprocessing
 import tempfile
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import optuna
 from optuna.distributions import CategoricalDistribution, IntDistribution
 from rich.console import Console
@@ -94,7 +100,17 @@ def signature(task: Task, config: AdviseConfig) -> dict:
     return {"kind": "advise", "task": task.describe(), "learning_rate": config.learning_rate,
             "batch_size": config.batch_size, "base_width": config.base_width, "operator": config.operator,
             "shrink": config.shrink, "precision": config.precision, "evaluations": config.evaluations,
+            "budget_span": config.budget_span,
             **({"schedule": config.schedule} if config.schedule != "constant" else {})}  # constant: as before wsd
+
+
+def ladder_budgets(task: Task, config: AdviseConfig) -> tuple[int, ...]:
+    """The budgets a scratch ladder run is evaluated at: two per octave from
+    ``tokens/budget_span`` to ``tokens``, each a whole number of steps."""
+    step = config.batch_size * task.tokens_per_example
+    octaves = math.log2(config.budget_span)
+    points = np.geomspace(config.tokens / config.budget_span, config.tokens, 1 + math.ceil(2 * octaves))
+    return tuple(sorted({step * max(1, round(point / step)) for point in points} | {config.tokens}))
 
 
 def _budget(task: Task, config: AdviseConfig, tokens: float) -> int:
@@ -106,7 +122,7 @@ def _budget(task: Task, config: AdviseConfig, tokens: float) -> int:
 def plan_ladder(task: Task, config: AdviseConfig) -> tuple[list[LadderRun], list[_Pair]]:
     """The scratch ladder and the pairs, as keys to find or train (nothing runs here)."""
     seeds = range(config.seed, config.seed + config.seeds)
-    ladder = [LadderRun(SCRATCH, width, config.tokens, seed, 0) for width in config.widths for seed in seeds[:1]]
+    ladder = [LadderRun(SCRATCH, width, config.tokens, seed, 0) for width in config.widths for seed in seeds]
     base_params = count_parameters_at(task, config.base_width).total
     pairs = []
     for tokens_per_param in config.pair_tokens_per_param:
@@ -123,10 +139,10 @@ def plan_ladder(task: Task, config: AdviseConfig) -> tuple[list[LadderRun], list
     return ladder, pairs
 
 
-def _train_config(config: AdviseConfig, tokens: int, seed: int) -> TrainConfig:
+def _train_config(config: AdviseConfig, tokens: int, seed: int, eval_tokens: tuple[int, ...] = ()) -> TrainConfig:
     return TrainConfig(learning_rate=config.learning_rate, batch_size=config.batch_size, tokens=tokens,
-                       schedule=config.schedule, evaluations=config.evaluations, seed=seed, device=config.device,
-                       precision=config.precision, compile=config.compile)
+                       schedule=config.schedule, evaluations=config.evaluations, eval_tokens=eval_tokens, seed=seed,
+                       device=config.device, precision=config.precision, compile=config.compile)
 
 
 def check_ladder_supply(task: Task, config: AdviseConfig) -> None:
@@ -149,7 +165,8 @@ def _finished(run: LadderRun, outcome: RunOutcome | None, curve: list, **extra) 
 def _train_scratch(task: Task, config: AdviseConfig, run: LadderRun, checkpoint: Path | None,
                    on_tokens: TokensCallback) -> LadderRun:
     curve: list = []
-    train_config = _train_config(config, run.tokens, run.seed)
+    is_ladder = run.data_position == 0 and run.tokens == config.tokens
+    train_config = _train_config(config, run.tokens, run.seed, ladder_budgets(task, config) if is_ladder else ())
     try:
         if run.data_position == 0:
             model = build_model(task, run.width, config.base_width, run.seed)
@@ -210,10 +227,30 @@ def recorded_runs(study: optuna.Study) -> dict[tuple, LadderRun]:
     return runs
 
 
+@dataclass(frozen=True)
+class _Job:
+    """One run to train: the run, and for a warmstart its pair, its base and the base's checkpoint;
+    for a base, where to keep its checkpoint."""
+
+    run: LadderRun
+    pair: _Pair | None = None
+    base: LadderRun | None = None
+    checkpoint: Path | None = None
+
+
+def _train(task: Task, config: AdviseConfig, job: _Job, on_tokens: TokensCallback | None = None) -> LadderRun:
+    """Train one job (here or in a worker process, with ``config.threads`` threads)."""
+    with torch_threads(config.threads):
+        if job.run.role == WARMSTART:
+            return _train_warmstart(task, config, job.pair, job.base, job.checkpoint, on_tokens)
+        return _train_scratch(task, config, job.run, job.checkpoint, on_tokens)
+
+
 def run_ladder(task: Task, config: AdviseConfig, study: optuna.Study, console: Console, display: Display
                ) -> tuple[list[LadderRun], list[tuple[_Pair, LadderRun, LadderRun]], int]:
-    """Train what the study lacks, with bars on ``display``; returns the ladder runs, the pairs
-    (with their scratch and warmstarted runs) and how many runs this call trained."""
+    """Train what the study lacks in ``config.workers`` processes, with bars on ``display``;
+    returns the ladder runs, the pairs (with their scratch and warmstarted runs) and how many runs
+    this call trained."""
     ladder, pairs = plan_ladder(task, config)
     recorded = recorded_runs(study)
     wanted = list({run.key: run for run in ladder + [p.base for p in pairs] + [p.scratch for p in pairs]
@@ -224,37 +261,67 @@ def run_ladder(task: Task, config: AdviseConfig, study: optuna.Study, console: C
     def base_checkpoint(base: LadderRun) -> Path:
         return checkpoints / f"base-w{base.width}-t{base.tokens}-s{base.seed}"
 
+    base_keys = {p.base.key for p in pairs}
     needs_base = {p.base.key for p in pairs if p.warmstart.key not in recorded}
     retrain = [p.base for p in pairs if p.base.key in needs_base and p.base.key in recorded
                and not (base_checkpoint(p.base) / "model.pt").exists()]
     retrain = list({run.key: run for run in retrain}.values())
-    console.print(f"advice ladder of {task.name}: {len(ladder)} scratch runs at widths {list(config.widths)} "
-                  f"({config.tokens:,} tokens each), {len(pairs)} warmstart/scratch pairs (g {list(config.growth_factors)}"
-                  f" × {list(config.pair_tokens_per_param)} tokens/param × {config.seeds} seeds) from base width "
-                  f"{config.base_width}; lr {config.learning_rate:.3g}, batch {config.batch_size}; "
-                  f"{len(wanted) - len(missing)} runs reused, {len(missing) + len(retrain)} to train")
+    console.print(f"advice ladder of {task.name}: {len(ladder)} scratch runs at widths {list(config.widths)} × "
+                  f"{config.seeds} seeds ({config.tokens:,} tokens each, read at budgets "
+                  f"{config.tokens / config.budget_span:,.0f}–{config.tokens:,}), {len(pairs)} warmstart/scratch pairs "
+                  f"(g {list(config.growth_factors)} × {list(config.pair_tokens_per_param)} tokens/param × "
+                  f"{config.seeds} seeds, one base each) from base width {config.base_width}; lr "
+                  f"{config.learning_rate:.3g}, batch {config.batch_size}; {len(wanted) - len(missing)} runs reused, "
+                  f"{len(missing) + len(retrain)} to train in {config.workers} process(es)")
     overall = display.bar("advice runs", len(missing) + len(retrain))
 
-    def train(run: LadderRun, write: bool = True) -> LadderRun:
-        with run_bar(display, f"{run.role} w{run.width}", run.tokens) as on_tokens:
-            if run.role == WARMSTART:
-                pair = next(p for p in pairs if p.warmstart.key == run.key)
-                done = _train_warmstart(task, config, pair, recorded[pair.base.key], base_checkpoint(pair.base),
-                                        on_tokens)
-            else:
-                is_base = run.key in {p.base.key for p in pairs}
-                done = _train_scratch(task, config, run, base_checkpoint(run) if is_base else None, on_tokens)
+    def job(run: LadderRun) -> _Job:
+        if run.role == WARMSTART:
+            pair = next(p for p in pairs if p.warmstart.key == run.key)
+            return _Job(run, pair, recorded[pair.base.key], base_checkpoint(pair.base))
+        return _Job(run, checkpoint=base_checkpoint(run) if run.key in base_keys else None)
+
+    def finished(done: LadderRun, write: bool) -> None:
         if write:
             record_run(study, done, config)
-            recorded[run.key] = done
+            recorded[done.key] = done
         overall.advance(1, done.final_loss)
-        return done
 
-    with torch_threads(config.threads):
-        for run in retrain:
-            train(run, write=False)
-        for run in sorted(missing, key=lambda run: run.role == WARMSTART):  # bases before their warmstarts
-            train(run)
+    retrained = {run.key for run in retrain}
+    waiting = [run for run in missing if run.role == WARMSTART]  # until their base is recorded and kept
+    ready = retrain + [run for run in missing if run.role != WARMSTART]
+    ready.sort(key=lambda run: run.key not in base_keys)  # bases first: their warmstarts wait on them
+
+    def released() -> list[LadderRun]:
+        pending = {run.key for run in ready} | running_keys
+        free = [run for run in waiting if next(p for p in pairs if p.warmstart.key == run.key).base.key not in pending]
+        waiting[:] = [run for run in waiting if run not in free]
+        return free
+
+    running_keys: set[tuple] = set()
+    ready.extend(released())
+    if config.workers == 1:
+        while ready:
+            run = ready.pop(0)
+            with run_bar(display, f"{run.role} w{run.width}", run.tokens) as on_tokens:
+                finished(_train(task, config, job(run), on_tokens), write=run.key not in retrained)
+            ready.extend(released())
+    else:
+        methods = multiprocessing.get_all_start_methods()  # fork: the caller's script needs no __main__ guard
+        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        with ProcessPoolExecutor(config.workers, mp_context=context) as pool:
+            futures: dict[Future, LadderRun] = {}
+            while ready or futures:
+                while ready and len(futures) < config.workers:
+                    run = ready.pop(0)
+                    futures[pool.submit(_train, task, config, job(run))] = run
+                    running_keys.add(run.key)
+                done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                for future in done:
+                    run = futures.pop(future)
+                    running_keys.discard(run.key)
+                    finished(future.result(), write=run.key not in retrained)
+                ready.extend(released())
     overall.close()
     trained = [(p, recorded[p.scratch.key], recorded[p.warmstart.key]) for p in pairs]
     return [recorded[run.key] for run in wanted if run.role == SCRATCH], trained, len(missing) + len(retrain)

@@ -11,7 +11,7 @@ import optuna_dashboard
 from rich.console import Console
 
 from hpogrow import record
-from hpogrow.advise.advice import Advice, analyse
+from hpogrow.advise.advice import Advice, analyse, loss_floor
 from hpogrow.advise.config import AdviseConfig
 from hpogrow.advise.ladder import check_ladder_supply, run_ladder, signature
 from hpogrow.advise.view import advice_note, plot_advice, print_advice
@@ -53,7 +53,8 @@ def advise(task: Task, config: AdviseConfig = AdviseConfig(), console: Console |
     study = load_or_create_study(open_storage(storage_url), study_name, signature(task, config))
     scratch_runs, pairs, trained = run_ladder(task, config, study, console, display)
     with torch_threads(config.threads):  # the fits are small too
-        advice = analyse(config, scratch_runs, pairs, target_params, task.name, study_name, storage_url)
+        advice = analyse(config, scratch_runs, pairs, target_params, task.name, study_name, storage_url,
+                         loss_floor(task))
     advice.trained = trained
     advice.plots = plot_advice(advice, scratch_runs, Path(config.workdir) / "plots")
     record_advice(study, advice)
@@ -92,6 +93,17 @@ def stored_advice(storage_url: str, task_name: str) -> dict:
     return advice
 
 
+def _evidence(advice: dict) -> str:
+    """The stored advice's out-of-sample check of the loss law and its extrapolation, one clause."""
+    held = advice.get("holdout_by_width") or []
+    errors = ", ".join(f"w{h['width']} {h['error']:.1f}" for h in held if h.get("error") is not None)
+    extrapolation = advice.get("extrapolation") or {}
+    beyond = [f"{name} ×{factor:.1f}" for part, factors in extrapolation.items() if isinstance(factors, dict)
+              for name, factor in ((f"{part} {key}", value) for key, value in factors.items()) if factor > 1]
+    return (f"loss law fitted without each width misses it by {errors} seed spreads" if errors else
+            "no width-holdout check stored") + ("; extrapolated: " + ", ".join(beyond) if beyond else "")
+
+
 def auto_growth_factor(storage_url: str, task_name: str, tokens_per_param: float | None = None) -> tuple[float, str]:
     """The g of ``--grow-factor auto`` and the sentence the plan prints about it.
 
@@ -113,7 +125,7 @@ def auto_growth_factor(storage_url: str, task_name: str, tokens_per_param: float
               f"(95% {low:.2f}–{high:.2f}){caveat}, the highest of g {[p['g'] for p in advice['predictions']]}; "
               + ("no g up to 64 predicted where scratch is cheaper" if bound is None
                  else f"scratch predicted cheaper beyond g ≈ {bound:.2f}")
-              + f"; loss law R² on the held-out width {advice['fit']['r2_holdout']}")
+              + f"; {_evidence(advice)}")
     if tokens_per_param is not None and not math.isclose(tokens_per_param, advice["tokens_per_param"], rel_tol=0.25):
         reason += (f" (the advice is for {advice['tokens_per_param']:g} tokens/param, this search runs "
                    f"{tokens_per_param:g}: rerun hpogrow advise --tokens-per-param {tokens_per_param:g} for a closer fit)")

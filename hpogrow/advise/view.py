@@ -20,16 +20,32 @@ def _range(values) -> str:
 
 def verdict_lines(advice: Advice) -> list[str]:
     """The advice and its out-of-sample evidence, one sentence a line."""
-    law, holdout = advice.law, advice.loss_holdout
+    law = advice.law
     best = advice.recommended
+    floor = "E" if not law.floor_fixed else f"E {law.E:.4g} {advice.loss_floor_source}"
     lines = [f"loss law L(N, D) = {law.E:.4g} + {law.A:.4g}/N^{law.alpha:.3f} + {law.B:.4g}/D^{law.beta:.3f} "
-             f"(Huber δ=1e-3 on log loss, L-BFGS; 95% bootstrap over runs: α {_range(advice.law_intervals['alpha'])}, "
-             f"β {_range(advice.law_intervals['beta'])}, E {_range(advice.law_intervals['E'])})",
-             f"held-out width {holdout.width} ({holdout.params:,} params), fitted without it: final loss predicted "
-             f"{holdout.predicted_final:.4f}, measured {holdout.measured_final:.4f} (relative error "
-             f"{holdout.relative_error:+.1%}); R² over its {holdout.points} curve points {holdout.r2:.3f}"
-             + (" — poor: do not trust the loss predictions far from the ladder" if not holdout.r2 > 0.5
-                or abs(holdout.relative_error) > 0.05 else "")]
+             f"(Huber δ=1e-3 on log loss; {floor}; fitted on N {advice.fit_range.params[0]:,.0f}–"
+             f"{advice.fit_range.params[1]:,.0f}, D {advice.fit_range.tokens[0]:,.0f}–{advice.fit_range.tokens[1]:,.0f}; "
+             f"95% bootstrap over runs, each resample refitted: α {_range(advice.law_intervals['alpha'])}, "
+             f"β {_range(advice.law_intervals['beta'])}"
+             + ("" if law.floor_fixed else f", E {_range(advice.law_intervals['E'])}") + ")",
+             f"each width left out of the fit in turn, its curve predicted (error: RMS over its budgets in units of "
+             f"the seed spread σ = {advice.seed_spread:.3g} in log loss; baselines: L(D) alone | the next smaller "
+             "width's curve): " + "; ".join(
+                 f"w{h.width} {h.error:.1f} ({h.loss_of_tokens_error:.1f} | "
+                 f"{'—' if h.smaller_width_error is None else f'{h.smaller_width_error:.1f}'})"
+                 for h in advice.holdout_by_width)]
+    beaten = [h for h in advice.holdout_by_width
+              if h.smaller_width_error is not None and h.error >= min(h.loss_of_tokens_error, h.smaller_width_error)]
+    if beaten:
+        lines.append(f"the law does no better than a baseline at width(s) {[h.width for h in beaten]}: "
+                     "its N-dependence is not established there")
+    factors = advice.extrapolation
+    beyond = [f"{name} ×{factor:.1f}" for part, values in factors.items()
+              for name, factor in ((f"{part.replace('_', ' ')} {key}", value) for key, value in values.items())
+              if factor > 1]
+    if beyond:
+        lines.append("the target lies outside what was measured: extrapolated " + ", ".join(beyond))
     gain = advice.gain
     lines.append(f"gain model log s = {gain.intercept:+.3f} {gain.g_slope:+.3f}·log g {gain.budget_slope:+.3f}·log(tokens/param) "
                  f"(s: token speedup; slope on g 95% {_range(advice.gain_intervals['g_slope'])}, on tokens/param "
@@ -116,7 +132,8 @@ def plot_advice(advice: Advice, scratch_runs: list[LadderRun], folder: Path) -> 
     folder.mkdir(parents=True, exist_ok=True)
     name = advice.study_name.replace("/", "_")
     figure, axis = plt.subplots(figsize=(6.4, 4.6))
-    runs = sorted((run for run in scratch_runs if run.curve and not run.diverged), key=lambda run: run.n_params)
+    runs = sorted((run for run in scratch_runs if run.curve and not run.diverged and run.data_position == 0
+                   and run.tokens == advice.config.tokens), key=lambda run: run.n_params)  # the ladder
     colors = plt.get_cmap("viridis")(np.linspace(0, 0.85, len({run.n_params for run in runs})))
     color_of = dict(zip(sorted({run.n_params for run in runs}), colors))
     labelled = set()
@@ -127,11 +144,11 @@ def plot_advice(advice: Advice, scratch_runs: list[LadderRun], folder: Path) -> 
         labelled.add(run.n_params)
         axis.plot(tokens, [l for _, l in points], ".", color=color_of[run.n_params], alpha=0.6, label=label)
         axis.plot(tokens, advice.law(run.n_params, tokens), "-", color=color_of[run.n_params], lw=1)
-    holdout = advice.loss_holdout
-    held = next(run for run in runs if run.width == holdout.width and run.data_position == 0)
+    largest = advice.holdout_by_width[-1]
+    held = next(run for run in runs if run.width == largest.width)
     tokens = np.array([t for t, _ in held.curve if t > 0], dtype=float)
-    axis.plot(tokens, holdout.law(held.n_params, tokens), "--", color="crimson",
-              label=f"fit without width {holdout.width} (R² {holdout.r2:.2f})")
+    axis.plot(tokens, largest.law(held.n_params, tokens), "--", color="crimson",
+              label=f"fit without width {largest.width} (error {largest.error:.1f} σ)")
     axis.set(xscale="log", yscale="log", xlabel="tokens D", ylabel="held-out loss",
              title="L(N, D) = E + A/N^α + B/D^β: runs (dots) and fit (lines)")
     axis.legend(fontsize=7)

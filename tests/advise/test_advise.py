@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import optuna
@@ -51,7 +52,9 @@ def test_gain_model_recovers_a_known_relation():
 
 _ADVICE = {"recommended_growth_factor": 3.0, "recommendation_significant": True, "max_growth_factor": 6.5, "max_growth_factor_interval": [5.0, 9.0],
            "predicted_speedup": [1.4, 1.1, 1.8], "target_params": 67329, "tokens_per_param": 20.0,
-           "fit": {"E": 0.3, "A": 40.0, "alpha": 0.6, "B": 90.0, "beta": 0.5, "r2_holdout": 0.97},
+           "fit": {"E": 0.3, "A": 40.0, "alpha": 0.6, "B": 90.0, "beta": 0.5},
+           "holdout_by_width": [{"width": 16, "error": 1.4}, {"width": 24, "error": 0.8}],
+           "extrapolation": {"loss_law": {"params": 3.9, "tokens": 1.0}, "gain": {"params": 6.8, "tokens_per_param": 1.0}},
            "predictions": [{"g": 2.0}, {"g": 3.0}, {"g": 4.0}]}
 
 
@@ -67,6 +70,8 @@ def test_grow_factor_auto_uses_the_stored_advice(tmp_path):
     assert plan.grow_factor == 3.0
     assert plan.growth.param_ratio == pytest.approx(3.0, rel=0.1)
     assert "g 3" in plan.growth_reason and "1.40×" in plan.growth_reason and "6.50" in plan.growth_reason
+    assert "w16 1.4, w24 0.8 seed spreads" in plan.growth_reason
+    assert "loss_law params ×3.9, gain params ×6.8" in plan.growth_reason
 
 
 def test_grow_factor_auto_without_advice_is_a_usage_error(tmp_path, capsys):
@@ -92,26 +97,34 @@ def test_grow_factor_auto_refuses_advice_that_no_g_pays(tmp_path):
 def test_advise_records_the_advice_and_its_figures(tmp_path):
     task = FourierTask(modes=64, eval_examples=256)
     config = AdviseConfig(widths=(8, 12, 16), tokens=64 * 64, growth_factors=(2.0, 3.0, 4.0),
-                          pair_tokens_per_param=(4.0,), seeds=2, bootstrap=20, evaluations=8, workdir=str(tmp_path))
+                          pair_tokens_per_param=(4.0,), seeds=2, bootstrap=20, evaluations=8, workers=2,
+                          workdir=str(tmp_path))
     advice = advise(task, config)
     study = optuna.load_study(study_name="mlp-advice", storage=f"sqlite:///{tmp_path}/hpogrow.db")
     stored = study.user_attrs["advice"]
     json.dumps(stored)
     assert {"recommended_growth_factor", "max_growth_factor", "predicted_speedup", "fit"} <= set(stored)
-    assert {"E", "A", "alpha", "B", "beta", "r2_holdout"} <= set(stored["fit"])
+    assert {"E", "A", "alpha", "B", "beta", "intervals", "seed_spread"} <= set(stored["fit"])
+    assert stored["fit"]["E"] == 0.0 and stored["fit"]["floor_fixed"]  # the Fourier target is noiseless
+    held = stored["holdout_by_width"]
+    assert [h["width"] for h in held] == [8, 12, 16] and all(h["budgets"] == 9 for h in held)  # 16× at 2 per octave
+    assert all(h["error"] >= 0 and h["loss_of_tokens_error"] >= 0 for h in held)
+    assert held[0]["smaller_width_error"] is None and all(h["smaller_width_error"] >= 0 for h in held[1:])
+    beyond = stored["extrapolation"]  # the default target (8 × the base width) lies beyond the ladder
+    assert not beyond["within_range"] and beyond["loss_law"]["params"] > 1 and beyond["loss_law"]["tokens"] > 1
     assert stored["recommended_growth_factor"] == advice.recommended_growth_factor
     if advice.recommended_growth_factor is not None:
         mean, low, high = stored["predicted_speedup"]
         assert low <= mean <= high
     roles = [trial.user_attrs["role"] for trial in study.trials]
     assert roles.count("advice-warmstart") == 6  # 3 g × 1 budget × 2 seeds
-    assert roles.count("advice-scratch") == 3 + 2 + 6  # ladder, bases, scratch sides
+    assert roles.count("advice-scratch") == 3 * 2 + 2 + 6  # ladder (3 widths × 2 seeds), bases, scratch sides
     assert all(t.user_attrs["growth_factor"] in (2.0, 3.0, 4.0) for t in study.trials if t.user_attrs["role"] == "advice-warmstart")
     assert [path.exists() for path in advice.plots] == [True, True]
     artifacts = optuna.artifacts.get_all_artifact_meta(study)
     assert sorted(meta.filename for meta in artifacts) == sorted(path.name for path in advice.plots)
-    assert advice.loss_holdout.width == 16 and advice.gain_holdouts[0].growth_factor == 4.0
-    again = advise(task, config)  # reuses every run
+    assert advice.gain_holdouts[0].growth_factor == 4.0
+    again = advise(task, replace(config, workers=1))  # reuses every run; the same numbers in one process
     assert again.trained == 0 and again.law.alpha == pytest.approx(advice.law.alpha, rel=1e-6)
 
 
@@ -130,8 +143,38 @@ def test_recommendation_stays_within_the_ladder_and_says_when_it_is_not_signific
 
 def test_advise_usage_errors_are_one_line_and_write_nothing(tmp_path, capsys):
     for argv in (["--widths", "32", "16", "64"], ["--growth-factors", "2", "4"], ["--target-params", "1000",
-                 "--target-width", "64"], ["--holdout-growth-factor", "3"]):
+                 "--target-width", "64"], ["--holdout-growth-factor", "3"], ["--seeds", "1"], ["--budget-span", "8"]):
         assert main(["advise", "--task", "mlp", "--workdir", str(tmp_path), *argv]) == 2
         error = capsys.readouterr().err
         assert error.count("\n") == 1 and error.startswith("hpogrow advise: error:")
     assert not list(tmp_path.iterdir())
+
+
+def test_the_loss_floor_is_held_where_the_data_knows_it():
+    from hpogrow.advise.advice import loss_floor
+    from hpogrow.tasks import LanguageTask
+
+    assert loss_floor(FourierTask(modes=64, eval_examples=64))[0] == 0.0  # a noiseless target
+    synthetic = LanguageTask(depth=1, head_size=8, seq_len=16, data="synthetic:1", eval_tokens=256)
+    floor, source = loss_floor(synthetic)
+    assert floor == synthetic.data_summary()["entropy_floor"]["value"] and "entropy" in source
+
+
+def test_every_width_is_checked_against_the_seed_spread_and_two_baselines():
+    """Curves made from a known law plus seed offsets: the law left out of each width predicts it
+    within a few seed spreads, and beats L(D) alone where the widths differ by far more than σ."""
+    from hpogrow.advise.advice import seed_spread, width_holdouts
+    from hpogrow.advise.ladder import SCRATCH, LadderRun
+
+    generator = np.random.default_rng(0)
+    budgets = np.geomspace(9600, 153600, 9).round()
+    runs = [LadderRun(SCRATCH, width, 153600, seed, 0, n_params=params, curve=tuple(
+                (int(d), float((40 / params**0.5 + 3 / d**0.2) * np.exp(generator.normal(0, 0.01))))
+                for d in budgets))
+            for width, params in ((16, 1249), (24, 2641), (32, 4545), (48, 9889)) for seed in range(3)]
+    spread = seed_spread(runs)
+    assert 0.003 < spread < 0.02
+    held = width_holdouts(runs, 0.0, spread)
+    assert [h.width for h in held] == [16, 24, 32, 48] and held[0].smaller_width_error is None
+    for h in held[1:-1]:  # interpolated widths: within a few σ; the baselines miss by many
+        assert h.error < 3 < min(h.loss_of_tokens_error, h.smaller_width_error)

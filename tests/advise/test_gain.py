@@ -42,3 +42,23 @@ def test_the_bootstrap_skips_resamples_with_one_growth_factor():
 def test_the_interval_ignores_non_finite_values():
     assert percentile_interval([math.nan, *range(101)], confidence=0.9) == pytest.approx((5.0, 95.0))
     assert all(math.isnan(bound) for bound in percentile_interval([math.inf, math.nan]))
+
+
+def test_the_bootstrap_draws_bases_whole_and_keeps_each_budgets_count():
+    """Two bases per budget, each grown by 2, 4 and 8, each base shifting its pairs' log speedup
+    by ±0.2: a resample of bases keeps the g-slope exact (every base brings all three g) and moves
+    the intercept only by whole bases; a resample of pairs would tilt the slope."""
+    g = np.tile([2.0, 4.0, 8.0], 4)
+    tau = np.repeat([5.0, 20.0], 6)
+    bases = np.repeat(["5a", "5b", "20a", "20b"], 3)
+    shift = np.repeat([0.2, -0.2, 0.2, -0.2], 3)
+    speedups = np.exp(0.5 - 0.4 * np.log(g) - 0.1 * np.log(tau) + shift)
+    models = bootstrap_gains(g, tau, speedups, resamples=200, seed=0, bases=bases)
+    assert len(models) == 200
+    assert all(model.g_slope == pytest.approx(-0.4) for model in models)
+    for budget in (5.0, 20.0):  # each budget's prediction moves by its own bases' mean shift: ±0.2 or 0
+        moves = {round(float(np.log(model.token_speedup(2.0, budget))) - (0.5 - 0.4 * np.log(2.0) - 0.1 * np.log(budget)), 6)
+                 for model in models}
+        assert moves == {-0.2, 0.0, 0.2}
+    by_pairs = bootstrap_gains(g, tau, speedups, resamples=200, seed=0)
+    assert max(abs(model.g_slope + 0.4) for model in by_pairs) > 0.05

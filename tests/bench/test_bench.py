@@ -183,7 +183,8 @@ def test_growth_factor_sweep_upper_bound(monkeypatch):
 @pytest.mark.slow
 def test_advise_holdout_quick(run_benchmark, tmp_path):
     record = run_benchmark("advise_holdout", "--workdir", str(tmp_path / "advise"), "--holdout-tokens-per-param", "6")
-    assert {"recommended_growth_factor", "max_growth_factor", "fit"} <= set(record["advice"])
+    assert {"recommended_growth_factor", "max_growth_factor", "fit", "holdout_by_width"} <= set(record["advice"])
+    assert [held["width"] for held in record["advice"]["holdout_by_width"]] == [8, 12, 16]
     assert [row["g"] for row in record["holdout_budget"]] == [2.0, 3.0, 4.0]
     for row in record["holdout_budget"]:
         assert row["seeds"] == 2 and row["measured"] > 0 and row["predicted"] > 0

@@ -92,7 +92,7 @@ def test_every_flag_has_help_and_the_shared_spelling(command):
 def test_fields_that_are_not_flags_are_few_and_named():
     hidden = {(command.NAME, item.name) for command in COMMANDS for item in fields(command)
               if not item.metadata.get("flag", True)}
-    assert hidden == {("advise", "min_budget_fraction"), ("advise", "operator"), ("advise", "shrink")}
+    assert hidden == {("advise", "operator"), ("advise", "shrink")}
 
 
 def test_the_command_list_read_from_source_matches_the_commands():
@@ -126,7 +126,8 @@ def _stop_at_first_run(monkeypatch, module: str) -> list:
 
 
 _TINY_ADVICE = ["advise", "--task", "mlp", "--widths", "16", "24", "32", "--tokens", "6400", "--growth-factors", "2",
-                "3", "4", "--pair-tokens-per-param", "4", "--seeds", "1", "--evaluations", "6", "--device", "cpu"]
+                "3", "4", "--pair-tokens-per-param", "4", "--seeds", "2", "--workers", "1", "--evaluations", "6",
+                "--device", "cpu"]
 
 
 def test_advise_trains_with_the_schedule_and_compile_it_is_given(tmp_path, monkeypatch):
@@ -157,7 +158,7 @@ def small_corpus(tmp_path) -> str:
     ["transfercheck", "--widths", "32", "64", "--lrs", "0.001", "0.002", "0.004", "--tokens", "65536",
      "--batch-size", "8", "--seeds", "1", "--evaluations", "2"],
     ["advise", "--widths", "32", "64", "96", "--tokens", "65536", "--growth-factors", "2", "3", "4",
-     "--pair-tokens-per-param", "1", "--batch-size", "8", "--seeds", "1", "--evaluations", "6"],
+     "--pair-tokens-per-param", "1", "--batch-size", "8", "--seeds", "2", "--workers", "1", "--evaluations", "6"],
 ], ids=["transfercheck", "advise"])
 def test_allow_repeat_decides_whether_a_sweep_may_reread_its_data(argv, small_corpus, tmp_path, monkeypatch, capsys):
     flags = [*argv, "--data", small_corpus, "--seq-len", "32", "--device", "cpu", "--workdir", str(tmp_path / "w")]
