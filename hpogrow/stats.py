@@ -1,14 +1,13 @@
 """Student's t quantiles, the one place hpogrow computes them (numpy has none, and hpogrow does not
 depend on scipy).
 
-Used for the t-intervals of speedups over seeds (:mod:`hpogrow.speedup`, whole degrees of freedom)
-and for the Welch intervals of coordinate-check slope gaps (:mod:`hpogrow.coordcheck`, fractional
-degrees of freedom).
+Used for the t-intervals of speedups over bases and seeds (:mod:`hpogrow.speedup`), of the
+coordinate check's paired gaps over seeds (:mod:`hpogrow.coordcheck`) and of transfercheck's drift
+(:mod:`hpogrow.transfer.verdict`).
 
 Example::
 
-    student_t_quantile(0.975, 4)                     # 2.776..., the two-sided 95% factor for 5 values
-    student_t_quantiles(0.975, numpy.array([1.0, 30.0]))  # array([12.706..., 2.042...])
+    student_t_quantile(0.975, 4)  # 2.776..., the two-sided 95% factor for 5 values
 """
 
 from __future__ import annotations
@@ -16,9 +15,8 @@ from __future__ import annotations
 import functools
 import math
 
-import numpy as np
 
-__all__ = ["student_t_quantile", "student_t_quantiles"]
+__all__ = ["student_t_quantile"]
 
 
 @functools.lru_cache(maxsize=256)
@@ -44,12 +42,6 @@ def student_t_quantile(probability: float, degrees_of_freedom: float) -> float:
         middle = (low + high) / 2
         low, high = (middle, high) if _student_t_cdf(middle, degrees_of_freedom) < probability else (low, middle)
     return (low + high) / 2
-
-
-def student_t_quantiles(probability: float, degrees_of_freedom: np.ndarray) -> np.ndarray:
-    """:func:`student_t_quantile` for each of an array of degrees of freedom, same shape."""
-    freedom = np.asarray(degrees_of_freedom, dtype=float)
-    return np.array([student_t_quantile(probability, float(nu)) for nu in freedom.ravel()]).reshape(freedom.shape)
 
 
 def _student_t_cdf(t: float, degrees_of_freedom: float) -> float:

@@ -251,8 +251,10 @@ def _rms(values: np.ndarray) -> float:
 
 
 def pair_speedup(scratch: LadderRun, warmstart: LadderRun) -> SeedSpeedup:
+    # every (budget, seed) trains a base of its own: within one g and budget, a pair's seed names its base
     return seed_speedup(list(warmstart.curve), list(scratch.curve), flops_per_token=training_flops(scratch.compute_params, 1),
-                        base_tokens=warmstart.base_tokens, base_flops=warmstart.base_flops, seed=scratch.seed)
+                        base_tokens=warmstart.base_tokens, base_flops=warmstart.base_flops, seed=scratch.seed,
+                        base=scratch.seed)
 
 
 def _gain_data(pairs: Sequence[tuple]) -> tuple[list, list, list]:
