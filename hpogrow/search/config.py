@@ -26,7 +26,8 @@ class ExecutorOptions(Options):
     reduction_factor: int = 2
     """Ratio between the scheduler's rungs (2: the papers' 2.5 → 5 → 10 → 20 tokens/parameter)."""
     cpus_per_trial: float = 1.0
-    """CPUs Ray reserves for each trial."""
+    """CPUs of each trial and target run: Ray reserves them; in process (``executor`` local) torch
+    trains with that many threads (rounded, at least 1)."""
     gpus_per_trial: float | None = None
     """GPUs Ray reserves for each trial; 0.5 puts two trials on a GPU (default: 1 when this machine
     has CUDA and ``device`` is not cpu, else 0)."""

@@ -163,7 +163,7 @@ def make_executor_for(config: SearchConfig) -> Executor:
     """The executor ``config.executor`` names, with the config's options (Ray is imported only
     when a search starts)."""
     if config.executor != "ray":
-        return make_executor(config.executor, pruner_name=config.pruner)
+        return make_executor(config.executor, pruner_name=config.pruner, threads=max(1, round(config.cpus_per_trial)))
     gpus = config.gpus_per_trial
     if gpus is None:
         gpus = 1.0 if config.device != "cpu" and torch.cuda.is_available() else 0.0

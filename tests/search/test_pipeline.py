@@ -6,6 +6,7 @@ import io
 import socket
 import subprocess
 import sys
+from dataclasses import replace
 
 import mup
 import optuna
@@ -353,3 +354,31 @@ def test_one_seed_gives_the_same_figures_twice(tmp_path, space_file):
     for key in ("speedup_tokens", "speedup_flops_with_base", "final_loss_gap", "val_loss_se"):
         assert first.warmstart.user_attrs[key] == second.warmstart.user_attrs[key]
     assert first.scratch.intermediate_values == second.scratch.intermediate_values
+
+
+class _ThreadsSeen(WaveRegression):
+    """Records torch's thread count at every evaluation of a run (the plan's throughput probe, which
+    trains a few steps before the runs start, does not evaluate)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: set[int] = set()
+
+    def evaluate(self, model: nn.Module, batches) -> float:
+        self.threads.add(torch.get_num_threads())
+        return super().evaluate(model, batches)
+
+
+@pytest.mark.parametrize("cpus", [1, 2])
+def test_in_process_runs_train_on_their_cpu_share_of_threads(tmp_path, space_file, cpus):
+    """--executor local gives every run --cpus-per-trial torch threads, as Ray gives a trial its
+    CPUs, not torch's default of one per core (many times slower beside another busy process)."""
+    task, previous = _ThreadsSeen(), torch.get_num_threads()
+    torch.set_num_threads(3)  # a default that is neither share
+    try:
+        config = replace(_config(tmp_path, space_file, trials=1), tokens_per_param=4, cpus_per_trial=cpus)
+        run_pipeline(task, config, console=_quiet())
+        assert task.threads == {cpus}  # the base trial and the target pair alike
+        assert torch.get_num_threads() == 3  # restored
+    finally:
+        torch.set_num_threads(previous)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -15,6 +17,7 @@ from hpogrow.runs import BaseTrial, TrialEvent
 from hpogrow.search.executors.base import Executor, Schedule, round_to
 from hpogrow.search.report import trial_line
 from hpogrow.search.space import SearchSpace
+from hpogrow.train import torch_threads
 
 TrialState = optuna.trial.TrialState
 PRUNERS = ("median", "none")
@@ -28,10 +31,22 @@ class LocalExecutor(Executor):
     pruner_name: Literal["median", "none"] = "median"
     """``median``: stop a trial whose loss is worse than the median of earlier trials at the same
     token count (after a quarter of the budget and two trials); ``none``: never stop early."""
+    threads: int = 1
+    """Torch threads of the runs in this process (``--cpus-per-trial``, as Ray gives each trial its
+    CPUs): torch's default, one thread per core, made a tiny model's steps many times slower beside
+    one other busy process."""
 
     def __post_init__(self) -> None:
         if self.pruner_name not in PRUNERS:
             raise UsageError(f"--pruner {self.pruner_name}: use median or none")
+        if self.threads < 1:
+            raise UsageError(f"--cpus-per-trial: in process it sets torch's threads, so it needs at least 1, got {self.threads}")
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """Base trials and target runs train with :attr:`threads` torch threads (restored after)."""
+        with torch_threads(self.threads):
+            yield
 
     @property
     def stopping(self) -> str:
