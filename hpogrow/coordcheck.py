@@ -54,7 +54,7 @@ import json
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import mup
@@ -139,10 +139,14 @@ class Verdict:
     dilution_by_step: tuple[float, ...]
     shrink: Interval
     """Per seed, the most negative block gap (base, new, or an unsplit module) over steps t ≥ 2."""
+    readable: bool = True
+    """``False`` when the μP control did not pass at these settings (:func:`gate_on_control`):
+    the threshold does not separate μP from its own seed noise there, so this verdict is
+    ``undecided`` whatever the gap."""
 
     @property
     def label(self) -> str:
-        return self.instability.against(self.threshold)
+        return self.instability.against(self.threshold) if self.readable else "undecided"
 
     @property
     def dilution_flagged(self) -> bool:
@@ -168,7 +172,9 @@ class Verdict:
         return clean({
             "statistic": self.instability.mean, "per_seed": list(self.instability.per_seed),
             "interval": [self.instability.low, self.instability.high], "threshold": self.threshold,
-            "verdict": self.label, "where": {"module": self.module, "block": self.block, "t": self.step},
+            "verdict": self.label, "readable": self.readable,
+            "against_threshold": self.instability.against(self.threshold),
+            "where": {"module": self.module, "block": self.block, "t": self.step},
             "by_step": list(self.by_step),
             "dilution": {"statistic": self.dilution.mean, "per_seed": list(self.dilution.per_seed),
                          "interval": [self.dilution.low, self.dilution.high], "bound": DILUTION_BOUND,
@@ -417,8 +423,19 @@ def run_coordcheck(config: CoordCheckConfig = CoordCheckConfig(),
                 on_progress(name)
     data = pd.DataFrame(rows, columns=["configuration", "seed", "width", "module", "block", "t", "l1"])
     slopes = width_slopes(data)
-    verdicts = {name: judge(slopes, name, config.threshold) for name in data.configuration.unique() if name != REFERENCE}
+    verdicts = gate_on_control({name: judge(slopes, name, config.threshold)
+                                for name in data.configuration.unique() if name != REFERENCE})
     return CoordCheckResult(config, data, verdicts, [summary for _, summary in trained.values()])
+
+
+def gate_on_control(verdicts: dict[str, Verdict]) -> dict[str, Verdict]:
+    """``verdicts`` as they are when the μP control passes; otherwise every other configuration's
+    verdict made ``undecided`` (``readable=False``): where μP against μP with other seeds cannot
+    be told from an instability, neither can anything else (e.g. the pipeline's own geometry,
+    1.4 doublings of width, where the control's per-seed values spread 0.51–1.54)."""
+    if verdicts[CONTROL].label == "pass":
+        return verdicts
+    return {name: verdict if name == CONTROL else replace(verdict, readable=False) for name, verdict in verdicts.items()}
 
 
 def _file_name(name: str) -> str:

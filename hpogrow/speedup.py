@@ -242,7 +242,8 @@ class SpeedupEstimate:
     same). Under log-normal spread at both levels the base means are independent and normal with
     a common variance when every base has as many pairs, so the interval is exact then
     (``bench/speedup_bases.py``, 4,000 simulated searches per design: 94.5–96.0% coverage with
-    1–3 bases and 2–6 pairs, unbalanced designs included; with a base effect as large as a pair's
+    2–3 bases and 2–6 pairs, unbalanced designs included — with one base, 37–95%, 95% only when
+    bases do not differ; with a base effect as large as a pair's
     or 3×, the interval over pairs that ignores the bases covers 77–92%, and a cluster bootstrap,
     with 2² or 3³ resamples, 47–49% with 2 bases and 66–68% with 3). With one base the interval is the t-interval
     over its pairs, and :meth:`describe` says that it does not cover the base. Censored pairs

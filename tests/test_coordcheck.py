@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from hpogrow.cli import main
-from hpogrow.coordcheck import (DILUTION_BOUND, REFERENCE, THRESHOLD, CoordCheckConfig, _output_dims, _recording,
-                                judge, run_coordcheck, width_slopes)
+from hpogrow.coordcheck import (CONTROL, DILUTION_BOUND, REFERENCE, THRESHOLD, CoordCheckConfig, _output_dims,
+                                _recording, gate_on_control, judge, run_coordcheck, width_slopes)
 from hpogrow.errors import UsageError
 from hpogrow.growth import ZeroPad
 from hpogrow.parametrize import build_model
@@ -66,6 +66,17 @@ def test_the_statistic_is_the_upward_gap_of_a_block_with_a_paired_t_interval_ove
     # shrinking activations are no instability: the statistic is one-sided (the old check flagged |gap|)
     shrinks = verdicts["shrinks"]
     assert shrinks.label == "pass" and shrinks.shrink.mean == pytest.approx(-0.7, abs=0.02) and shrinks.shrink_flagged
+
+
+def test_no_verdict_is_read_where_the_mup_control_does_not_pass():
+    quiet, noisy = {0: 0.0, 1: 0.02, 2: 0.04}, {0: 0.0, 1: 0.6, 2: 1.2}  # the control's seeds spread 0–1.2
+    grows = _frame("grows", new_exponent=0.7, seed_exponents=quiet)
+    readable = gate_on_control(_judge(_frame(CONTROL, seed_exponents=quiet), grows))
+    assert readable[CONTROL].label == "pass" and readable["grows"].label == "fail"
+    unreadable = gate_on_control(_judge(_frame(CONTROL, seed_exponents=noisy), grows))
+    assert unreadable[CONTROL].label == "undecided" and unreadable["grows"].label == "undecided"
+    assert unreadable["grows"].instability.against(0.5) == "fail"  # the gap is kept, only its reading withheld
+    assert unreadable["grows"].to_json()["against_threshold"] == "fail"
 
 
 def test_dilution_of_a_fixed_base_block_is_reported_apart_and_stays_above_its_bound():

@@ -33,7 +33,9 @@ class WidthHoldout:
     law: LossLaw
     """The law fitted without this width."""
     error: float
-    """Root mean square over the width's budgets of (log predicted − mean log measured) / σ."""
+    """Root mean square over the width's budgets of (log predicted − mean log measured) / σ, with σ
+    the spread of one seed's log loss (the measured curve is a mean over seeds, so its own noise
+    is σ/√seeds: an error of 1 is √seeds of the mean's standard errors)."""
     bias: float
     """Mean of the same (positive: the law predicts too high a loss)."""
     loss_of_tokens_error: float
@@ -42,10 +44,18 @@ class WidthHoldout:
     """The same for the next smaller width's measured curve (``None`` for the smallest width)."""
     budgets: int
 
+    @property
+    def beaten_by_baseline(self) -> bool:
+        """The law predicts this width no better than a baseline: its N-dependence is not
+        established there."""
+        baselines = [self.loss_of_tokens_error] + ([] if self.smaller_width_error is None else [self.smaller_width_error])
+        return self.error >= min(baselines)
+
     def as_dict(self) -> dict:
         return {"width": self.width, "params": self.params, "error": _number(self.error), "bias": _number(self.bias),
                 "loss_of_tokens_error": _number(self.loss_of_tokens_error),
-                "smaller_width_error": _number(self.smaller_width_error), "budgets": self.budgets}
+                "smaller_width_error": _number(self.smaller_width_error), "budgets": self.budgets,
+                "beaten_by_baseline": self.beaten_by_baseline}
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,7 @@ def verdict_lines(advice: Advice) -> list[str]:
                  f"w{h.width} {h.error:.1f} ({h.loss_of_tokens_error:.1f} | "
                  f"{'—' if h.smaller_width_error is None else f'{h.smaller_width_error:.1f}'})"
                  for h in advice.holdout_by_width)]
-    beaten = [h for h in advice.holdout_by_width
-              if h.smaller_width_error is not None and h.error >= min(h.loss_of_tokens_error, h.smaller_width_error)]
+    beaten = [h for h in advice.holdout_by_width if h.beaten_by_baseline]
     if beaten:
         lines.append(f"the law does no better than a baseline at width(s) {[h.width for h in beaten]}: "
                      "its N-dependence is not established there")

@@ -103,7 +103,7 @@ class SpeedupRecord:
     speedup_match_target_loss: tuple[float, ...] = ()
     """Each target's loss, mean over pairs."""
     speedup_match_tokens: tuple[float, ...] = ()
-    """Scratch's tokens to each target over the warmstart's (its own tokens), geometric mean over pairs."""
+    """Scratch's tokens to each target over the warmstart's (its own tokens), geometric mean with the bases weighted alike."""
     speedup_match_tokens_ci: tuple[tuple[float, float] | None, ...] = ()
     speedup_match_flops_with_base: tuple[float, ...] = ()
     """As ``speedup_match_tokens`` in FLOPs, the cost of the pair's own base added to the warmstart."""

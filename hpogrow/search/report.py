@@ -183,9 +183,9 @@ def target_tables(study: optuna.Study) -> list[Table]:
     return [growth, *(table for table, _ in tables), notes]
 
 
-_SPEEDUP_CAPTION = "to reach scratch's final loss; geometric mean over pairs, 95% CI"
+_SPEEDUP_CAPTION = "to reach scratch's final loss; geometric mean, bases weighted alike, 95% CI"
 _MATCH_CAPTION = ("scratch's tokens to its smoothed loss at a share of its budget over the warmstart's; geometric "
-                  "mean over pairs, 95% CI; reached: pairs that got there")
+                  "mean, bases weighted alike, 95% CI; reached: pairs that got there")
 
 
 def dashboard_note(study: optuna.Study) -> str | None:

@@ -5,8 +5,8 @@ rate) against log2 width: octaves of learning rate per doubling of width. Over s
 95% t-interval (``n − 1`` degrees of freedom; none from one seed). With the bound ``B``
 (:attr:`TransferConfig.max_drift`, stated before any run): ``pass`` when the interval lies
 inside ``(−B, B)``, ``fail`` when it lies wholly above ``B`` or below ``−B``, ``undecided``
-otherwise (and when some width's optimum sits at the edge of the grid, where the refined optimum
-is clamped, a ``pass`` is demoted to ``undecided``).
+otherwise (and when some width's optimum, of the seed mean or of one seed alone, sits at the edge
+of the grid, where the refined optimum is clamped, a ``pass`` is demoted to ``undecided``).
 """
 
 from __future__ import annotations
@@ -61,7 +61,10 @@ class WidthOptimum:
 
     @property
     def at_edge(self) -> bool:
-        return self.best_index in (0, len(self.mean_losses) - 1)
+        """The argmin of the seed mean, or of some seed alone, lies at the edge of the grid, where
+        its refined optimum is clamped (a drift read there is pulled towards 0)."""
+        edges = (0, len(self.mean_losses) - 1)
+        return self.best_index in edges or any(index in edges for index in self.seed_best_indices)
 
 
 @dataclass(frozen=True)

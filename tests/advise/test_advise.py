@@ -110,6 +110,9 @@ def test_advise_records_the_advice_and_its_figures(tmp_path):
     assert [h["width"] for h in held] == [8, 12, 16] and all(h["budgets"] == 9 for h in held)  # 16× at 2 per octave
     assert all(h["error"] >= 0 and h["loss_of_tokens_error"] >= 0 for h in held)
     assert held[0]["smaller_width_error"] is None and all(h["smaller_width_error"] >= 0 for h in held[1:])
+    # the stored flag compares every width with L(D) alone, the smallest too
+    assert [h["beaten_by_baseline"] for h in held] == [
+        h["error"] >= min(x for x in (h["loss_of_tokens_error"], h["smaller_width_error"]) if x is not None) for h in held]
     beyond = stored["extrapolation"]  # the default target (8 × the base width) lies beyond the ladder
     assert not beyond["within_range"] and beyond["loss_law"]["params"] > 1 and beyond["loss_law"]["tokens"] > 1
     assert stored["recommended_growth_factor"] == advice.recommended_growth_factor

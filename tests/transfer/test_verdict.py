@@ -65,6 +65,16 @@ def test_one_seed_gives_no_interval_and_an_optimum_at_the_grid_edge_cannot_pass(
     assert edge.optima[0].at_edge and edge.drift == pytest.approx(0.0) and edge.label == "undecided"
 
 
+def test_one_seeds_optimum_leaving_the_grid_cannot_pass():
+    # seed 2's optimum drifts down off the grid (−0.5 octaves per doubling): clamped at the edge, it
+    # reads as no drift, so the three seeds' drifts all look like 0; the seed mean's optimum stays inside
+    seeds = (0, 1, 2)
+    runs = _runs("μP", lambda width, seed: -7.3 if seed < 2 else -12.5 - 0.5 * math.log2(width / 16), seeds=seeds)
+    verdict = judge(runs, "μP", WIDTHS, RATES, seeds)
+    assert all(0 < optimum.best_index < len(RATES) - 1 for optimum in verdict.optima)
+    assert max(abs(drift) for drift in verdict.seed_drifts) < 0.25 and verdict.label == "undecided"
+
+
 def test_a_width_where_every_run_diverged_has_no_optimum():
     runs = _runs("SP", lambda width, seed: -6, diverge_above=0.0)
     verdict = judge(runs, "SP", WIDTHS, RATES, SEEDS)
