@@ -64,7 +64,7 @@ from hpogrow.coordination import Coordinator
 from hpogrow.errors import PipelineError, TrainingDiverged, UsageError
 from hpogrow.progress import QUIET, Bar, Display
 from hpogrow.record.run import BASE, RunRecord
-from hpogrow.search.executors.base import Executor, Job, Run, Schedule, round_to
+from hpogrow.search.executors.base import Executor, Job, Run, Schedule, round_to, rung_schedule
 from hpogrow.search.executors.ray_join import join_ray, probe_address, through_ray_client
 from hpogrow.runs import BaseTrial, RunOutcome
 from hpogrow.search.space import SearchSpace
@@ -86,29 +86,6 @@ def check_ray_options(scheduler: str, reduction_factor: int, cpus_per_trial: flo
         raise UsageError(f"--gpus-per-trial {gpus_per_trial}: must be 0 or more (0.5 shares a GPU between two trials)")
     if max_concurrent is not None and max_concurrent < 1:
         raise UsageError(f"--max-concurrent {max_concurrent}: need at least 1")
-
-
-def rung_schedule(budget: float, step_tokens: int, scheduler: str = "asha", reduction_factor: int = 2,
-                  max_rungs: int = 3) -> Schedule:
-    """The budget near ``budget`` and the token milestones at which the scheduler compares trials.
-
-    Every milestone is a whole number of ``step_tokens`` (one step of the largest batch), so
-    every power-of-two batch size evaluates exactly there.
-
-    Example::
-
-        >>> rung_schedule(160_000, 4096, "asha", reduction_factor=2)
-        Schedule(budget=163840, rungs=(20480, 40960, 81920, 163840))
-    """
-    if scheduler == "none":
-        rounded = round_to(budget, step_tokens)
-        return Schedule(rounded, (rounded,))
-    rungs = max_rungs
-    while rungs > 0 and budget / reduction_factor ** rungs < step_tokens:
-        rungs -= 1
-    smallest = round_to(budget / reduction_factor ** rungs, step_tokens)
-    return Schedule(smallest * reduction_factor ** rungs,
-                    tuple(smallest * reduction_factor ** k for k in range(rungs + 1)))
 
 
 RETRIES = 2

@@ -29,7 +29,8 @@ import hpogrow.storage
 from hpogrow.checkpoint import read_checkpoint
 from hpogrow.errors import UsageError
 from hpogrow.coordination import driver_id
-from hpogrow.search.executors.ray import RayExecutor, rung_schedule
+from hpogrow.search.executors.base import rung_schedule
+from hpogrow.search.executors.ray import RayExecutor
 from hpogrow.search.executors.ray_bridge import OptunaBridge
 from hpogrow.search import SearchConfig
 from hpogrow.search.pipeline import best_full_budget_trial, run_pipeline

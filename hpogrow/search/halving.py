@@ -1,0 +1,107 @@
+"""Synchronous successive halving: promote only when a rung is complete.
+
+A bracket of n trials trains every trial to the first rung; once **all** of them have been
+evaluated there, the best ⌊n / η⌋ (at least one) continue from their rung checkpoints to the
+next rung, and so on to the budget. Nothing is promoted on a partial view of a rung, so the
+spend is the arithmetic's and no early arrival is favoured (Ray's asynchronous ASHA promotes the
+first trial at every rung; at η = 2 and 16 trials it spent 0.48× a full search, bench/RESULTS.md).
+
+Trials come in brackets of η^K (K rungs below the budget): a bracket halves exactly down to one
+full-budget trial, and the sampler of a later bracket learns from the trials an earlier one
+stopped. A last, smaller bracket holds what remains. The design is chosen by replaying candidate
+designs over a full search's logged losses (``bench/halving_replay.py``).
+
+This module holds the design and the rule, with no training in it: the executors run the waves
+(:func:`run_brackets`), and the replay calls the same :func:`survivors`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hpogrow.search.executors.base import Schedule, rung_schedule
+
+
+@dataclass(frozen=True)
+class Halving:
+    """A successive-halving design: reduction factor η and K rungs below the budget."""
+
+    reduction_factor: int = 4
+    rungs_below: int = 2
+
+    @property
+    def bracket(self) -> int:
+        """Trials per bracket: η^K, which halves exactly down to one full-budget trial."""
+        return self.reduction_factor ** self.rungs_below
+
+    def schedule(self, budget: float, step_tokens: int) -> Schedule:
+        return rung_schedule(budget, step_tokens, "sha", self.reduction_factor, self.rungs_below)
+
+    def brackets(self, trials: int) -> list[int]:
+        """Bracket sizes for ``trials`` trials: full brackets, then what remains."""
+        full, rest = divmod(trials, self.bracket)
+        return [self.bracket] * full + ([rest] if rest else [])
+
+    def keep(self, entered: int) -> int:
+        """Trials that go on from a rung that ``entered`` trials reached."""
+        return max(1, entered // self.reduction_factor)
+
+    def spend(self, trials: int, schedule: Schedule) -> float:
+        """Tokens spent on ``trials`` trials as a fraction of ``trials`` full-budget trials,
+        when no trial diverges.
+
+        Example::
+
+            >>> Halving(4, 2).spend(16, Schedule(1600, (100, 400, 1600)))  # 16 → 4 → 1 trials
+            0.15625
+        """
+        tokens = 0
+        for size in self.brackets(trials):
+            entered, previous = size, 0
+            for rung in schedule.rungs:
+                tokens += entered * (rung - previous)
+                entered, previous = self.keep(entered), rung
+        return tokens / (trials * schedule.budget)
+
+    def describe(self, schedule: Schedule) -> dict[str, Any]:
+        """The design as the base study records it (study attribute ``scheduler``)."""
+        return {"name": "sha", "reduction_factor": self.reduction_factor, "rungs": list(schedule.rungs),
+                "bracket": self.bracket, "keep": f"max(1, n // {self.reduction_factor}) of the n trials at a rung"}
+
+
+def survivors(losses: Mapping[int, float], reduction_factor: int) -> list[int]:
+    """The trials that go on from a complete rung: the best ⌊n / η⌋ (at least one) by loss at the
+    rung, ties by trial number; a non-finite loss (a diverged trial) never goes on.
+
+    Example::
+
+        >>> survivors({3: 2.1, 4: 1.9, 5: float("nan"), 6: 2.0}, 2)
+        [4, 6]
+    """
+    finite = sorted((loss, number) for number, loss in losses.items() if math.isfinite(loss))
+    return [number for _, number in finite[:max(1, len(losses) // reduction_factor)]]
+
+
+Wave = Callable[[Sequence[int], int], Mapping[int, float]]
+"""``wave(trials, tokens)`` trains each of ``trials`` (continuing from its last rung) to ``tokens``
+and returns each one's loss there (non-finite: it diverged and is recorded as such); trials
+left out of the next call are stopped (the executor records them PRUNED)."""
+
+
+def run_bracket(trials: Sequence[int], halving: Halving, schedule: Schedule, wave: Wave,
+                stop: Callable[[int], None]) -> None:
+    """Run one bracket: every trial to the first rung, then the survivors of each complete rung to
+    the next; ``stop(trial)`` for each trial a rung cuts."""
+    alive = list(trials)
+    for rung in schedule.rungs:
+        losses = wave(alive, rung)
+        if rung == schedule.budget:
+            return
+        kept = set(survivors(losses, halving.reduction_factor))
+        for number in alive:
+            if number not in kept and math.isfinite(losses[number]):
+                stop(number)
+        alive = [number for number in alive if number in kept]
