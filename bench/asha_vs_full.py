@@ -196,7 +196,7 @@ def _budget(task: LanguageTask, args, folder: Path) -> tuple[int, float]:
 def _config(args, tokens_per_param: float, seed: int, scheduler: str, reduction_factor: int,
             workdir: Path) -> SearchConfig:
     return SearchConfig(base_width=args.base_width, trials=args.trials, tokens_per_param=tokens_per_param,
-                        evaluations=args.evaluations, seed=seed, workdir=str(workdir), device="cpu", pruner="none",
+                        evaluations=args.evaluations, seed=seed, workdir=str(workdir), device="cpu",
                         executor="ray", scheduler=scheduler, reduction_factor=reduction_factor)
 
 

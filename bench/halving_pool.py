@@ -81,7 +81,7 @@ def _train(job):
             "seconds": time.perf_counter() - start}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base-width", type=int, default=64)
     parser.add_argument("--tokens-per-param", type=float, default=1.0)
@@ -89,7 +89,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--out", required=True)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     task, plan, step, asked, designs = _plan(args.base_width, args.tokens_per_param, args.seed)
     low, high = plan.space.learning_rate_low, plan.space.learning_rate_high
     lrs = [math.exp(math.log(low) + (math.log(high) - math.log(low)) * i / (args.lrs - 1)) for i in range(args.lrs)]
@@ -97,8 +97,11 @@ def main() -> None:
     jobs = [(args.base_width, args.tokens_per_param, args.seed, lr, batch, f"{scratch}/{i}-{batch}")
             for i, lr in enumerate(lrs) for batch in plan.space.batch_sizes]
     start = time.perf_counter()
-    with multiprocessing.get_context("spawn").Pool(args.processes) as pool:
-        runs = pool.map(_train, jobs, chunksize=1)
+    if args.processes == 1:
+        runs = [_train(job) for job in jobs]
+    else:
+        with multiprocessing.get_context("spawn").Pool(args.processes) as pool:
+            runs = pool.map(_train, jobs, chunksize=1)
     out = {"base_width": args.base_width, "tokens_per_param": args.tokens_per_param, "seed": args.seed,
            "base_params": plan.growth.base_params, "asked_tokens": asked, "step_tokens": step,
            "designs": {name: {"budget": s.budget, "rungs": list(s.rungs)} for name, s in designs.items()},
@@ -106,6 +109,7 @@ def main() -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out))
     print(f"{len(runs)} runs in {out['seconds']:.0f} s -> {args.out}")
+    return out
 
 
 if __name__ == "__main__":

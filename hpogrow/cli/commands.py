@@ -71,12 +71,10 @@ class SearchCommand(SearchConfig, TaskOptions, Command):
     NAME = "search"
 
     def check_flags(self, given: frozenset[str]) -> None:
-        ray_only = [item.name for item in fields(ExecutorOptions) if item.name != "executor" and item.name in given]
+        either = {"executor", "scheduler", "reduction_factor", "cpus_per_trial"}
+        ray_only = [item.name for item in fields(ExecutorOptions) if item.name not in either and item.name in given]
         if ray_only and self.executor != "ray":
             raise UsageError(f"{flag(ray_only[0])} applies to Ray trials; drop {flag('executor')} local")
-        if "pruner" in given and self.executor == "ray":
-            raise UsageError(f"{flag('pruner')} applies to {flag('executor')} local; Ray trials are stopped early "
-                             f"by {flag('scheduler')}")
 
     def run(self) -> int:
         from hpogrow.search.pipeline import run_pipeline

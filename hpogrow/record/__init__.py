@@ -27,7 +27,7 @@ _EXPORTS = {
     "read_signature": "study", "write_signature": "study",
     "read_speedup": "study", "write_speedup": "study", "read_plot": "study", "write_plot": "study",
     "read_plotted_trials": "study", "write_plotted_trials": "study",
-    "read_advice": "study", "write_advice": "study", "read_transfer": "study", "write_transfer": "study",
+    "read_scheduler": "study", "write_scheduler": "study", "read_advice": "study", "write_advice": "study", "read_transfer": "study", "write_transfer": "study",
     "is_diverged": "study",
 }
 

@@ -6,6 +6,8 @@
 - ``speedup``: the target study's :class:`~hpogrow.record.run.SpeedupRecord`;
 - ``plot`` and ``plot_for``: the loss-curve PNG attached to the study, and the warmstarted trials
   it was drawn for;
+- ``scheduler``: how the base study's trials are stopped early: the design and its rungs in tokens
+  (:meth:`hpogrow.search.executors.base.Executor.design`);
 - ``advice`` (``hpogrow advise``) and ``transfer`` (``hpogrow transfercheck``): their verdicts as
   JSON-safe dictionaries (their schemas are the ``summary`` functions of those packages).
 """
@@ -21,7 +23,8 @@ import optuna
 from hpogrow.record.codec import from_attrs, to_attrs
 from hpogrow.record.run import RunRecord, SpeedupRecord
 
-_SIGNATURE, _SPEEDUP, _PLOT, _PLOT_FOR, _ADVICE, _TRANSFER = "signature", "speedup", "plot", "plot_for", "advice", "transfer"
+_SIGNATURE, _SPEEDUP, _PLOT, _PLOT_FOR, _ADVICE, _TRANSFER, _SCHEDULER = (
+    "signature", "speedup", "plot", "plot_for", "advice", "transfer", "scheduler")
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,14 @@ def read_plotted_trials(study: optuna.Study) -> list[int] | None:
 
 def write_plotted_trials(study: optuna.Study, numbers: list[int]) -> None:
     study.set_user_attr(_PLOT_FOR, list(numbers))
+
+
+def read_scheduler(study: optuna.Study) -> dict[str, Any] | None:
+    return study.user_attrs.get(_SCHEDULER)
+
+
+def write_scheduler(study: optuna.Study, design: dict[str, Any]) -> None:
+    study.set_user_attr(_SCHEDULER, design)
 
 
 def read_advice(study: optuna.Study) -> dict[str, Any] | None:

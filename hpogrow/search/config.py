@@ -19,12 +19,16 @@ class ExecutorOptions(Options):
     GROUP: ClassVar[str | None] = "executor (Ray Tune)"
 
     executor: Literal["local", "ray"] = "ray"
-    """Who runs the trials: ray (Ray Tune trials under ``scheduler``; the target runs as Ray tasks,
-    concurrently) or local (in process, one at a time, stopped by ``pruner``, no Ray start-up)."""
-    scheduler: Literal["asha", "hyperband", "none"] = "asha"
-    """Ray Tune scheduler of the base trials, with the fidelity measured in tokens."""
-    reduction_factor: int = 2
-    """Ratio between the scheduler's rungs (2: the papers' 2.5 → 5 → 10 → 20 tokens/parameter)."""
+    """Who runs the trials: ray (on Ray; the target runs as Ray tasks, concurrently) or local (in
+    process, one at a time, no Ray start-up)."""
+    scheduler: Literal["sha", "asha", "hyperband", "median", "none"] = "sha"
+    """What stops base trials early, at equal token counts: sha (synchronous successive halving:
+    a rung's best 1/``reduction_factor`` go on once every trial of the bracket reached it; either
+    executor), asha or hyperband (Ray Tune's; executor ray), median (Optuna's median pruner;
+    executor local), none (every trial runs its budget)."""
+    reduction_factor: PositiveInt | None = None
+    """Ratio between the rungs (default: 3 for sha, with rungs at budget/9, budget/3 and the budget;
+    2 for asha and hyperband)."""
     cpus_per_trial: float = 1.0
     """CPUs of each trial and target run: Ray reserves them; in process (``executor`` local) torch
     trains with that many threads (rounded, at least 1)."""
@@ -77,14 +81,9 @@ class SearchConfig(StudyOptions, RunOptions, GrowthOptions, ExecutorOptions):
     (6.25%) of a run at risk, for one write of weights and Adam moments per evaluation."""
     space: str | None = None
     """Search-space YAML file (default: search_spaces/{task}.yaml, shipped for the task)."""
-    pruner: Literal["median", "none"] = "median"
-    """Optuna pruner on intermediate validation losses, for ``executor`` local (Ray trials are
-    stopped by ``scheduler``)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.pruner not in ("median", "none"):
-            raise bad_flag("pruner", self.pruner, "use median or none")
         if self.evaluations < 2:
             raise bad_flag("evaluations", self.evaluations, "need at least 2 to draw a curve")
         if self.bases is None:

@@ -95,6 +95,8 @@ def run_pipeline(task: Task, config: SearchConfig = SearchConfig(), *, executor:
                                   config.schedule, config.evaluations, config.seed, executor.stopping)
         base_study = load_or_create_study(storage, plan.base_study, signature, make_sampler(config.seed),
                                           executor.pruner(plan.base_tokens))
+        if record.read_scheduler(base_study) is None:  # the signature holds it to one design
+            record.write_scheduler(base_study, executor.design(plan.schedule))
         counted = sum(record.counts_towards_total(t, coordinator) for t in base_study.get_trials(deepcopy=False))
         print_plan(plan, console, max(0, config.trials - counted), executor)
         with executor.session():

@@ -20,6 +20,7 @@ from hpogrow.runs import BaseTrial
 from hpogrow.search.config import SearchConfig
 from hpogrow.search.executors import Executor, Schedule, make_executor
 from hpogrow.search.executors.base import round_to
+from hpogrow.search.halving import Halving
 from hpogrow.search.space import SearchSpace, load_space
 from hpogrow.tasks import Task
 from hpogrow.train import TrainConfig, make_optimizer
@@ -162,12 +163,14 @@ def measure_tokens_per_second(task: Task, width: int, base_width: int, config: T
 def make_executor_for(config: SearchConfig) -> Executor:
     """The executor ``config.executor`` names, with the config's options (Ray is imported only
     when a search starts)."""
+    halving = Halving(config.reduction_factor or Halving().reduction_factor)
     if config.executor != "ray":
-        return make_executor(config.executor, pruner_name=config.pruner, threads=max(1, round(config.cpus_per_trial)))
+        return make_executor(config.executor, scheduler=config.scheduler, halving=halving,
+                             threads=max(1, round(config.cpus_per_trial)))
     gpus = config.gpus_per_trial
     if gpus is None:
         gpus = 1.0 if config.device != "cpu" and torch.cuda.is_available() else 0.0
-    return make_executor("ray", scheduler=config.scheduler, reduction_factor=config.reduction_factor,
+    return make_executor("ray", scheduler=config.scheduler, halving=halving, reduction_factor=config.reduction_factor or 2,
                          cpus_per_trial=config.cpus_per_trial, gpus_per_trial=gpus,
                          max_concurrent=config.max_concurrent, address=config.ray_address,
                          storage_path=config.ray_storage or str(Path(config.workdir) / "ray"), verbose=config.verbose,
@@ -180,7 +183,8 @@ def print_plan(plan: Plan, console: Console, remaining_trials: int, executor: Ex
     base_speed = measure_tokens_per_second(plan.task, growth.base_width, growth.base_width, plan.template)
     target_speed = measure_tokens_per_second(plan.task_at(growth), growth.target_width, growth.base_width, plan.template)
     stage_tokens = sum(plan.stage_tokens(k) for k in range(len(plan.stages) - 1))
-    seconds = 1.15 * ((remaining_trials + config.bases - 1) * plan.base_tokens / base_speed
+    base_trials = remaining_trials * executor.spend(max(1, remaining_trials), plan.schedule) + config.bases - 1
+    seconds = 1.15 * (base_trials * plan.base_tokens / base_speed
                       + config.seeds * (2 * plan.target_tokens + stage_tokens) / target_speed)
     table = Table(title=f"hpogrow plan — task {plan.task.name}, device {resolve_device(config.device)}", show_header=False)
     table.add_row("base study", f"{plan.base_study}: {remaining_trials} of {config.trials} trials to run, "

@@ -138,6 +138,22 @@ def test_asha_bench_budget_is_one_every_schedule_lands_on(monkeypatch):
     assert rung_schedule(budget, 4096, "none").budget == budget
     for reduction_factor in (2, 3):
         assert rung_schedule(budget, 4096, "asha", reduction_factor, 3).budget == budget
+@pytest.mark.slow
+def test_halving_real_quick_matches_its_pool(run_benchmark, tmp_path, monkeypatch):
+    """A real search over 4 configurations of a pool trained here: its recorded losses are the
+    pool's to the bit (same seed and tokens), and it spends exactly what the design says."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    import halving_pool
+
+    pool = tmp_path / "pool.json"
+    halving_pool.main(["--base-width", "64", "--lrs", "2", "--processes", "1", "--out", str(pool)])
+    record = run_benchmark("halving_real", "--pool", str(pool))
+    (row,) = record["rows"]
+    assert row["design"]["name"] == "sha" and row["complete"] == 1 and row["pruned"] == 3
+    assert row["max_loss_difference"] == 0.0
+    assert row["fraction"] == pytest.approx(row["expected"])
+
+
 def test_drivers_quick(run_benchmark):
     record = run_benchmark("drivers")
     (row,) = record["rows"]

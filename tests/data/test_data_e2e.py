@@ -21,7 +21,7 @@ from tests.cli.test_cli import _run as _hpogrow  # (argv, capsys) -> (exit statu
 
 TINY = ["--base-width", "16", "--head-size", "8", "--depth", "1", "--seq-len", "16", "--trials", "2",
         "--evaluations", "2", "--device", "cpu"]
-EXECUTOR_FLAGS = {"local": ["--executor", "local", "--pruner", "none"], "ray": ["--executor", "ray", "--scheduler", "none"]}
+EXECUTOR_FLAGS = {"local": ["--executor", "local", "--scheduler", "none"], "ray": ["--executor", "ray", "--scheduler", "none"]}
 
 
 def _source_text(size: int) -> bytes:

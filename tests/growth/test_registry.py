@@ -123,7 +123,7 @@ def test_a_user_operator_grows_a_checkpoint_with_what_it_declares(registry, tmp_
 
 def test_a_user_operator_runs_through_the_pipeline(registry, one_thread, tmp_path):
     register_operator(HalfPad)
-    config = hpogrow.SearchConfig(base_width=16, trials=1, tokens_per_param=4, evaluations=2, pruner="none",
+    config = hpogrow.SearchConfig(base_width=16, trials=1, tokens_per_param=4, evaluations=2, scheduler="none",
                                   device="cpu", executor="local", grow_op="half-pad", workdir=str(tmp_path / "work"),
                                   seeds=1, bases=1)
     result = hpogrow.run_pipeline(MLP, config, console=Console(file=io.StringIO()))

@@ -17,7 +17,8 @@ LOCAL = {"executor": "local", "device": "cpu"}
     ({"seeds": 0}, "--seeds"),
     ({"bases": 0}, "--bases"),
     ({"bases": 3, "seeds": 2}, "--bases"),  # pair k grows base k mod 3: base 2 would have no pair
-    ({"pruner": "hyperband"}, "--pruner"),
+    ({"scheduler": "hyperband"}, "--scheduler"),  # Ray Tune's, not in process
+    ({"reduction_factor": 1}, "--reduction-factor"),
     ({"evaluations": 1}, "--evaluations"),
     ({"stages": 2, "target_width": 256}, "--stages"),
     ({"checkpoint_every": 0}, "--checkpoint-every"),

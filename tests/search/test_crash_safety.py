@@ -35,7 +35,7 @@ _DRIVER = textwrap.dedent("""
     from hpogrow.search.pipeline import run_pipeline
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     config = SearchConfig(base_width=16, trials=3, tokens_per_param=16, workdir={workdir!r}, space={space!r},
-                          evaluations=4, pruner="none", device="cpu", executor="local", seeds={seeds},
+                          evaluations=4, scheduler="none", device="cpu", executor="local", seeds={seeds},
                           bases={bases})
     run_pipeline(test_pipeline.WaveRegression(), config, console=Console(file=io.StringIO()))
     print("PIPELINE DONE")
@@ -213,7 +213,7 @@ def test_a_replicate_base_killed_mid_run_continues_from_its_partial_checkpoint(t
 
     # the replicate's curve is that of the same run never interrupted (bit-identical on CPU)
     config = SearchConfig(base_width=16, trials=3, tokens_per_param=16, workdir=str(tmp_path / "work"),
-                          space=str(tmp_path / "space.yaml"), evaluations=4, pruner="none", device="cpu",
+                          space=str(tmp_path / "space.yaml"), evaluations=4, scheduler="none", device="cpu",
                           executor="local", seeds=2, bases=2)
     plan = make_plan(WaveRegression(), config)
     unbroken = run_scratch(WaveRegression(), 16, 16, replace(plan.template, **replicate.params, seed=1), 0, None)

@@ -54,7 +54,7 @@ def space_file(tmp_path):
 
 def _config(tmp_path, space_file, trials: int, seeds: int = 1, bases: int = 1) -> SearchConfig:
     return SearchConfig(base_width=16, trials=trials, tokens_per_param=16, workdir=str(tmp_path / "work"),
-                        space=space_file, evaluations=4, pruner="none", device="cpu", executor="local", seeds=seeds,
+                        space=space_file, evaluations=4, scheduler="none", device="cpu", executor="local", seeds=seeds,
                         bases=bases)
 
 
@@ -189,7 +189,7 @@ def test_successive_warmstarting_accounts_every_stage(tmp_path, space_file):
 
 def test_depth_growth_with_carried_optimizer(tmp_path):
     config = SearchConfig(base_width=16, trials=1, tokens_per_param=16, workdir=str(tmp_path / "work"), evaluations=4,
-                          pruner="none", device="cpu", grow_op="szp+zero-block", carry_optimizer=True,
+                          scheduler="none", device="cpu", grow_op="szp+zero-block", carry_optimizer=True,
                           executor="local", seeds=1, bases=1)
     result = run_pipeline(hpogrow.FourierTask(depth=2, modes=64), config, console=_quiet())
     assert result.plan.target_study.endswith(f"-d{result.plan.growth.target_depth}") and result.plan.growth.target_depth == 3

@@ -17,7 +17,7 @@ EXECUTORS = ("ray", "local")
 
 
 def make_executor(name: str, **options: Any) -> Executor:
-    """``make_executor("local", pruner_name="median")`` or ``make_executor("ray", scheduler="asha", …)``
+    """``make_executor("local", scheduler="median")`` or ``make_executor("ray", scheduler="asha", …)``
     (the options are the executor's dataclass fields; validated there)."""
     if name == "local":
         return LocalExecutor(**options)

@@ -12,7 +12,7 @@ import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import optuna
 
@@ -90,6 +90,19 @@ class Executor(ABC):
             display: Display = QUIET, coordinator: Coordinator | None = None) -> None:
         """Run and record base trials until ``study`` holds ``trials`` (counting those of other
         live drivers), showing them on ``display``; return when all this executor started have ended."""
+
+    def base_schedule(self, base_trial: BaseTrial, space: SearchSpace) -> Schedule:
+        """The plan's schedule again, from a base trial's budget (already rounded: nothing moves)."""
+        return self.schedule(base_trial.template.tokens, max(space.batch_sizes) * base_trial.task.tokens_per_example)
+
+    def design(self, schedule: Schedule) -> dict[str, Any]:
+        """How trials are stopped, as the base study records it (study attribute ``scheduler``)."""
+        return {"name": self.stopping, "rungs": list(schedule.rungs)}
+
+    def spend(self, trials: int, schedule: Schedule) -> float:
+        """Expected tokens of ``trials`` base trials as a fraction of that many full-budget trials
+        (for the plan's time estimate; 1 when nothing stops trials by design)."""
+        return 1.0
 
     def pruner(self, budget: int) -> optuna.pruners.BasePruner:
         """The Optuna pruner of the base study (none: trials are stopped by the executor)."""

@@ -65,19 +65,22 @@ from hpogrow.errors import PipelineError, TrainingDiverged, UsageError
 from hpogrow.progress import QUIET, Bar, Display
 from hpogrow.record.run import BASE, RunRecord
 from hpogrow.search.executors.base import Executor, Job, Run, Schedule, round_to, rung_schedule
+from hpogrow.search.executors.halving_run import Segment, SegmentJob, run_halving, train_segment
 from hpogrow.search.executors.ray_join import join_ray, probe_address, through_ray_client
 from hpogrow.runs import BaseTrial, RunOutcome
+from hpogrow.search.halving import Halving
 from hpogrow.search.space import SearchSpace
 from hpogrow.train import Evaluation, Report
 
-SCHEDULERS = ("asha", "hyperband", "none")
+SCHEDULERS = ("sha", "asha", "hyperband", "none")
 
 
 def check_ray_options(scheduler: str, reduction_factor: int, cpus_per_trial: float, gpus_per_trial: float,
                       max_concurrent: int | None) -> None:
     """Raise :class:`UsageError` (one line, named by its flag) for an option Ray cannot use."""
     if scheduler not in SCHEDULERS:
-        raise UsageError(f"--scheduler {scheduler}: use asha, hyperband or none")
+        raise UsageError(f"--scheduler {scheduler}: with --executor ray use {', '.join(SCHEDULERS)} (median is Optuna's "
+                         "pruner: --executor local)")
     if not isinstance(reduction_factor, int) or reduction_factor < 2:
         raise UsageError(f"--reduction-factor {reduction_factor}: must be an integer of at least 2")
     if not cpus_per_trial > 0:
@@ -149,13 +152,15 @@ class RayExecutor(Executor):
                      executor=RayExecutor(scheduler="asha", storage_path="/tmp/hp/ray"))
     """
 
-    scheduler: Literal["asha", "hyperband", "none"] = "asha"
-    """ASHA (asynchronous successive halving), synchronous HyperBand, or none (every trial runs
-    its full budget)."""
+    scheduler: Literal["sha", "asha", "hyperband", "none"] = "sha"
+    """Synchronous successive halving (``halving``; its segments run as Ray tasks), Ray Tune's
+    ASHA (asynchronous successive halving) or HyperBand, or none (every trial runs its full budget)."""
+    halving: Halving = Halving()
+    """The successive-halving design, for ``sha``."""
     reduction_factor: int = 2
-    """Ratio between rungs; ASHA keeps the best 1/rf of the trials at each rung."""
+    """Ratio between rungs of ASHA and HyperBand; ASHA keeps the best 1/rf of the trials at each rung."""
     max_rungs: int = 3
-    """Rungs below the full budget (fewer when the smallest would be under one step)."""
+    """Rungs below the full budget for ASHA and HyperBand (fewer when the smallest would be under one step)."""
     cpus_per_trial: float = 1.0
     """CPUs Ray reserves for each trial."""
     gpus_per_trial: float = 0.0
@@ -194,12 +199,27 @@ class RayExecutor(Executor):
 
     @property
     def stopping(self) -> str:
+        if self.scheduler == "sha":
+            return self.halving.stopping
         return f"{self.scheduler}, reduction factor {self.reduction_factor}"
 
     def schedule(self, budget: float, step_tokens: int) -> Schedule:
+        if self.scheduler == "sha":
+            return self.halving.schedule(budget, step_tokens)
         return rung_schedule(budget, step_tokens, self.scheduler, self.reduction_factor, self.max_rungs)
 
+    def design(self, schedule: Schedule) -> dict[str, Any]:
+        if self.scheduler == "sha":
+            return self.halving.describe(schedule)
+        return {"name": self.scheduler, "reduction_factor": self.reduction_factor, "rungs": list(schedule.rungs)}
+
+    def spend(self, trials: int, schedule: Schedule) -> float:
+        return self.halving.spend(trials, schedule) if self.scheduler == "sha" else 1.0
+
     def plan_rows(self, schedule: Schedule, base_params: int) -> list[tuple[str, str]]:
+        if self.scheduler == "sha":
+            return [("rungs", f"on Ray (each segment a Ray task), {self.halving.explain(schedule, base_params)}; "
+                              "the same tokens for every batch size")]
         per_param = " → ".join(f"{r / base_params:.3g}" for r in schedule.rungs)
         return [("rungs", f"Ray Tune, {self.scheduler}, reduction factor {self.reduction_factor}: "
                           f"{' → '.join(f'{r:,}' for r in schedule.rungs)} tokens ({per_param} tokens/parameter), "
@@ -225,9 +245,11 @@ class RayExecutor(Executor):
             if through_ray_client():
                 _search_on_cluster(self, study, space, trials, base_trial, display)
                 return
+            if self.scheduler == "sha":
+                self._run_halving(ray, study, space, trials, base_trial, display, coordinator)
+                return
             template = base_trial.template
-            # the plan's schedule again (its budget is already rounded, so this changes nothing)
-            rungs = self.schedule(template.tokens, max(space.batch_sizes) * base_trial.task.tokens_per_example).rungs
+            rungs = self.base_schedule(base_trial, space).rungs
             board = TrialBoard(list(rungs), f"{study.study_name} on Ray Tune ({self.scheduler})")
             overall = display.bar("base search", trials)
 
@@ -274,6 +296,42 @@ class RayExecutor(Executor):
         finally:
             if started_ray:
                 ray.shutdown()
+
+    def _run_halving(self, ray, study: optuna.Study, space: SearchSpace, trials: int, base_trial: BaseTrial,
+                     display: Display, coordinator: Coordinator | None) -> None:
+        """Successive halving with each wave's segments as concurrent Ray tasks (each holding a
+        trial's resources; a task whose worker or node dies is retried from its rung checkpoint)."""
+        from hpogrow.search.report import trial_line
+
+        overall = display.bar("base search", trials)
+        remote = ray.remote(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial,
+                            max_retries=RETRIES)(_train_segment_remote)
+
+        def train_wave(jobs: list[SegmentJob], shown: Display) -> list[Segment]:
+            references = [remote.remote(job) for job in jobs]
+            bar = shown.bar(f"{len(jobs)} trials to {jobs[0].tokens:,} tokens on Ray", len(jobs))
+            pending = list(references)
+            try:
+                while pending:
+                    done, pending = ray.wait(pending, num_returns=1, timeout=0.5)
+                    bar.advance(len(done))
+                return ray.get(references)
+            except ray.exceptions.RayTaskError as error:
+                raise PipelineError(f"a base trial failed in Ray: {str(error).strip().splitlines()[-1][:300]}") from None
+            except BaseException:
+                for reference in pending:
+                    ray.cancel(reference, force=True)
+                raise
+            finally:
+                bar.close()
+
+        def ended(number: int) -> None:
+            display.print(trial_line(study.trials[number]))
+            overall.advance(1, _best_value(study))
+
+        run_halving(study, space, trials, base_trial, self.halving, self.base_schedule(base_trial, space), train_wave,
+                    display, coordinator, ended)
+        overall.close()
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:
@@ -420,6 +478,23 @@ class _ToQueue:
             self.queue.put_nowait((self.label, evaluation))
         except ray.exceptions.RayError:  # the queue's node died: the driver records the curve at the end
             pass
+
+
+def _train_segment_remote(job: SegmentJob) -> Segment:
+    """A successive-halving segment in a Ray worker (the task loaded once per worker)."""
+    from dataclasses import replace
+
+    from hpogrow.search.executors.ray_trainable import task_loaded_once
+
+    import ray
+
+    base_trial = replace(job.base_trial, task=task_loaded_once(job.base_trial.task))
+    segment = train_segment(replace(job, base_trial=base_trial))
+    if segment.summary is not None:
+        context = ray.get_runtime_context()
+        segment.summary.extra.update(node=context.get_node_id(), node_ip=ray.util.get_node_ip_address(),
+                                     ray_task_id=context.get_task_id())
+    return segment
 
 
 def _run_remote(run: Run, queue, label: str) -> RunOutcome | TrainingDiverged:

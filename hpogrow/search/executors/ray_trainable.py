@@ -43,7 +43,7 @@ _TASKS_IN_THIS_WORKER: dict[str, Task] = {}
 many trials; each gets a fresh copy of the task, which for the LM would reload its corpus."""
 
 
-def _task_loaded_once(task: Task) -> Task:
+def task_loaded_once(task: Task) -> Task:
     from ray import cloudpickle
 
     try:
@@ -58,7 +58,7 @@ def run_ray_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     import ray
     from ray import tune
 
-    base_trial = replace(setup.base_trial, task=_task_loaded_once(setup.base_trial.task))
+    base_trial = replace(setup.base_trial, task=task_loaded_once(setup.base_trial.task))
     params, number = config["params"], int(config["trial_number"])
     node = {"node": ray.get_runtime_context().get_node_id(), "node_ip": ray.util.get_node_ip_address()}
     last = {"tokens": 0, "fidelity": 0.0}

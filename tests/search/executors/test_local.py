@@ -31,7 +31,7 @@ def _study(tmp_path) -> optuna.Study:
 
 def test_runs_the_asked_number_of_trials_and_records_each_one(tmp_path, base_trial):
     study = _study(tmp_path)
-    LocalExecutor(pruner_name="none").run(study, SPACE, 2, base_trial)
+    LocalExecutor(scheduler="none").run(study, SPACE, 2, base_trial)
     trials = study.trials
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE]
     for trial in trials:
@@ -45,7 +45,7 @@ def test_runs_the_asked_number_of_trials_and_records_each_one(tmp_path, base_tri
         assert max(trial.intermediate_values) == 64  # every evaluation at step = tokens seen
         assert trial.params["batch_size"] in (8, 16)
     # a second run with the same total adds nothing: the study already holds 2 trials
-    LocalExecutor(pruner_name="none").run(study, SPACE, 2, base_trial)
+    LocalExecutor(scheduler="none").run(study, SPACE, 2, base_trial)
     assert len(study.trials) == 2
 
 
@@ -80,8 +80,9 @@ def test_any_other_error_is_recorded_as_fail_and_raised(tmp_path, base_trial):
     assert frozen.state == TrialState.FAIL and run.fail_reason == "RuntimeError: boom" and not run.diverged
 
 
-def test_an_unknown_pruner_is_a_usage_error_naming_the_flag():
-    with pytest.raises(UsageError, match="--pruner sometimes"):
-        LocalExecutor(pruner_name="sometimes")
-    assert isinstance(LocalExecutor().pruner(100), optuna.pruners.MedianPruner)
-    assert isinstance(LocalExecutor(pruner_name="none").pruner(100), optuna.pruners.NopPruner)
+def test_an_unknown_scheduler_is_a_usage_error_naming_the_flag():
+    with pytest.raises(UsageError, match="--scheduler sometimes"):
+        LocalExecutor(scheduler="sometimes")
+    assert isinstance(LocalExecutor(scheduler="median").pruner(100), optuna.pruners.MedianPruner)
+    assert isinstance(LocalExecutor().pruner(100), optuna.pruners.NopPruner)  # successive halving stops trials itself
+    assert isinstance(LocalExecutor(scheduler="none").pruner(100), optuna.pruners.NopPruner)

@@ -65,7 +65,7 @@ def space_file(tmp_path) -> str:
 
 def _config(tmp_path, space: str, trials: int, **overrides) -> SearchConfig:
     return SearchConfig(base_width=16, trials=trials, tokens_per_param=16, workdir=str(tmp_path / "work"), space=space,
-                        evaluations=8, pruner="none", device="cpu", **{"executor": "ray", **overrides})
+                        evaluations=8, scheduler="none", device="cpu", **{"executor": "ray", **overrides})
 
 
 def _run(config: SearchConfig, scheduler: str):
@@ -103,7 +103,7 @@ def test_rung_schedule_is_the_schedulers_own(tmp_path):
     assert rung_schedule(20_000, 4096, "asha", 2).rungs == (4096, 8192, 16_384)  # the smallest rung is one step at least
     assert rung_schedule(160_000, 4096, "none").rungs == (159_744,)
     for factor, rungs in ((2, 3), (3, 3), (10, 3), (3, 5)):  # ASHA counts rungs with a float log
-        executor = RayExecutor(reduction_factor=factor, max_rungs=rungs)
+        executor = RayExecutor(scheduler="asha", reduction_factor=factor, max_rungs=rungs)
         schedule = executor.schedule(factor ** rungs * 1000, 10)
         milestones = sorted(m for m, _ in executor._scheduler(rungs)._brackets[0]._rungs)
         assert [round(m * schedule.rungs[0]) for m in milestones] == list(schedule.rungs)
@@ -150,7 +150,7 @@ def test_hyperband_full_length_winner_is_complete_and_grown(tmp_path, space_file
     assert promoted
     # … and ended exactly where an uninterrupted run with the same hyperparameters ends
     trial = promoted[0]
-    plan = make_plan(WaveRegression(), config)
+    plan = make_plan(WaveRegression(), replace(config, scheduler="hyperband"))
     alone = replace(plan.base_trial(), checkpoint_dir=tmp_path / "alone").run(trial.params, 0)
     assert alone.state.tokens_seen == trial.user_attrs["tokens"]
     assert alone.state.data_position == trial.user_attrs["data_position"]
@@ -185,7 +185,7 @@ _DRIVER = textwrap.dedent("""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     config = SearchConfig(**{config!r})
     run_pipeline(test_pipeline.WaveRegression(), config,
-                 executor=RayExecutor(num_cpus=2, storage_path=config.workdir + "/ray"))
+                 executor=RayExecutor(scheduler={scheduler!r}, num_cpus=2, storage_path=config.workdir + "/ray"))
     print("PIPELINE DONE")
 """)
 
@@ -198,10 +198,12 @@ def _finished(storage_url: str) -> int:
     return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
 
 
-def test_killed_driver_rerun_keeps_finished_trials_and_runs_nothing_twice(tmp_path, space_file):
+@pytest.mark.parametrize("scheduler", ["asha", "sha"])
+def test_killed_driver_rerun_keeps_finished_trials_and_runs_nothing_twice(tmp_path, space_file, scheduler):
+    """Under sha the kill falls while the bracket's survivors wait at a rung: they are RUNNING."""
     config = replace(_config(tmp_path, space_file, trials=6), tokens_per_param=120, evaluations=4, seeds=1, bases=1)
     script = tmp_path / "driver.py"
-    script.write_text(_DRIVER.format(root=str(ROOT), config=config.__dict__))
+    script.write_text(_DRIVER.format(root=str(ROOT), config=config.__dict__, scheduler=scheduler))
     command = [sys.executable, str(script)]
     env = {**os.environ, "RAY_ADDRESS": ""}
     first = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True,
@@ -304,8 +306,9 @@ def test_fractional_gpus_per_trial(tmp_path, space_file):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--executor", "local", "--scheduler", "hyperband"], "--scheduler applies to Ray trials; drop --executor local"),
-    (["--pruner", "median"], "--pruner applies to --executor local"),
+    (["--executor", "local", "--scheduler", "hyperband"], "--scheduler hyperband: with --executor local use sha"),
+    (["--executor", "ray", "--scheduler", "median"], "--scheduler median: with --executor ray use sha"),
+    (["--executor", "local", "--max-concurrent", "2"], "--max-concurrent applies to Ray trials; drop --executor local"),
     (["--reduction-factor", "1"], "must be an integer of at least 2"),
     (["--gpus-per-trial", "-1"], "must be 0 or more"),
     (["--executor", "ray", "--cpus-per-trial", "0"], "must be positive"),
@@ -420,7 +423,7 @@ def test_a_base_trial_whose_worker_dies_continues_from_its_last_rung_checkpoint(
     told its outcome after that, with ``resumed_at_tokens`` at the rung; nothing FAILs."""
     config = replace(_config(tmp_path, space_file, trials=2), evaluations=8, seeds=1, bases=1)
     script = tmp_path / "driver.py"
-    script.write_text(_DRIVER.format(root=str(ROOT), config=config.__dict__))
+    script.write_text(_DRIVER.format(root=str(ROOT), config=config.__dict__, scheduler="asha"))
     marker = tmp_path / "worker-killed"
     env = {**os.environ, "RAY_ADDRESS": "", "HPOGROW_CRASH_AT": "base-evaluation@6", "HPOGROW_CRASH_MARKER": str(marker)}
     run = subprocess.run([sys.executable, str(script)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
@@ -431,7 +434,7 @@ def test_a_base_trial_whose_worker_dies_continues_from_its_last_rung_checkpoint(
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials), \
         [(t.number, t.state, t.user_attrs.get("fail_reason")) for t in study.trials]
     (resumed,) = [t for t in study.trials if t.user_attrs.get("resumed_at_tokens")]
-    plan = make_plan(WaveRegression(), config)
+    plan = make_plan(WaveRegression(), replace(config, scheduler="asha"))
     (at,) = resumed.user_attrs["resumed_at_tokens"]
     points = sorted(resumed.intermediate_values)
     assert at in plan.schedule.rungs[:-1] and at < points[5]  # the last rung before the sixth evaluation, not token 0
@@ -445,7 +448,7 @@ def test_a_driver_stopped_by_sigterm_during_the_target_runs_leaves_them_to_the_n
     command again adopts both target trials and continues them from their partial checkpoints."""
     config = replace(_config(tmp_path, space_file, trials=2), tokens_per_param=60, evaluations=8, seeds=1, bases=1)
     script = tmp_path / "driver.py"
-    script.write_text(_DRIVER.format(root=str(ROOT), config=config.__dict__))
+    script.write_text(_DRIVER.format(root=str(ROOT), config=config.__dict__, scheduler="asha"))
     command = [sys.executable, str(script)]
     env = {**os.environ, "RAY_ADDRESS": ""}
     target_name = "wave-regression-w16/target-w24"
