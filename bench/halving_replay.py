@@ -217,8 +217,9 @@ def main(argv: list[str] | None = None) -> dict:
     notes.insert(0, f"Decision rule: among the halving designs whose hit rate is ≥ {HIT_RATE:.0%} at n = 16, the one "
                     f"with the lowest mean token fraction; goal ≤ {GOAL:g}× the full search's tokens. Hit: the "
                     "winner is the full search's, or its per-unit held-out losses at the budget exceed the full "
-                    "winner's by less than 2 paired standard errors. Fractions: tokens as fidelity_reached counts "
-                    "them over the full search's on the same draw; spend: Halving.spend, with no divergence; "
+                    "winner's by less than 2 paired standard errors. × full: mean [min, max] over draws of the "
+                    "tokens, as fidelity_reached counts them, over the full search's on the same draw; spend: "
+                    "Halving.spend, with no divergence; "
                     "regret: the chosen configuration's loss at the budget minus the full winner's (nats). "
                     f"{args.draws} draws per n (seed {args.seed}), the same draws for every design; intervals: 95% "
                     "Wilson over draws from one pool (one training seed), not over training seeds.")
@@ -242,7 +243,7 @@ def _designs_table(pool: Pool) -> Table:
 
 def _rows_table(pool: Pool, rows: list[dict], args) -> Table:
     table = Table(title=f"width {pool.base_width}: replayed searches against the full search, {args.draws} draws per n")
-    for column in ("scheduler", "design", "n", "brackets", "× full [min, max]", "spend", "hit rate [95%]",
+    for column in ("scheduler", "design", "n", "brackets", "× full", "spend", "hit rate [95%]",
                    "exact winner", "regret mean, max", "no winner"):
         table.add_column(column, justify="right")
     for row in rows:
