@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> dict:
                     f"{args.draws} draws per n (seed {args.seed}), the same draws for every design; intervals: 95% "
                     "Wilson over draws from one pool (one training seed), not over training seeds.")
     text = "\n\n".join(notes)
-    console.print(text)
+    console.print(text, markup=False)  # "[min, max]" is text, not rich markup
     record = make_record("halving_replay", argv, args, modules=("ray",), pools=pools)
     append_result(args, record, tables, text, console)
     return record
