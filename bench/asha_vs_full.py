@@ -92,21 +92,30 @@ def ray_asha_fraction(schedule: Schedule, reduction_factor: int, losses: list[li
     """The fraction of ``len(losses) × budget`` tokens Ray's own ASHA bracket, built as
     ``RayExecutor`` builds it (fidelity in units of the smallest rung), spends on trials run one at
     a time in the order given; ``losses[trial][rung]`` is what each trial reports at each rung."""
+    stops = ray_asha_stops(schedule, reduction_factor, losses)
+    return sum(schedule.budget if stop is None else stop for stop in stops) / (len(losses) * schedule.budget)
+
+
+def ray_asha_stops(schedule: Schedule, reduction_factor: int, losses: list[list[float]]) -> list[int | None]:
+    """The rung at which Ray's own ASHA bracket stops each trial (None: never), trials one at a
+    time in the order given; ``losses[trial]`` is what the trial reports at the rungs in turn (a
+    shorter list: it ended early, e.g. diverged)."""
     from types import SimpleNamespace
 
     from ray.tune.schedulers import TrialScheduler
     from ray.tune.schedulers.async_hyperband import _Bracket
 
     bracket = _Bracket(1 - 1e-9, schedule.budget // schedule.rungs[0], reduction_factor, 0)
-    tokens = 0
+    stops: list[int | None] = []
     for number, curve in enumerate(losses):
+        stop = None
         for rung, loss in zip(schedule.rungs, curve):
-            reached = rung
             if bracket.on_result(SimpleNamespace(trial_id=str(number)), rung / schedule.rungs[0], -loss) \
                     == TrialScheduler.STOP:
+                stop = rung
                 break
-        tokens += reached
-    return tokens / (len(losses) * schedule.budget)
+        stops.append(stop)
+    return stops
 
 
 def expected_fraction(schedule: Schedule, trials: int, reduction_factor: int, draws: int = 100) -> float:

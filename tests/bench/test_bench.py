@@ -214,3 +214,46 @@ def test_target_resume_quick(run_benchmark):
         assert row["resumed_at"] <= row["tokens_at_kill"] or row["tokens_at_kill"] == 0
         assert row["recomputed"] <= record["interval"] + 64 * 8 * 10  # the child writes its tokens every ≤10 steps
     assert record["checkpoint_cost_ratio"] > 0
+
+
+def test_halving_replay_quick(run_benchmark, tmp_path):
+    """On a pool where every rung ranks the configurations as the budget does, every halving design
+    finds the full search's winner and spends exactly ``Halving.spend`` (and Ray's ASHA finds it
+    too); where the rungs below the budget rank them in reverse, no halving design always does."""
+    import random
+
+    from hpogrow.search.halving import Halving
+
+    asked, step = 4096, 16
+    designs = {f"{rf}^{k}": Halving(rf, k).schedule(asked, step) for rf, k in ((2, 3), (3, 3), (4, 2), (4, 1), (3, 2))}
+    tokens = sorted({rung for schedule in designs.values() for rung in schedule.rungs})
+    smallest_budget = min(schedule.budget for schedule in designs.values())
+    qualities = random.Random(0).sample(range(30), 30)  # the rank is not the configuration's number
+
+    def write_pool(name: str, reversed_below_budget: bool) -> str:
+        def loss(quality: int, at: int) -> float:
+            rank = 29 - quality if reversed_below_budget and at < smallest_budget else quality
+            return 3 + 0.01 * rank + 100 / at
+
+        runs = [{"learning_rate": 1e-3, "batch_size": 16, "diverged": None, "curve": {str(t): loss(q, t) for t in tokens},
+                 "units": {str(s.budget): [loss(q, s.budget) + 0.001 * unit for unit in range(8)] for s in designs.values()}}
+                for q in qualities]
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"base_width": 8, "asked_tokens": asked, "step_tokens": step, "runs": runs,
+                                    "designs": {n: {"budget": s.budget, "rungs": list(s.rungs)} for n, s in designs.items()}}))
+        return str(path)
+
+    record = run_benchmark("halving_replay", "--pool", write_pool("ranked", False), "--pool", write_pool("reversed", True))
+    ranked, reversed_ = record["pools"]
+    assert ranked["sizes"] == [8, 16, 27]
+    for row in ranked["rows"]:
+        assert row["hit_rate"] == row["exact_rate"] == 1.0 and row["no_winner"] == 0
+        if row["scheduler"] == "sha":
+            spend = Halving(row["reduction_factor"], row["rungs_below"]).spend(row["n"], designs[row["design"]])
+            assert row["fraction_min"] == pytest.approx(spend) and row["fraction_max"] == pytest.approx(spend)
+        else:
+            assert row["design"] in ("2^3", "3^3") and 0 < row["fraction_min"] <= row["fraction_max"] <= 1
+    assert {(row["scheduler"], row["n"]) for row in ranked["rows"] if row["design"] == "4^2"} == {("sha", 8), ("sha", 16)}
+    cheapest = min((row for row in ranked["rows"] if row["scheduler"] == "sha" and row["n"] == 16), key=lambda row: row["spend"])
+    assert ranked["choice"]["design"] == cheapest["design"]
+    assert all(row["hit_rate"] < 1 for row in reversed_["rows"] if row["scheduler"] == "sha")
