@@ -154,6 +154,15 @@ def test_halving_real_quick_matches_its_pool(run_benchmark, tmp_path, monkeypatc
     assert row["fraction"] == pytest.approx(row["expected"])
 
 
+@pytest.mark.slow
+def test_default_run_quick(run_benchmark):
+    record = run_benchmark("default_run")
+    phases = {phase["phase"]: phase for phase in record["phases"]}
+    assert {"start-up and plan", "base search", "warmstart 0", "scratch 0"} <= set(phases)
+    assert 0 < phases["base search"]["seconds"] < record["seconds"]
+    assert 0 < phases["warmstart 0"]["training"] <= phases["warmstart 0"]["seconds"] + 1
+
+
 def test_drivers_quick(run_benchmark):
     record = run_benchmark("drivers")
     (row,) = record["rows"]
