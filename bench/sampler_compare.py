@@ -1,0 +1,306 @@
+"""Which sampler should the base search use? Regret against a dense grid (issue 23, item 2).
+
+Every sampler runs the same 2-D base search (learning rate log-uniform × batch size, the LM
+search space) at the plan's budget, ``--trials`` trials per search, every trial trained to the
+full budget (no pruning: only the sampler differs), training seed 0, once per sampler seed. A
+search's **regret** is the held-out loss of its chosen configuration (its lowest COMPLETE loss)
+minus the best loss of a dense grid at the same budget (``bench/halving_pool.py``'s pool: log-
+spaced learning rates × batch sizes, trained with the same seed and data, its held-out loss at
+every 4,096 tokens). A learning rate between grid points can beat the grid, so regret can be
+below 0. Trials are recorded the way the local executor records them (a diverged run is FAIL with
+``diverged``), so the divergence-aware samplers see what they see in a real search.
+
+One configuration of the grid (its best) is trained again by this bench's runner: its curve must
+match the pool's (``max |Δ|``), or the regrets compare losses of different runs. Searches run
+seed-major on ``--processes`` processes (one torch thread each), so machine load hits every
+sampler alike; wall time per search includes the sampler's own time.
+
+    python bench/halving_pool.py --base-width 64 --out studies/pool-w64.json   # the grid, once
+    python bench/sampler_compare.py --pool studies/pool-w64.json                # ~25 min on 2 cores
+    python bench/sampler_compare.py --quick --pool POOL --space SPACE --results /tmp/r.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import math
+import multiprocessing
+import shutil
+import statistics
+import tempfile
+import time
+import warnings
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable
+
+from rich.console import Console
+from rich.table import Table
+
+from _harness import WIDTH, add_common_options, append_result, make_record
+
+NOISE_BAND = 0.005
+"""A search is within noise of the grid's best when its chosen loss is at most this fraction
+above it (the pool keeps per-unit losses only at its candidate designs' budgets, not at every one)."""
+
+
+def _samplers() -> dict[str, Callable[[int], Any]]:
+    """Name → factory(seed) of every sampler the bench knows."""
+    import optuna
+
+    from hpogrow.search.sampler import DivergenceAwareSampler, make_sampler
+
+    def gp(seed: int | None) -> optuna.samplers.BaseSampler:
+        return optuna.samplers.GPSampler(seed=seed)
+
+    return {"random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
+            "tpe": lambda seed: optuna.samplers.TPESampler(seed=seed, n_startup_trials=4),
+            "tpe+div (default)": make_sampler,
+            "gp": gp,
+            "gp+div": lambda seed: DivergenceAwareSampler(seed, make_base=gp),
+            "gp-4": lambda seed: optuna.samplers.GPSampler(seed=seed, n_startup_trials=4)}
+
+
+@functools.lru_cache(maxsize=None)
+def _plan(base_width: int, tokens_per_param: float, space: str | None):
+    """The search's plan (budget, evaluations, training seed 0), built once per process."""
+    from hpogrow.search import SearchConfig
+    from hpogrow.search.plan import make_plan
+    from hpogrow.tasks import LanguageTask
+
+    config = SearchConfig(base_width=base_width, tokens_per_param=tokens_per_param, space=space, executor="local",
+                          pruner="none", device="cpu", seed=0, workdir=tempfile.mkdtemp(prefix="hpogrow-sampler-"))
+    return make_plan(LanguageTask(), config)
+
+
+def _search(job: tuple) -> dict:
+    """One search: ``trials`` trials asked of the sampler, each trained to the budget and recorded."""
+    import optuna
+    import torch
+
+    from hpogrow.record.study import is_diverged
+    from hpogrow.search.executors.local import run_in_process
+
+    torch.set_num_threads(1)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    name, seed, trials, base_width, tokens_per_param, space = job
+    plan = _plan(base_width, tokens_per_param, space)
+    folder = Path(tempfile.mkdtemp(prefix=f"hpogrow-sampler-{seed}-"))
+    runner = replace(plan.base_trial(), checkpoint_dir=folder)
+    study = optuna.create_study(direction="minimize", sampler=_samplers()[name](seed))
+    start = time.perf_counter()
+    try:
+        for _ in range(trials):
+            trial = study.ask(plan.space.distributions())
+            run_in_process(study, trial, runner, prune=False)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    seconds = time.perf_counter() - start
+    rows = [{"number": t.number, **t.params, "state": t.state.name, "loss": t.value, "diverged": is_diverged(t)}
+            for t in study.get_trials(deepcopy=False)]
+    return {"sampler": name, "seed": seed, "budget": plan.base_tokens, "seconds": seconds, "trials": rows}
+
+
+def _curve(job: tuple) -> dict[int, float]:
+    """One configuration trained by the searches' runner: its held-out loss at every evaluation."""
+    import torch
+
+    torch.set_num_threads(1)
+    params, base_width, tokens_per_param, space = job
+    plan = _plan(base_width, tokens_per_param, space)
+    folder = Path(tempfile.mkdtemp(prefix="hpogrow-sampler-check-"))
+    try:
+        outcome = replace(plan.base_trial(), checkpoint_dir=folder).run(params, 0)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return {e.tokens_seen: e.val_loss for e in outcome.evaluations}
+
+
+def grid_at(pool: dict, budget: int) -> list[dict]:
+    """The pool's configurations with a finite loss at ``budget`` (diverged ones drop out there).
+
+    Example::
+
+        >>> grid_at({"runs": [{"learning_rate": 0.01, "batch_size": 16, "curve": {"8": 3.0}}]}, 8)
+        [{'learning_rate': 0.01, 'batch_size': 16, 'loss': 3.0}]
+    """
+    found = []
+    for run in pool["runs"]:
+        loss = run["curve"].get(str(budget))
+        if loss is not None and math.isfinite(loss):
+            found.append({"learning_rate": run["learning_rate"], "batch_size": run["batch_size"], "loss": loss})
+    return found
+
+
+def regret_row(search: dict, best_loss: float) -> dict:
+    """A search's chosen configuration (its lowest COMPLETE loss), regret, and counts."""
+    complete = [t for t in search["trials"] if t["state"] == "COMPLETE"]
+    chosen = min(complete, key=lambda t: t["loss"]) if complete else None
+    regret = chosen["loss"] - best_loss if chosen else math.inf
+    return {"sampler": search["sampler"], "seed": search["seed"], "seconds": search["seconds"],
+            "chosen": chosen, "regret": regret, "relative_regret": regret / best_loss,
+            "within_noise": regret <= NOISE_BAND * best_loss,
+            "diverged": sum(t["diverged"] for t in search["trials"]),
+            "failed": sum(t["state"] == "FAIL" for t in search["trials"])}
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Mean regret with a 95% t-interval over seeds (infinite when a search chose nothing), median,
+    within-noise count, diverged trials and wall time per search."""
+    from hpogrow.stats import student_t_quantile
+
+    regrets = [row["regret"] for row in rows]
+    mean = statistics.fmean(regrets)
+    half = math.inf
+    if len(regrets) > 1 and all(math.isfinite(r) for r in regrets):
+        half = student_t_quantile(0.975, len(regrets) - 1) * statistics.stdev(regrets) / math.sqrt(len(regrets))
+    return {"sampler": rows[0]["sampler"], "seeds": len(rows), "mean": mean, "low": mean - half, "high": mean + half,
+            "median": statistics.median(regrets), "worst": max(regrets),
+            "within_noise": sum(row["within_noise"] for row in rows),
+            "diverged_mean": statistics.fmean(row["diverged"] for row in rows),
+            "failed_mean": statistics.fmean(row["failed"] for row in rows),
+            "seconds_median": statistics.median(row["seconds"] for row in rows)}
+
+
+def _run(function, jobs: list, processes: int) -> list:
+    """``function`` over ``jobs`` in order, on ``processes`` spawned processes (1: here)."""
+    if processes == 1:
+        import torch
+
+        from hpogrow.train import torch_threads
+
+        with torch_threads(torch.get_num_threads()):  # the jobs set one thread; restore after
+            return [function(job) for job in jobs]
+    with multiprocessing.get_context("spawn").Pool(processes) as workers:
+        return workers.map(function, jobs, chunksize=1)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pool", required=True, help="the dense grid, from bench/halving_pool.py")
+    parser.add_argument("--base-width", type=int, default=64)
+    parser.add_argument("--tokens-per-param", type=float, default=1.0)
+    parser.add_argument("--space", default=None, help="search-space YAML (default: the LM space)")
+    parser.add_argument("--trials", type=int, default=16)
+    parser.add_argument("--seeds", type=int, default=6, help="sampler seeds 0, 1, …")
+    parser.add_argument("--samplers", nargs="+", default=None, help="default: all")
+    parser.add_argument("--processes", type=int, default=2)
+    add_common_options(parser)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.base_width, args.trials, args.seeds, args.processes = 32, 3, 1, 1
+        args.samplers = args.samplers or ["random", "tpe+div (default)"]
+    names = args.samplers or list(_samplers())
+    unknown = set(names) - set(_samplers())
+    if unknown:
+        parser.error(f"unknown samplers {sorted(unknown)}; choose from {list(_samplers())}")
+    console = Console(width=WIDTH)
+    shape = (args.base_width, args.tokens_per_param, args.space)
+
+    jobs = [(name, seed, args.trials, *shape) for seed in range(args.seeds) for name in names]  # seed-major
+    console.print(f"{len(jobs)} searches of {args.trials} trials on {args.processes} process(es)")
+    searches = _run(_search, jobs, args.processes)
+    budget = searches[0]["budget"]
+
+    pool = _wait_for(Path(args.pool), console)
+    if (pool["base_width"], pool["tokens_per_param"], pool["seed"]) != (args.base_width, args.tokens_per_param, 0):
+        raise SystemExit(f"{args.pool}: grid at width {pool['base_width']}, {pool['tokens_per_param']} tokens/param, "
+                         f"seed {pool['seed']}; this run is width {args.base_width}, {args.tokens_per_param}, seed 0")
+    grid = grid_at(pool, budget)
+    if not grid:
+        raise SystemExit(f"{args.pool}: no configuration has a loss at the budget {budget:,} tokens; its curve "
+                         "must hold that token count (rerun bench/halving_pool.py with this plan's budget)")
+    best = min(grid, key=lambda g: g["loss"])
+    ours = _run(_curve, [({"learning_rate": best["learning_rate"], "batch_size": best["batch_size"]}, *shape)], 1)[0]
+    theirs = next(r["curve"] for r in pool["runs"]
+                  if (r["learning_rate"], r["batch_size"]) == (best["learning_rate"], best["batch_size"]))
+    shared = [tokens for tokens in ours if str(tokens) in theirs]
+    reproduction = max(abs(ours[tokens] - theirs[str(tokens)]) for tokens in shared)
+
+    rows = [regret_row(search, best["loss"]) for search in searches]
+    summary = [summarise([row for row in rows if row["sampler"] == name]) for name in names]
+    noise = _eval_noise(pool, best, budget)
+    tables = [_grid_table(pool, grid, best, budget, reproduction, len(shared), noise),
+              _rows_table(rows, names, args), _summary_table(summary, args, budget)]
+    for table in tables:
+        console.print(table)
+    notes = (f"Regret: chosen configuration's held-out loss at {budget:,} tokens minus the grid's best "
+             f"({best['loss']:.4f}); interval: 95% t over {args.seeds} sampler seed(s) (training seed 0 throughout). "
+             f"Within noise: regret ≤ {NOISE_BAND:.1%} of the best loss (the pool has no per-unit losses at this budget). "
+             "gp+div wraps GPSampler in DivergenceAwareSampler, but GPSampler reads only COMPLETE and RUNNING trials, "
+             "so diverged trials stay invisible to it: it differs from gp only in its per-trial seeding. "
+             "gp: GPSampler's default 10 random start-up trials; gp-4 and the TPEs: 4.")
+    console.print(notes)
+    record = make_record("sampler_compare", argv, args, modules=("torch", "optuna", "mup"), budget=budget,
+                         grid_best=best, grid_size=len(pool["runs"]), reproduction_max_abs=reproduction,
+                         reproduction_points=len(shared), eval_noise=noise, rows=rows, summary=summary,
+                         searches=searches)
+    append_result(args, record, tables, notes, console)
+    return record
+
+
+def _wait_for(path: Path, console: Console, hours: float = 2.0) -> dict:
+    """The pool, once written (it may still be training when the searches end)."""
+    deadline = time.monotonic() + hours * 3600
+    if not path.exists():
+        console.print(f"waiting for {path}")
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(30)
+    return json.loads(path.read_text())
+
+
+def _eval_noise(pool: dict, best: dict, budget: int) -> dict | None:
+    """The eval set's relative standard error of the best configuration's loss, at the nearest
+    budget where the pool kept per-unit losses: how the noise band compares with the eval noise."""
+    run = next(r for r in pool["runs"] if (r["learning_rate"], r["batch_size"]) == (best["learning_rate"], best["batch_size"]))
+    if not run.get("units"):
+        return None
+    tokens, units = min(run["units"].items(), key=lambda item: abs(int(item[0]) - budget))
+    mean = statistics.fmean(units)
+    return {"tokens": int(tokens), "units": len(units),
+            "relative_standard_error": statistics.stdev(units) / math.sqrt(len(units)) / mean}
+
+
+def _grid_table(pool: dict, grid: list[dict], best: dict, budget: int, reproduction: float, points: int,
+                noise: dict | None) -> Table:
+    table = Table(title=f"dense grid at width {pool['base_width']}, {budget:,} tokens (training seed {pool['seed']})")
+    for column in ("configurations", "with a loss at the budget", "best (lr, batch)", "best loss",
+                   f"retrained best: max |Δ| over {points} evaluations", "eval-set SE of the best (relative)"):
+        table.add_column(column, justify="right")
+    table.add_row(str(len(pool["runs"])), str(len(grid)), f"{best['learning_rate']:.3g}, {best['batch_size']}",
+                  f"{best['loss']:.4f}", f"{reproduction:.1e}",
+                  f"{noise['relative_standard_error']:.2%} at {noise['tokens']:,}" if noise else "none kept")
+    return table
+
+
+def _rows_table(rows: list[dict], names: list[str], args) -> Table:
+    table = Table(title=f"every search: {args.trials} trials to the full budget, width {args.base_width}")
+    for column in ("seed", "sampler", "chosen (lr, batch)", "chosen loss", "regret", "diverged / failed", "wall s"):
+        table.add_column(column, justify="right")
+    for row in sorted(rows, key=lambda r: (r["seed"], names.index(r["sampler"]))):
+        chosen = row["chosen"]
+        table.add_row(str(row["seed"]), row["sampler"],
+                      f"{chosen['learning_rate']:.3g}, {chosen['batch_size']}" if chosen else "none COMPLETE",
+                      f"{chosen['loss']:.4f}" if chosen else "—", f"{row['regret']:+.4f}",
+                      f"{row['diverged']} / {row['failed']}", f"{row['seconds']:.0f}")
+    return table
+
+
+def _summary_table(summary: list[dict], args, budget: int) -> Table:
+    table = Table(title=f"per sampler over {args.seeds} seed(s): regret against the grid's best at {budget:,} tokens")
+    for column in ("sampler", "mean regret [95% t]", "median", "worst", f"within {NOISE_BAND:.1%}",
+                   "diverged per search", "failed per search", "wall s per search (median)"):
+        table.add_column(column, justify="right")
+    for entry in summary:
+        interval = f" [{entry['low']:+.4f}, {entry['high']:+.4f}]" if math.isfinite(entry["high"] - entry["low"]) else ""
+        table.add_row(entry["sampler"], f"{entry['mean']:+.4f}{interval}",
+                      f"{entry['median']:+.4f}", f"{entry['worst']:+.4f}", f"{entry['within_noise']} of {entry['seeds']}",
+                      f"{entry['diverged_mean']:.1f}", f"{entry['failed_mean']:.1f}", f"{entry['seconds_median']:.0f}")
+    return table
+
+
+if __name__ == "__main__":
+    main()
