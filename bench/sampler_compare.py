@@ -16,7 +16,9 @@ seed-major on ``--processes`` processes (one torch thread each), so machine load
 sampler alike; wall time per search includes the sampler's own time.
 
     python bench/halving_pool.py --base-width 64 --out studies/pool-w64.json   # the grid, once
-    python bench/sampler_compare.py --pool studies/pool-w64.json                # ~25 min on 2 cores
+    python bench/sampler_compare.py --pool studies/pool-w64.json --save studies/sampler-searches.jsonl
+
+The GP samplers need scipy (Optuna imports it for them; hpogrow does not depend on it).
     python bench/sampler_compare.py --quick --pool POOL --space SPACE --results /tmp/r.md
 """
 
@@ -34,7 +36,8 @@ import time
 import warnings
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -55,10 +58,10 @@ def _samplers() -> dict[str, Callable[[int], Any]]:
     def gp(seed: int | None) -> optuna.samplers.BaseSampler:
         return optuna.samplers.GPSampler(seed=seed)
 
-    return {"random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
-            "tpe": lambda seed: optuna.samplers.TPESampler(seed=seed, n_startup_trials=4),
-            "tpe+div (default)": make_sampler,
+    return {"tpe+div": make_sampler,  # hpogrow's default
             "gp": gp,
+            "tpe": lambda seed: optuna.samplers.TPESampler(seed=seed, n_startup_trials=4),
+            "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
             "gp+div": lambda seed: DivergenceAwareSampler(seed, make_base=gp),
             "gp-4": lambda seed: optuna.samplers.GPSampler(seed=seed, n_startup_trials=4)}
 
@@ -165,17 +168,27 @@ def summarise(rows: list[dict]) -> dict:
             "seconds_median": statistics.median(row["seconds"] for row in rows)}
 
 
-def _run(function, jobs: list, processes: int) -> list:
-    """``function`` over ``jobs`` in order, on ``processes`` spawned processes (1: here)."""
+def _run(function, jobs: list, processes: int) -> Iterator:
+    """``function`` over ``jobs``, results in order as they finish, on ``processes`` spawned
+    processes (1: here)."""
     if processes == 1:
         import torch
 
         from hpogrow.train import torch_threads
 
         with torch_threads(torch.get_num_threads()):  # the jobs set one thread; restore after
-            return [function(job) for job in jobs]
+            yield from map(function, jobs)
+        return
     with multiprocessing.get_context("spawn").Pool(processes) as workers:
-        return workers.map(function, jobs, chunksize=1)
+        yield from workers.imap(function, jobs, chunksize=1)
+
+
+def _load_searches(path: str | None) -> dict[tuple, dict]:
+    """Searches already run (``--save``), by job: a long comparison survives a restart or grows."""
+    if not path or not Path(path).exists():
+        return {}
+    lines = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    return {tuple(line["job"]): line["search"] for line in lines}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -188,11 +201,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seeds", type=int, default=6, help="sampler seeds 0, 1, …")
     parser.add_argument("--samplers", nargs="+", default=None, help="default: all")
     parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--save", default=None, help="JSON lines of finished searches: appended to, and read "
+                        "back on a rerun so that only missing searches train")
     add_common_options(parser)
     args = parser.parse_args(argv)
     if args.quick:
         args.base_width, args.trials, args.seeds, args.processes = 32, 3, 1, 1
-        args.samplers = args.samplers or ["random", "tpe+div (default)"]
+        args.samplers = args.samplers or ["tpe+div", "random"]
     names = args.samplers or list(_samplers())
     unknown = set(names) - set(_samplers())
     if unknown:
@@ -201,8 +216,16 @@ def main(argv: list[str] | None = None) -> dict:
     shape = (args.base_width, args.tokens_per_param, args.space)
 
     jobs = [(name, seed, args.trials, *shape) for seed in range(args.seeds) for name in names]  # seed-major
-    console.print(f"{len(jobs)} searches of {args.trials} trials on {args.processes} process(es)")
-    searches = _run(_search, jobs, args.processes)
+    saved = _load_searches(args.save)
+    todo = [job for job in jobs if job not in saved]
+    console.print(f"{len(todo)} searches of {args.trials} trials on {args.processes} process(es) "
+                  f"({len(jobs) - len(todo)} read from {args.save})")
+    for job, search in zip(todo, _run(_search, todo, args.processes)):
+        saved[job] = search
+        if args.save:
+            with open(args.save, "a") as handle:
+                handle.write(json.dumps({"job": job, "search": search}) + "\n")
+    searches = [saved[job] for job in jobs]
     budget = searches[0]["budget"]
 
     pool = _wait_for(Path(args.pool), console)
@@ -214,7 +237,7 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit(f"{args.pool}: no configuration has a loss at the budget {budget:,} tokens; its curve "
                          "must hold that token count (rerun bench/halving_pool.py with this plan's budget)")
     best = min(grid, key=lambda g: g["loss"])
-    ours = _run(_curve, [({"learning_rate": best["learning_rate"], "batch_size": best["batch_size"]}, *shape)], 1)[0]
+    ours = next(_run(_curve, [({"learning_rate": best["learning_rate"], "batch_size": best["batch_size"]}, *shape)], 1))
     theirs = next(r["curve"] for r in pool["runs"]
                   if (r["learning_rate"], r["batch_size"]) == (best["learning_rate"], best["batch_size"]))
     shared = [tokens for tokens in ours if str(tokens) in theirs]
