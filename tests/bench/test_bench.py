@@ -198,3 +198,50 @@ def test_target_resume_quick(run_benchmark):
         assert row["resumed_at"] <= row["tokens_at_kill"] or row["tokens_at_kill"] == 0
         assert row["recomputed"] <= record["interval"] + 64 * 8 * 10  # the child writes its tokens every ≤10 steps
     assert record["checkpoint_cost_ratio"] > 0
+
+
+@pytest.mark.slow
+def test_sampler_compare_quick(run_benchmark, tmp_path, monkeypatch):
+    """Regret is the chosen (lowest COMPLETE) loss minus the grid's best at the plan's budget, the
+    grid's best retrained by the bench matches the grid exactly, and configurations without a loss
+    at the budget (diverged) drop out of the grid."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    import sampler_compare
+
+    space = tmp_path / "space.yaml"
+    space.write_text("learning_rate: {low: 1.0e-3, high: 1.0e-2, log: true}\nbatch_size: {choices: [16]}\n")
+    trained = sampler_compare._curve(({"learning_rate": 3e-3, "batch_size": 16}, 32, 1.0, str(space)))
+    pool = {"base_width": 32, "tokens_per_param": 1.0, "seed": 0, "runs": [
+        {"learning_rate": 3e-3, "batch_size": 16, "curve": {str(k): v for k, v in trained.items()}},
+        {"learning_rate": 1e-3, "batch_size": 16, "curve": {str(k): v + 1 for k, v in trained.items()}},
+        {"learning_rate": 1e-2, "batch_size": 16, "curve": {"2048": 0.0}, "diverged": "loss nan"}]}
+    (tmp_path / "pool.json").write_text(json.dumps(pool))
+    record = run_benchmark("sampler_compare", "--pool", str(tmp_path / "pool.json"), "--space", str(space))
+    budget = record["budget"]
+    assert record["grid_best"] == {"learning_rate": 3e-3, "batch_size": 16, "loss": trained[budget]}
+    assert record["reproduction_max_abs"] == 0 and record["reproduction_points"] == len(trained)
+    assert [(row["sampler"], row["seed"]) for row in record["rows"]] == [("tpe+div", 0), ("random", 0)]
+    for row, search in zip(record["rows"], record["searches"]):
+        assert len(search["trials"]) == 3
+        losses = [t["loss"] for t in search["trials"] if t["state"] == "COMPLETE"]
+        assert row["regret"] == pytest.approx(min(losses) - trained[budget])
+        assert row["within_noise"] == (row["regret"] <= sampler_compare.NOISE_BAND * trained[budget])
+
+
+def test_sampler_compare_regret_counts_failures(monkeypatch):
+    """A diverged trial is counted, never chosen; a search with no COMPLETE trial has infinite regret,
+    and its sampler's interval is then infinite too."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    import sampler_compare
+
+    complete = {"state": "COMPLETE", "loss": 3.1, "diverged": False, "learning_rate": 1e-3, "batch_size": 16}
+    diverged = {"state": "FAIL", "loss": None, "diverged": True, "learning_rate": 3e-2, "batch_size": 16}
+    search = {"sampler": "x", "seed": 0, "seconds": 1.0, "trials": [complete, diverged]}
+    row = sampler_compare.regret_row(search, best_loss=3.0)
+    assert row["chosen"] == complete and row["regret"] == pytest.approx(0.1) and row["diverged"] == row["failed"] == 1
+    assert not row["within_noise"]
+    lost = sampler_compare.regret_row({**search, "seed": 1, "trials": [diverged]}, best_loss=3.0)
+    assert lost["chosen"] is None and lost["regret"] == math.inf
+    summary = sampler_compare.summarise([row, {**row, "seed": 2, "regret": 0.3}])
+    assert summary["mean"] == pytest.approx(0.2) and summary["low"] < 0.2 < summary["high"]
+    assert math.isinf(sampler_compare.summarise([row, lost])["high"])
