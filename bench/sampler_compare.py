@@ -245,21 +245,24 @@ def main(argv: list[str] | None = None) -> dict:
 
     rows = [regret_row(search, best["loss"]) for search in searches]
     summary = [summarise([row for row in rows if row["sampler"] == name]) for name in names]
-    noise = _eval_noise(pool, best, budget)
-    tables = [_grid_table(pool, grid, best, budget, reproduction, len(shared), noise),
+    jitter = grid_jitter(grid, best["loss"])
+    tables = [_grid_table(pool, grid, best, budget, reproduction, len(shared), jitter),
               _rows_table(rows, names, args), _summary_table(summary, args, budget)]
     for table in tables:
         console.print(table)
     notes = (f"Regret: chosen configuration's held-out loss at {budget:,} tokens minus the grid's best "
              f"({best['loss']:.4f}); interval: 95% t over {args.seeds} sampler seed(s) (training seed 0 throughout). "
              f"Within noise: regret ≤ {NOISE_BAND:.1%} of the best loss (the pool has no per-unit losses at this budget). "
+             f"Jitter: the loss's roughness along the learning rate near the optimum, σ = {jitter['sigma']:.4f} "
+             f"({jitter['relative']:.2%}) from {jitter['points']} grid points (grid_jitter): one run's loss differs from "
+             "a smooth curve by about that much, the grid's best included, so regrets within a few σ of 0 tie. "
              "gp+div wraps GPSampler in DivergenceAwareSampler, but GPSampler reads only COMPLETE and RUNNING trials, "
              "so diverged trials stay invisible to it: it differs from gp only in its per-trial seeding. "
              "gp: GPSampler's default 10 random start-up trials; gp-4 and the TPEs: 4.")
     console.print(notes)
     record = make_record("sampler_compare", argv, args, modules=("torch", "optuna", "mup"), budget=budget,
                          grid_best=best, grid_size=len(pool["runs"]), reproduction_max_abs=reproduction,
-                         reproduction_points=len(shared), eval_noise=noise, rows=rows, summary=summary,
+                         reproduction_points=len(shared), grid_jitter=jitter, rows=rows, summary=summary,
                          searches=searches)
     append_result(args, record, tables, notes, console)
     return record
@@ -275,27 +278,39 @@ def _wait_for(path: Path, console: Console, hours: float = 2.0) -> dict:
     return json.loads(path.read_text())
 
 
-def _eval_noise(pool: dict, best: dict, budget: int) -> dict | None:
-    """The eval set's relative standard error of the best configuration's loss, at the nearest
-    budget where the pool kept per-unit losses: how the noise band compares with the eval noise."""
-    run = next(r for r in pool["runs"] if (r["learning_rate"], r["batch_size"]) == (best["learning_rate"], best["batch_size"]))
-    if not run.get("units"):
-        return None
-    tokens, units = min(run["units"].items(), key=lambda item: abs(int(item[0]) - budget))
-    mean = statistics.fmean(units)
-    return {"tokens": int(tokens), "units": len(units),
-            "relative_standard_error": statistics.stdev(units) / math.sqrt(len(units)) / mean}
+def grid_jitter(grid: list[dict], best_loss: float, within: float = 0.02) -> dict:
+    """How rough the loss is along the learning rate near the optimum: per batch size, with the
+    grid sorted by learning rate, each configuration within ``within`` of the best loss against the
+    mean of its two neighbours. With independent jitter σ per run that difference has variance
+    1.5 σ², so σ = RMS / √1.5. The grid's best is one draw of that jitter: regrets of a few σ
+    either way do not say that a search missed the optimum.
+
+    Example::
+
+        >>> grid = [{"learning_rate": lr, "batch_size": 16, "loss": loss} for lr, loss in [(1, 3.0), (2, 2.9), (3, 3.0)]]
+        >>> round(grid_jitter(grid, 2.9)["sigma"], 4)  # 2.9 against (3.0 + 3.0) / 2: 0.1 / √1.5
+        0.0816
+    """
+    residuals = []
+    for batch in sorted({g["batch_size"] for g in grid}):
+        line = sorted((g for g in grid if g["batch_size"] == batch), key=lambda g: g["learning_rate"])
+        residuals += [line[i]["loss"] - (line[i - 1]["loss"] + line[i + 1]["loss"]) / 2
+                      for i in range(1, len(line) - 1) if line[i]["loss"] <= (1 + within) * best_loss]
+    if not residuals:
+        return {"sigma": math.nan, "relative": math.nan, "points": 0}
+    sigma = math.sqrt(statistics.fmean(r * r for r in residuals) / 1.5)
+    return {"sigma": sigma, "relative": sigma / best_loss, "points": len(residuals)}
 
 
 def _grid_table(pool: dict, grid: list[dict], best: dict, budget: int, reproduction: float, points: int,
-                noise: dict | None) -> Table:
+                jitter: dict) -> Table:
     table = Table(title=f"dense grid at width {pool['base_width']}, {budget:,} tokens (training seed {pool['seed']})")
     for column in ("configurations", "with a loss at the budget", "best (lr, batch)", "best loss",
-                   f"retrained best: max |Δ| over {points} evaluations", "eval-set SE of the best (relative)"):
+                   f"retrained best: max |Δ| over {points} evaluations", "jitter σ near the optimum"):
         table.add_column(column, justify="right")
     table.add_row(str(len(pool["runs"])), str(len(grid)), f"{best['learning_rate']:.3g}, {best['batch_size']}",
                   f"{best['loss']:.4f}", f"{reproduction:.1e}",
-                  f"{noise['relative_standard_error']:.2%} at {noise['tokens']:,}" if noise else "none kept")
+                  f"{jitter['sigma']:.4f} ({jitter['relative']:.2%}), {jitter['points']} points")
     return table
 
 

@@ -245,3 +245,17 @@ def test_sampler_compare_regret_counts_failures(monkeypatch):
     summary = sampler_compare.summarise([row, {**row, "seed": 2, "regret": 0.3}])
     assert summary["mean"] == pytest.approx(0.2) and summary["low"] < 0.2 < summary["high"]
     assert math.isinf(sampler_compare.summarise([row, lost])["high"])
+
+
+def test_sampler_compare_grid_jitter(monkeypatch):
+    """Jitter is the RMS of each near-optimal point against its neighbours' mean, over √1.5, per
+    batch size (lines never mix) and only where the loss is within 2% of the best."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    import sampler_compare
+
+    line = [(1e-3, 3.0), (2e-3, 2.9), (4e-3, 3.0), (8e-3, 2.9), (16e-3, 3.0)]
+    grid = [{"learning_rate": lr, "batch_size": 16, "loss": loss} for lr, loss in line]
+    grid += [{"learning_rate": lr, "batch_size": 32, "loss": 9.0} for lr, _ in line]  # far from the best: left out
+    jitter = sampler_compare.grid_jitter(grid, 2.9)
+    assert jitter["points"] == 2 and jitter["sigma"] == pytest.approx(0.1 / math.sqrt(1.5))
+    assert sampler_compare.grid_jitter(grid[:2], 2.9)["points"] == 0  # no interior point
