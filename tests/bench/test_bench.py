@@ -225,6 +225,9 @@ def test_sampler_compare_quick(run_benchmark, tmp_path, monkeypatch):
         assert len(search["trials"]) == 3
         losses = [t["loss"] for t in search["trials"] if t["state"] == "COMPLETE"]
         assert row["regret"] == pytest.approx(min(losses) - trained[budget])
+        grid = [{"learning_rate": run["learning_rate"], "batch_size": 16, "loss": run["curve"][str(budget)]}
+                for run in pool["runs"][:2]]
+        assert row["grid_regret"] == pytest.approx(sampler_compare.grid_loss(grid, row["chosen"]) - trained[budget])
         assert row["within_noise"] == (row["regret"] <= sampler_compare.NOISE_BAND * trained[budget])
 
 
@@ -237,11 +240,13 @@ def test_sampler_compare_regret_counts_failures(monkeypatch):
     complete = {"state": "COMPLETE", "loss": 3.1, "diverged": False, "learning_rate": 1e-3, "batch_size": 16}
     diverged = {"state": "FAIL", "loss": None, "diverged": True, "learning_rate": 3e-2, "batch_size": 16}
     search = {"sampler": "x", "seed": 0, "seconds": 1.0, "trials": [complete, diverged]}
-    row = sampler_compare.regret_row(search, best_loss=3.0)
+    grid = [{"learning_rate": 1e-4, "batch_size": 16, "loss": 3.4}, {"learning_rate": 1e-2, "batch_size": 16, "loss": 3.0}]
+    row = sampler_compare.regret_row(search, grid)
     assert row["chosen"] == complete and row["regret"] == pytest.approx(0.1) and row["diverged"] == row["failed"] == 1
+    assert row["grid_regret"] == pytest.approx(0.2)  # halfway in log lr between 3.4 and 3.0
     assert not row["within_noise"]
-    lost = sampler_compare.regret_row({**search, "seed": 1, "trials": [diverged]}, best_loss=3.0)
-    assert lost["chosen"] is None and lost["regret"] == math.inf
+    lost = sampler_compare.regret_row({**search, "seed": 1, "trials": [diverged]}, grid)
+    assert lost["chosen"] is None and lost["regret"] == lost["grid_regret"] == math.inf
     summary = sampler_compare.summarise([row, {**row, "seed": 2, "regret": 0.3}])
     assert summary["mean"] == pytest.approx(0.2) and summary["low"] < 0.2 < summary["high"]
     assert math.isinf(sampler_compare.summarise([row, lost])["high"])
