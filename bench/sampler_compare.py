@@ -10,16 +10,22 @@ every 4,096 tokens). A learning rate between grid points can beat the grid, so r
 below 0. Trials are recorded the way the local executor records them (a diverged run is FAIL with
 ``diverged``), so the divergence-aware samplers see what they see in a real search.
 
+A search picks its lowest of ``--trials`` runs, each a draw of the loss's jitter along the learning
+rate, so its measured regret is biased low; **on the grid** reads the grid's loss at the chosen
+configuration instead (linear in log learning rate between grid points), which is not selected on
+the search's own runs. Every sampler after the first is compared with the first (the default) by
+the difference of mean regrets and its Welch interval.
+
 One configuration of the grid (its best) is trained again by this bench's runner: its curve must
 match the pool's (``max |Δ|``), or the regrets compare losses of different runs. Searches run
 seed-major on ``--processes`` processes (one torch thread each), so machine load hits every
-sampler alike; wall time per search includes the sampler's own time.
+sampler alike; wall time per search includes the sampler's own time. ``--save`` keeps finished
+searches, so that a rerun (or one with more samplers or seeds) trains only the missing ones. The
+GP samplers need scipy (Optuna imports it for them; hpogrow does not depend on it).
 
     python bench/halving_pool.py --base-width 64 --out studies/pool-w64.json   # the grid, once
     python bench/sampler_compare.py --pool studies/pool-w64.json --save studies/sampler-searches.jsonl
-
-The GP samplers need scipy (Optuna imports it for them; hpogrow does not depend on it).
-    python bench/sampler_compare.py --quick --pool POOL --space SPACE --results /tmp/r.md
+    python bench/sampler_compare.py --quick --pool POOL --space SPACE --results /tmp/r.md   # see tests/bench
 """
 
 from __future__ import annotations
@@ -186,6 +192,34 @@ def mean_interval(values: list[float]) -> tuple[float, float, float]:
     return mean, mean - half, mean + half
 
 
+def welch_interval(values: list[float], reference: list[float]) -> tuple[float, float, float]:
+    """Difference of means ``values − reference`` and its 95% Welch t-interval (unpaired: sampler
+    seed k of two samplers shares nothing but the number); infinite where either side is."""
+    from hpogrow.stats import student_t_quantile
+
+    difference = statistics.fmean(values) - statistics.fmean(reference)
+    if min(len(values), len(reference)) < 2 or not all(math.isfinite(v) for v in [*values, *reference]):
+        return difference, -math.inf, math.inf
+    a, b = statistics.variance(values) / len(values), statistics.variance(reference) / len(reference)
+    if a + b == 0:
+        return difference, difference, difference
+    freedom = (a + b) ** 2 / (a * a / (len(values) - 1) + b * b / (len(reference) - 1))
+    half = student_t_quantile(0.975, freedom) * math.sqrt(a + b)
+    return difference, difference - half, difference + half
+
+
+def against(rows: list[dict], names: list[str]) -> list[dict]:
+    """Every sampler after the first against the first (the default): differences of mean regret."""
+    by_name = {name: [row for row in rows if row["sampler"] == name] for name in names}
+    found = []
+    for name in names[1:]:
+        entry = {"sampler": name, "reference": names[0]}
+        for key in ("regret", "grid_regret"):
+            entry[key] = welch_interval([r[key] for r in by_name[name]], [r[key] for r in by_name[names[0]]])
+        found.append(entry)
+    return found
+
+
 def summarise(rows: list[dict]) -> dict:
     """Mean regrets with 95% t-intervals over seeds (infinite when a search chose nothing), median,
     within-noise count, diverged trials and wall time per search."""
@@ -278,9 +312,12 @@ def main(argv: list[str] | None = None) -> dict:
 
     rows = [regret_row(search, grid) for search in searches]
     summary = [summarise([row for row in rows if row["sampler"] == name]) for name in names]
+    differences = against(rows, names)
     jitter = grid_jitter(grid, best["loss"])
     tables = [_grid_table(pool, grid, best, budget, reproduction, len(shared), jitter),
               _rows_table(rows, names, args), _summary_table(summary, args, budget)]
+    if differences:
+        tables.append(_against_table(differences))
     for table in tables:
         console.print(table)
     notes = (f"Regret: chosen configuration's held-out loss at {budget:,} tokens minus the grid's best "
@@ -293,11 +330,13 @@ def main(argv: list[str] | None = None) -> dict:
              "a smooth curve by about that much, the grid's best included, so regrets within a few σ of 0 tie. "
              "gp+div wraps GPSampler in DivergenceAwareSampler, but GPSampler reads only COMPLETE and RUNNING trials, "
              "so diverged trials stay invisible to it: it differs from gp only in its per-trial seeding. "
-             "gp: GPSampler's default 10 random start-up trials; gp-4 and the TPEs: 4.")
+             "gp: GPSampler's default 10 random start-up trials; gp-4 and the TPEs: 4."
+             + "".join(f" {entry['sampler']} against {entry['reference']}: {_verdict(entry['regret'])} on regret, "
+                       f"{_verdict(entry['grid_regret'])} on the grid." for entry in differences))
     console.print(notes)
     record = make_record("sampler_compare", argv, args, modules=("torch", "optuna", "mup"), budget=budget,
                          grid_best=best, grid_size=len(pool["runs"]), reproduction_max_abs=reproduction,
-                         reproduction_points=len(shared), grid_jitter=jitter, rows=rows, summary=summary,
+                         reproduction_points=len(shared), grid_jitter=jitter, rows=rows, summary=summary, against=differences,
                          searches=searches)
     append_result(args, record, tables, notes, console)
     return record
@@ -376,6 +415,19 @@ def _summary_table(summary: list[dict], args, budget: int) -> Table:
                       f"{entry['diverged_mean']:.1f}", f"{entry['failed_mean']:.1f}", f"{entry['seconds_median']:.0f}")
     return table
 
+
+def _against_table(differences: list[dict]) -> Table:
+    table = Table(title=f"against {differences[0]['reference']}: difference of mean regret [95% Welch t]")
+    for column in ("sampler", "Δ regret", "Δ on the grid"):
+        table.add_column(column, justify="right")
+    for entry in differences:
+        table.add_row(entry["sampler"], _with_interval(*entry["regret"]), _with_interval(*entry["grid_regret"]))
+    return table
+
+
+def _verdict(difference: tuple[float, float, float]) -> str:
+    _, low, high = difference
+    return "lower (interval below 0)" if high < 0 else "higher (interval above 0)" if low > 0 else "not separated"
 
 
 def _with_interval(mean: float, low: float, high: float) -> str:

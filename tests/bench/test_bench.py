@@ -264,3 +264,18 @@ def test_sampler_compare_grid_jitter(monkeypatch):
     jitter = sampler_compare.grid_jitter(grid, 2.9)
     assert jitter["points"] == 2 and jitter["sigma"] == pytest.approx(0.1 / math.sqrt(1.5))
     assert sampler_compare.grid_jitter(grid[:2], 2.9)["points"] == 0  # no interior point
+
+
+def test_sampler_compare_welch_interval(monkeypatch):
+    """The difference of means with Welch's interval: symmetric about it, narrower with less spread."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    import sampler_compare
+
+    difference, low, high = sampler_compare.welch_interval([1.0, 2.0, 3.0], [0.0, 0.5, 1.0])
+    assert difference == pytest.approx(1.5) and high - difference == pytest.approx(difference - low)
+    from hpogrow.stats import student_t_quantile
+
+    freedom = (5 / 12) ** 2 / ((1 / 3) ** 2 / 2 + (1 / 12) ** 2 / 2)  # Welch: variances of the means 1/3 and 1/12
+    assert high - difference == pytest.approx(student_t_quantile(0.975, freedom) * (5 / 12) ** 0.5)
+    assert sampler_compare.welch_interval([1.0, 1.1], [0.0, 0.1])[2] < high
+    assert sampler_compare.welch_interval([math.inf, 1.0], [0.0, 0.1])[1:] == (-math.inf, math.inf)
