@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib.util
 import json
 import math
 import multiprocessing
@@ -279,6 +280,8 @@ def main(argv: list[str] | None = None) -> dict:
     unknown = set(names) - set(_samplers())
     if unknown:
         parser.error(f"unknown samplers {sorted(unknown)}; choose from {list(_samplers())}")
+    if any(name.startswith("gp") for name in names) and importlib.util.find_spec("scipy") is None:
+        parser.error("the GP samplers need scipy (pip install scipy), or leave them out with --samplers")
     console = Console(width=WIDTH)
     shape = (args.base_width, args.tokens_per_param, args.space)
 
