@@ -266,3 +266,84 @@ def test_halving_replay_quick(run_benchmark, tmp_path):
     cheapest = min((row for row in ranked["rows"] if row["scheduler"] == "sha" and row["n"] == 16), key=lambda row: row["spend"])
     assert ranked["choice"]["design"] == cheapest["design"]
     assert all(row["hit_rate"] < 1 for row in reversed_["rows"] if row["scheduler"] == "sha")
+
+
+@pytest.mark.slow
+def test_sampler_compare_quick(run_benchmark, tmp_path, monkeypatch):
+    """Regret is the chosen (lowest COMPLETE) loss minus the grid's best at the plan's budget, the
+    grid's best retrained by the bench matches the grid exactly, and configurations without a loss
+    at the budget (diverged) drop out of the grid."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    import sampler_compare
+
+    space = tmp_path / "space.yaml"
+    space.write_text("learning_rate: {low: 1.0e-3, high: 1.0e-2, log: true}\nbatch_size: {choices: [16]}\n")
+    trained = sampler_compare._curve(({"learning_rate": 3e-3, "batch_size": 16}, 32, 1.0, str(space)))
+    pool = {"base_width": 32, "tokens_per_param": 1.0, "seed": 0, "runs": [
+        {"learning_rate": 3e-3, "batch_size": 16, "curve": {str(k): v for k, v in trained.items()}},
+        {"learning_rate": 1e-3, "batch_size": 16, "curve": {str(k): v + 1 for k, v in trained.items()}},
+        {"learning_rate": 1e-2, "batch_size": 16, "curve": {"2048": 0.0}, "diverged": "loss nan"}]}
+    (tmp_path / "pool.json").write_text(json.dumps(pool))
+    record = run_benchmark("sampler_compare", "--pool", str(tmp_path / "pool.json"), "--space", str(space))
+    budget = record["budget"]
+    assert record["grid_best"] == {"learning_rate": 3e-3, "batch_size": 16, "loss": trained[budget]}
+    assert record["reproduction_max_abs"] == 0 and record["reproduction_points"] == len(trained)
+    assert [(row["sampler"], row["seed"]) for row in record["rows"]] == [("tpe+div", 0), ("random", 0)]
+    for row, search in zip(record["rows"], record["searches"]):
+        assert len(search["trials"]) == 3
+        losses = [t["loss"] for t in search["trials"] if t["state"] == "COMPLETE"]
+        assert row["regret"] == pytest.approx(min(losses) - trained[budget])
+        grid = [{"learning_rate": run["learning_rate"], "batch_size": 16, "loss": run["curve"][str(budget)]}
+                for run in pool["runs"][:2]]
+        assert row["grid_regret"] == pytest.approx(sampler_compare.grid_loss(grid, row["chosen"]) - trained[budget])
+        assert row["within_noise"] == (row["regret"] <= sampler_compare.NOISE_BAND * trained[budget])
+
+
+def test_sampler_compare_regret_counts_failures(monkeypatch):
+    """A diverged trial is counted, never chosen; a search with no COMPLETE trial has infinite regret,
+    and its sampler's interval is then infinite too."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    import sampler_compare
+
+    complete = {"state": "COMPLETE", "loss": 3.1, "diverged": False, "learning_rate": 1e-3, "batch_size": 16}
+    diverged = {"state": "FAIL", "loss": None, "diverged": True, "learning_rate": 3e-2, "batch_size": 16}
+    search = {"sampler": "x", "seed": 0, "seconds": 1.0, "trials": [complete, diverged]}
+    grid = [{"learning_rate": 1e-4, "batch_size": 16, "loss": 3.4}, {"learning_rate": 1e-2, "batch_size": 16, "loss": 3.0}]
+    row = sampler_compare.regret_row(search, grid)
+    assert row["chosen"] == complete and row["regret"] == pytest.approx(0.1) and row["diverged"] == row["failed"] == 1
+    assert row["grid_regret"] == pytest.approx(0.2)  # halfway in log lr between 3.4 and 3.0
+    assert not row["within_noise"]
+    lost = sampler_compare.regret_row({**search, "seed": 1, "trials": [diverged]}, grid)
+    assert lost["chosen"] is None and lost["regret"] == lost["grid_regret"] == math.inf
+    summary = sampler_compare.summarise([row, {**row, "seed": 2, "regret": 0.3}])
+    assert summary["mean"] == pytest.approx(0.2) and summary["low"] < 0.2 < summary["high"]
+    assert math.isinf(sampler_compare.summarise([row, lost])["high"])
+
+
+def test_sampler_compare_grid_jitter(monkeypatch):
+    """Jitter is the RMS of each near-optimal point against its neighbours' mean, over √1.5, per
+    batch size (lines never mix) and only where the loss is within 2% of the best."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    import sampler_compare
+
+    line = [(1e-3, 3.0), (2e-3, 2.9), (4e-3, 3.0), (8e-3, 2.9), (16e-3, 3.0)]
+    grid = [{"learning_rate": lr, "batch_size": 16, "loss": loss} for lr, loss in line]
+    grid += [{"learning_rate": lr, "batch_size": 32, "loss": 9.0} for lr, _ in line]  # far from the best: left out
+    jitter = sampler_compare.grid_jitter(grid, 2.9)
+    assert jitter["points"] == 2 and jitter["sigma"] == pytest.approx(0.1 / math.sqrt(1.5))
+    assert sampler_compare.grid_jitter(grid[:2], 2.9)["points"] == 0  # no interior point
+
+
+def test_sampler_compare_welch_interval(monkeypatch):
+    """The difference of means with Welch's interval: symmetric about it, narrower with less spread."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    import sampler_compare
+
+    difference, low, high = sampler_compare.welch_interval([1.0, 2.0, 3.0], [0.0, 0.5, 1.0])
+    assert difference == pytest.approx(1.5) and high - difference == pytest.approx(difference - low)
+    from hpogrow.stats import student_t_quantile
+
+    freedom = (5 / 12) ** 2 / ((1 / 3) ** 2 / 2 + (1 / 12) ** 2 / 2)  # Welch: variances of the means 1/3 and 1/12
+    assert high - difference == pytest.approx(student_t_quantile(0.975, freedom) * (5 / 12) ** 0.5)
+    assert sampler_compare.welch_interval([1.0, 1.1], [0.0, 0.1])[2] < high
+    assert sampler_compare.welch_interval([math.inf, 1.0], [0.0, 0.1])[1:] == (-math.inf, math.inf)
