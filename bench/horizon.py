@@ -14,8 +14,8 @@ and does scaling the target runs' learning rate by (target/base tokens)^(−α) 
    (:class:`hpogrow.runs.BaseTrial`, the default budget), grown to ``--target-width`` as the
    pipeline grows (:func:`hpogrow.growth.grow_checkpoint`, seed s, fresh tokens per seed), then
    warmstart and μP scratch at the plan's target tokens with learning rate × {0.5, 1, 2} and ×
-   the horizon factor (α of the first pool), seeds 0..``--seeds``−1: final loss, mean and 95%
-   t-interval over seeds, and the paired difference from ×1.
+   the horizon factor of each pool's α, seeds 0..``--seeds``−1: final loss, mean and 95%
+   t-interval over seeds, and the paired difference from ×1. The first pool's width is the base's.
 
     python bench/horizon.py --pool studies/pool-w64.json --pool studies/pool-w128.json   # ~15 min on 2 cores
     python bench/horizon.py --quick --pool POOL.json                                     # smoke size
@@ -39,7 +39,6 @@ from _harness import WIDTH, add_common_options, append_result, make_record
 from hpogrow.search.horizon import HorizonFit, Observation, fit_horizon, horizon_factor, log_spaced_tokens, optima
 from hpogrow.stats import student_t_quantile
 
-MULTIPLIERS = (0.5, 1.0, 2.0)
 HALVING = "2^3"
 """The pool's design whose survivors stand for a study's trials (reduction factor 2, 3 rungs below the budget)."""
 
@@ -220,8 +219,9 @@ def t_interval(values: list[float]) -> tuple[float, tuple[float, float] | None]:
     return mean, (mean - half, mean + half)
 
 
-def validate(args, entry: dict, alpha: float) -> dict:
-    """Base retrained, grown per seed, target runs at each multiplier (see the module docstring)."""
+def validate(args, entry: dict, alphas: dict[str, float]) -> dict:
+    """Base retrained, grown per seed, target runs at each multiplier and at each horizon factor
+    (``alphas``: α by the pool it was fitted on; see the module docstring)."""
     import torch
 
     from hpogrow.growth import grow_checkpoint
@@ -235,8 +235,9 @@ def validate(args, entry: dict, alpha: float) -> dict:
     template = replace(plan.template, device="cpu")
     base = BaseTrial(task, config.base_width, template, root / "base").run(
         {"learning_rate": best.learning_rate, "batch_size": best.batch_size}, 0)
-    factor = horizon_factor(alpha, plan.base_tokens, plan.target_tokens)
-    multipliers = {**{f"×{m:g}": m for m in MULTIPLIERS}, f"horizon ×{factor:.3f}": factor}
+    factors = {name: horizon_factor(alpha, plan.base_tokens, plan.target_tokens) for name, alpha in alphas.items()}
+    multipliers = {**{f"×{m:g}": m for m in sorted({1.0, *args.multipliers})},
+                   **{f"horizon {name} ×{factor:.3f}": factor for name, factor in factors.items()}}
     jobs = []
     for seed in range(args.seeds):
         grown = grow_checkpoint(base.checkpoint, root / f"grown{seed}", target_width=plan.growth.target_width,
@@ -256,8 +257,8 @@ def validate(args, entry: dict, alpha: float) -> dict:
             runs = workers.map(_target_run, jobs, chunksize=1)
     return {"base_learning_rate": best.learning_rate, "base_batch_size": best.batch_size,
             "base_final_loss": base.final_loss, "base_tokens": plan.base_tokens, "target_tokens": plan.target_tokens,
-            "base_width": config.base_width, "target_width": plan.growth.target_width, "alpha": alpha,
-            "factor": factor, "multipliers": multipliers, "runs": runs}
+            "base_width": config.base_width, "target_width": plan.growth.target_width, "alphas": alphas,
+            "factors": factors, "multipliers": multipliers, "runs": runs}
 
 
 def validation_table(result: dict, seeds: int) -> tuple[Table, list[dict]]:
@@ -293,6 +294,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pool", action="append", required=True, help="a bench/halving_pool.py JSON (first: the base width validated)")
     parser.add_argument("--target-width", type=int, default=128)
+    parser.add_argument("--multipliers", type=lambda text: [float(m) for m in text.split(",")], default=[0.5, 1.0, 2.0],
+                        help="of the base winner's learning rate, comma-separated (×1 is always run: the pairing's reference)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--resamples", type=int, default=1000)
     parser.add_argument("--processes", type=int, default=2)
@@ -314,16 +317,15 @@ def main(argv: list[str] | None = None) -> dict:
         record = make_record("horizon", argv, args, fits=fits)
         append_result(args, record, [optimum_table, alpha_table], console=console)
         return record
-    first = fitted[0]["fit"]
-    if first is None:
-        raise SystemExit(f"{args.pool[0]}: fewer than 3 optima located, no α to validate")
-    result = validate(args, fitted[0], first.alpha)
+    alphas = {f"w{entry['pool']['base_width']}": entry["fit"].alpha for entry in fitted if entry["fit"] is not None}
+    result = validate(args, fitted[0], alphas)
     table, rows = validation_table(result, args.seeds)
     console.print(table)
     winners = {row["arm"]: row["label"] for row in rows if row["best"]}
-    notes = (f"α from {args.pool[0]}: {_alpha(first)}; horizon factor ({result['target_tokens']:,}/"
-             f"{result['base_tokens']:,})^(−α) = {result['factor']:.3f}. Lowest mean final loss: warmstart "
-             f"{winners['warmstart']}, scratch {winners['scratch']}.")
+    factors = ", ".join(f"α of {entry['path']} {_alpha(entry['fit'])}: ×{result['factors'][name]:.3f}"
+                        for name, entry in zip(alphas, [e for e in fitted if e["fit"] is not None]))
+    notes = (f"Horizon factors ({result['target_tokens']:,}/{result['base_tokens']:,})^(−α): {factors}. "
+             f"Lowest mean final loss: warmstart {winners['warmstart']}, scratch {winners['scratch']}.")
     console.print(notes)
     record = make_record("horizon", argv, args, fits=fits, validation={key: value for key, value in result.items()
                                                                        if key != "runs"}, runs=result["runs"], rows=rows)

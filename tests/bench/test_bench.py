@@ -215,7 +215,7 @@ def test_horizon_quick(run_benchmark, tmp_path):
     (fit,) = record["fits"]
     assert fit["fit"]["alpha"] == pytest.approx(0.3, abs=0.02)
     validation = record["validation"]
-    assert validation["factor"] == pytest.approx(
+    assert validation["factors"]["w16"] == pytest.approx(
         (validation["target_tokens"] / validation["base_tokens"]) ** -fit["fit"]["alpha"])
     assert len(record["runs"]) == 2 * 4 * 2  # arms × multipliers × seeds
     assert sum(row["best"] for row in record["rows"]) == 2  # one winner per arm
