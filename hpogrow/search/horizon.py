@@ -35,9 +35,13 @@ import numpy as np
 
 from hpogrow.record.run import HorizonTransfer
 
-MEASURED_ALPHA: dict[str, tuple[float, tuple[float, float]]] = {}
+MEASURED_ALPHA: dict[str, tuple[float, tuple[float, float]]] = {"lm": (0.069, (-0.019, 0.125))}
 """α (and its 95% interval) measured by ``bench/horizon.py`` per built-in task, the fallback of
-``--horizon-transfer auto`` when a study's own trials do not determine it."""
+``--horizon-transfer auto`` when a study's own trials do not determine it. ``lm``: the 32-rate grid
+at base width 64 (``studies/pool-w64.json``, training seed 0, 8k–139k tokens; bench/RESULTS.md,
+2026-12-07): its interval includes 0, so ``auto`` applies no correction to the LM. The 16-rate
+grid at width 128 gave 0.269 [0.152, 0.364], and neither factor (×0.918, ×0.719) beat the
+winner's rate at the target (width 64 → 128, 3 seeds)."""
 MEASURED_SOURCE = "bench/horizon.py"
 
 

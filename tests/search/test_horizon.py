@@ -89,6 +89,12 @@ def test_auto_uses_the_studys_own_trials_when_they_determine_alpha():
     assert choice.alpha == pytest.approx(0.35, abs=0.02) and "own" in choice.source
 
 
+def test_the_lms_measured_alpha_includes_0_so_auto_applies_none():
+    choice = choose_alpha("auto", "lm", [], base_tokens=139264)
+    assert choice.alpha is None and "includes 0" in choice.source
+    assert choice.transfer(0.02, 139264, 475776).horizon_factor == 1.0
+
+
 @pytest.mark.slow
 def test_target_trials_train_at_the_corrected_rate_and_record_it(tmp_path, space_file, monkeypatch):
     monkeypatch.setitem(horizon.MEASURED_ALPHA, "wave-regression", (0.5, (0.3, 0.7)))
