@@ -61,6 +61,28 @@ class RunFacts:
 
 
 @dataclass(frozen=True)
+class HorizonTransfer:
+    """The learning rate a target run trained at, and the token-horizon correction that set it
+    (``--horizon-transfer``, :mod:`hpogrow.search.horizon`): the base winner's rate ×
+    (run tokens / base tokens)^(−α)."""
+
+    horizon_transfer: str
+    """The mode: ``auto`` or ``off``."""
+    horizon_factor: float
+    """The multiplier applied to the winner's learning rate (1 under ``off``)."""
+    trained_learning_rate: float
+    """The learning rate the run trained at (the trial's ``learning_rate`` param is the winner's)."""
+    horizon_alpha: float | None = None
+    """α of lr* ∝ tokens^(−α) (``None``: none applied)."""
+    horizon_alpha_ci: tuple[float, float] | None = None
+    """Its 95% interval."""
+    horizon_source: str | None = None
+    """Where α came from: the base study's own trials, the bench's measured constant, or why none."""
+    horizon_base_tokens: int | None = None
+    horizon_run_tokens: int | None = None
+
+
+@dataclass(frozen=True)
 class SpeedupRecord:
     """The speedup of warmstart over scratch over a search's pairs
     (:class:`hpogrow.speedup.SpeedupEstimate`), with the final-loss gap beside the eval error and
@@ -203,6 +225,9 @@ class RunRecord:
     pair_censoring: str | None = None
     speedup: SpeedupRecord | None = None
     """Over every pair of the search, on each warmstarted trial (also the target study's ``speedup``)."""
+    horizon: HorizonTransfer | None = None
+    """A target run's learning rate and its token-horizon correction (``None``: records from before
+    ``--horizon-transfer``, trained at the winner's rate)."""
 
     @classmethod
     def of(cls, trial) -> RunRecord:
@@ -216,7 +241,8 @@ class RunRecord:
 
 _IDENTITY = frozenset(("role", "width", "driver", "pair", "seed", "stage", "base_trial", "base_study", "base_replicate",
                        "ray_trial_id", "schedule",
-                       *(field.name for field in fields(GrowthLineage))))
+                       *(field.name for field in fields(GrowthLineage)),
+                       *(field.name for field in fields(HorizonTransfer))))
 _SUMMARY = frozenset(("n_params", "compute_params", "tokens", "flops", "fidelity_reached", "data_position",
                       "initial_loss", "final_loss", "tokens_per_second", "checkpoint",
                       *(field.name for field in fields(RunFacts))))

@@ -81,9 +81,16 @@ class SearchConfig(StudyOptions, RunOptions, GrowthOptions, ExecutorOptions):
     (6.25%) of a run at risk, for one write of weights and Adam moments per evaluation."""
     space: str | None = None
     """Search-space YAML file (default: search_spaces/{task}.yaml, shipped for the task)."""
+    horizon_transfer: Literal["auto", "off"] = "off"
+    """Target runs' learning rate across the token horizon: auto scales the winner's by (run
+    tokens / base tokens)^(−α), α from the base trials when they determine it, else the value
+    bench/horizon.py measured for the task; off keeps the winner's (μTransfer across width only).
+    Recorded on every target trial (``horizon_*``, ``trained_learning_rate``)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.horizon_transfer not in ("auto", "off"):
+            raise bad_flag("horizon_transfer", self.horizon_transfer, "use auto or off")
         if self.evaluations < 2:
             raise bad_flag("evaluations", self.evaluations, "need at least 2 to draw a curve")
         if self.bases is None:

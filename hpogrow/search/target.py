@@ -11,7 +11,10 @@ search is not repeated. Pair ``k`` grows base ``k mod B``.
 
 Pair ``k`` has seed ``config.seed + k`` (growth perturbation, scratch initialisation) and reads its
 own fresh segment of the training stream after the base's; its warmstarted and scratch runs read
-the same tokens, the final stage's with ``--stages``. Scratch runs do not depend on the base. Runs
+the same tokens, the final stage's with ``--stages``. Scratch runs do not depend on the base. Every
+run trains at the winner's learning rate, scaled for its tokens under ``--horizon-transfer auto``
+(:mod:`hpogrow.search.horizon`; the trial's ``learning_rate`` param stays the winner's and the rate
+it trained at is recorded beside the correction). Runs
 the study already holds are reused; a run a dead driver left RUNNING (a replicate base too) is
 adopted and continues from its partial checkpoint. Everything here runs holding the target lock:
 this driver alone writes the target study.
@@ -24,6 +27,7 @@ submitted), then :meth:`TargetPairs.collect` (wait, record, speedup).
 from __future__ import annotations
 
 import contextlib
+import math
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -36,7 +40,7 @@ from rich.console import Console
 
 from hpogrow import record
 from hpogrow.record.lineage import GrowthLineage
-from hpogrow.record.run import REPLICATE, SCRATCH, WARMSTART, RunRecord, SpeedupRecord
+from hpogrow.record.run import REPLICATE, SCRATCH, WARMSTART, HorizonTransfer, RunRecord, SpeedupRecord
 from hpogrow.record.study import TargetSignature
 from hpogrow._crash import crash_point
 from hpogrow.checkpoint import check_owner
@@ -47,9 +51,10 @@ from hpogrow.resume import ResumePoint
 from hpogrow.runs import CheckpointOwner, RunOutcome, paired_eval_gap, run_scratch, run_warmstart
 from hpogrow.search.executors import Executor
 from hpogrow.search.executors.base import Run
+from hpogrow.search.horizon import HorizonChoice, choose_alpha
 from hpogrow.search.plan import Plan
 from hpogrow.speedup import MATCH_FRACTIONS, SeedSpeedup, aggregate_speedups, seed_speedup
-from hpogrow.storage import load_or_create_study
+from hpogrow.storage import load_or_create_study, open_storage
 from hpogrow.tasks import Task
 from hpogrow.throughput import training_flops
 
@@ -144,6 +149,20 @@ class TargetPairs:
         self.hyperparameters = {"learning_rate": winner.params["learning_rate"], "batch_size": winner.params["batch_size"]}
         self.base = RunRecord.of(winner)
         self.root = plan.checkpoint_dir / plan.target_study.split("/", 1)[1]
+        self.horizon = self._choose_horizon()
+
+    def _choose_horizon(self) -> HorizonChoice:
+        """α of ``--horizon-transfer``, from the base study's trials that reached past the first rung."""
+        plan, mode = self.plan, self.plan.config.horizon_transfer
+        trials = []
+        if mode != "off":
+            base_study = optuna.load_study(study_name=plan.base_study, storage=open_storage(plan.config.storage_url))
+            trials = base_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+        return choose_alpha(mode, plan.task.name, trials, plan.base_tokens)
+
+    def _transfer(self, tokens: int) -> HorizonTransfer:
+        """The learning rate of a run on ``tokens`` tokens, with its correction."""
+        return self.horizon.transfer(self.hyperparameters["learning_rate"], self.plan.base_tokens, tokens)
 
     def run(self) -> tuple[list[FrozenTrial], list[FrozenTrial]]:
         """Replicate bases submitted, every pair started (each once its base is trained), then
@@ -167,7 +186,8 @@ class TargetPairs:
         """Replicate base ``index``: the winner's run again (its configuration, budget, evaluation
         points and tokens) from a fresh μP initialisation with seed ``config.seed + index``."""
         plan, width = self.plan, self.plan.config.base_width
-        run_config = replace(plan.template, **self.hyperparameters, seed=plan.config.seed + index)
+        run_config = replace(plan.template, batch_size=self.hyperparameters["batch_size"], seed=plan.config.seed + index,
+                             learning_rate=self._transfer(plan.template.tokens).trained_learning_rate)
         folder = self._base_folder(index)
         return self._submit(REPLICATE, 0, width, run_config.tokens, None, lambda owner, resume: partial(
             run_scratch, plan.task, width, width, run_config, 0, folder / "checkpoint", owner=owner, resume=resume),
@@ -220,7 +240,8 @@ class TargetPairs:
         return self._finish(*pending.wait(self.study))
 
     def _run_config(self, tokens: int, seed: int):
-        return replace(self.plan.template, **self.hyperparameters, tokens=tokens, eval_tokens=(), seed=seed)
+        return replace(self.plan.template, batch_size=self.hyperparameters["batch_size"], tokens=tokens, eval_tokens=(), seed=seed,
+                       learning_rate=self._transfer(tokens).trained_learning_rate)
 
     def _lineage(self, cost: BaseCost, base: Base) -> GrowthLineage:
         """Base to final target over every stage, with what was spent before the warmstarted run."""
@@ -240,14 +261,14 @@ class TargetPairs:
         ``role`` (or as the RUNNING trial of a dead driver, adopted), or the finished trial the
         study already holds for it. ``base``: the replicate base's index, or the base a warmstart
         or stage run grows (``None`` for scratch)."""
-        done = self._mine(role, pair, base, TrialState.COMPLETE)
+        done = self._mine(role, pair, base, TrialState.COMPLETE, tokens)
         name = f"base {base}" if role == REPLICATE else f"pair {pair}"
         if done is not None:
             self.console.print(f"{role} ({name}): reusing finished trial {done.number} of {self.plan.target_study}")
             self._drop_partial(role, pair, base)  # a driver that died between telling it and this
             return PendingRun(done, role, width)
         config = self.plan.config
-        left = self._mine(role, pair, base, TrialState.RUNNING)
+        left = self._mine(role, pair, base, TrialState.RUNNING, tokens)
         if left is not None:
             trial = record.adopt(self.study, left)
             self.console.print(f"{role} ({name}): continuing trial {trial.number}, left RUNNING by a dead driver, "
@@ -257,7 +278,7 @@ class TargetPairs:
             seed = config.seed + (base if role == REPLICATE else pair)
             identity = RunRecord(role=role, width=width, pair=pair, seed=seed, stage=stage,
                                  base_trial=self.winner.number, base_study=self.plan.base_study, base_replicate=base,
-                                 schedule=config.schedule, lineage=lineage)
+                                 schedule=config.schedule, lineage=lineage, horizon=self._transfer(tokens))
             trial = record.start_target_trial(self.study, self.hyperparameters, self.plan.space.distributions(),
                                               identity)
         owner = CheckpointOwner(config.storage_key, self.plan.target_study, trial.number)
@@ -276,14 +297,18 @@ class TargetPairs:
             return self._base_folder(base) / "resume"
         return self.root / f"pair{pair}" / "resume" / role.replace(" ", "")
 
-    def _mine(self, role: str, pair: int, base: int | None, state: TrialState) -> FrozenTrial | None:
+    def _mine(self, role: str, pair: int, base: int | None, state: TrialState, tokens: int) -> FrozenTrial | None:
         """The trial in ``state`` of run ``role`` of pair ``pair`` (of base ``base``) grown from
-        this winner (the newest, should a dead driver have left several). A record from before
-        ``--bases`` names no base: its pairs grew the winner (base 0)."""
+        this winner and trained at this run's learning rate on ``tokens`` (the newest, should a
+        dead driver have left several). A record from before ``--bases`` names no base: its pairs
+        grew the winner (base 0); one from before ``--horizon-transfer`` trained at the winner's rate."""
+        learning_rate = self._transfer(tokens).trained_learning_rate
         for trial in reversed(self.study.get_trials(deepcopy=False, states=(state,))):
             run = RunRecord.of(trial)
+            trained = run.horizon.trained_learning_rate if run.horizon else trial.params.get("learning_rate")
             if run.role == role and run.base_trial == self.winner.number and run.pair == pair \
-                    and (run.base_replicate or 0) == (base or 0) and trial.params == self.winner.params:
+                    and (run.base_replicate or 0) == (base or 0) and trial.params == self.winner.params \
+                    and trained is not None and math.isclose(trained, learning_rate, rel_tol=1e-9):
                 return trial
         return None
 

@@ -347,3 +347,24 @@ def test_sampler_compare_welch_interval(monkeypatch):
     assert high - difference == pytest.approx(student_t_quantile(0.975, freedom) * (5 / 12) ** 0.5)
     assert sampler_compare.welch_interval([1.0, 1.1], [0.0, 0.1])[2] < high
     assert sampler_compare.welch_interval([math.inf, 1.0], [0.0, 0.1])[1:] == (-math.inf, math.inf)
+
+
+def test_horizon_quick(run_benchmark, tmp_path):
+    """A synthetic pool (loss a parabola in log lr around lr* ∝ tokens^(−0.3)) is fitted back,
+    then the tiny target runs are trained at each multiplier."""
+    rates = [3e-4 * 100 ** (k / 15) for k in range(16)]
+    tokens = [4096 * k for k in range(1, 33)]
+    runs = [{"learning_rate": rate, "batch_size": batch, "diverged": None, "units": {},
+             "curve": {str(t): 2 + 1 / math.log(t) + 0.2 * math.log(rate / (0.2 * t ** -0.3)) ** 2 for t in tokens}}
+            for batch in (16, 32) for rate in rates]
+    pool = tmp_path / "pool.json"
+    pool.write_text(json.dumps({"base_width": 16, "asked_tokens": tokens[-1], "runs": runs,
+                                "designs": {"2^3": {"budget": tokens[-1], "rungs": [16384, 32768, 65536]}}}))
+    record = run_benchmark("horizon", "--pool", str(pool))
+    (fit,) = record["fits"]
+    assert fit["fit"]["alpha"] == pytest.approx(0.3, abs=0.02)
+    validation = record["validation"]
+    assert validation["factors"]["w16"] == pytest.approx(
+        (validation["target_tokens"] / validation["base_tokens"]) ** -fit["fit"]["alpha"])
+    assert len(record["runs"]) == 2 * 4 * 2  # arms × multipliers × seeds
+    assert sum(row["best"] for row in record["rows"]) == 2  # one winner per arm
