@@ -99,9 +99,11 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def search_command(url: str, workdir: Path, executor: str, trials: int, grow_factor: float) -> list[str]:
-    """The one command every driver runs (tiny: the residual MLP at width 16, 2 tokens/parameter)."""
+    """The one command every driver runs (tiny: the residual MLP at width 16, 2 tokens/parameter),
+    with trials claimed one at a time (successive halving claims a whole bracket per driver)."""
     return [sys.executable, "-m", "hpogrow", "search", "--task", "mlp", "--base-width", "16", "--depth", "1",
             "--tokens-per-param", "2", "--evaluations", "4", "--device", "cpu", "--executor", executor,
+            "--scheduler", "median" if executor == "local" else "asha",
             "--trials", str(trials), "--grow-factor", f"{grow_factor:g}", "--seeds", "1",  # one target pair
             "--storage", url, "--workdir", str(workdir)]
 

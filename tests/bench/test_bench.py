@@ -138,6 +138,8 @@ def test_asha_bench_budget_is_one_every_schedule_lands_on(monkeypatch):
     assert rung_schedule(budget, 4096, "none").budget == budget
     for reduction_factor in (2, 3):
         assert rung_schedule(budget, 4096, "asha", reduction_factor, 3).budget == budget
+
+
 @pytest.mark.slow
 def test_halving_real_quick_matches_its_pool(run_benchmark, tmp_path, monkeypatch):
     """A real search over 4 configurations of a pool trained here: its recorded losses are the
@@ -169,6 +171,8 @@ def test_drivers_quick(run_benchmark):
     assert row["case"] == "journal:local" and row["exit_codes"] == [0, 0] and row["error_lines"] == 0
     assert row["base_trials"] == 3 and row["duplicated_configurations"] == 0 and row["distinct_reports"] == 1
     assert row["target_trials"] == {"scratch complete": 1, "warmstart complete": 1}
+
+
 def test_growth_factor_sweep_quick(run_benchmark, tmp_path):
     record = run_benchmark("growth_factor_sweep")
     cells = {(cell["task"], cell["budget"], cell["factor"]): cell for cell in record["cells"]}

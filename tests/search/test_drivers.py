@@ -33,9 +33,11 @@ def shared_storage_url(request, tmp_path) -> str:
 
 def _search(url: str, workdir: Path) -> list[str]:
     """Tiny, but with target runs (grow factor 8) that outlast the 2 s a driver waiting for the
-    other's base trials sleeps between looks: so the two drivers meet at the target lock."""
+    other's base trials sleeps between looks: so the two drivers meet at the target lock. Trials
+    one at a time (median pruner): successive halving claims a whole bracket per driver."""
     return [sys.executable, "-m", "hpogrow", "search", "--task", "mlp", "--base-width", "16", "--depth", "1",
-            "--tokens-per-param", "2", "--evaluations", "4", "--executor", "local", "--device", "cpu",
+            "--tokens-per-param", "2", "--evaluations", "4", "--executor", "local", "--scheduler", "median",
+            "--device", "cpu",
             "--trials", str(TRIALS), "--grow-factor", "8", "--seeds", "1", "--bases", "1",  # one target pair: drivers, not seeds
             "--storage", url, "--workdir", str(workdir)]
 
