@@ -30,7 +30,8 @@ arms alike, and each seed's rows are appended to ``--rows`` as soon as its arms 
 short still leaves complete seeds, which ``--from-rows`` aggregates without training.
 
     python bench/speedup_ablation.py --workers 2 --rows studies/ablation-rows.jsonl    # 3 seeds, 9 runs each
-    python bench/speedup_ablation.py --tokens-per-param 20 --data synthetic --base-width 32 --workers 2  # the 20 t/p regime
+    python bench/speedup_ablation.py --tokens-per-param 20 --data synthetic --base-width 32 --head-size 16 \
+        --learning-rate LR --workers 2    # the 20 t/p regime: 32→48 (×1.91), 1.7M tokens per arm (not run yet)
     python bench/speedup_ablation.py --from-rows studies/ablation-rows.jsonl            # aggregate only
     python bench/speedup_ablation.py --quick                                            # smoke size
 """
@@ -39,6 +40,8 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
+import itertools
 import json
 import math
 import multiprocessing
@@ -91,8 +94,12 @@ ARMS = (
     Arm("wsd", "WSD, vs scratch wsd", schedule="wsd", against="scratch wsd"),
     Arm("lr ×0.5", "warmstart lr × 0.5", lr_factor=0.5),
     Arm("lr ×2", "warmstart lr × 2", lr_factor=2.0),
+    Arm("lr ×0.25", "warmstart lr × 0.25", lr_factor=0.25),
+    Arm("λ 0.8, lr ×0.5", "λ 0.8 and lr × 0.5", shrink=0.8, lr_factor=0.5),
 )
 ARM_NAMES = [arm.name for arm in ARMS]
+DEFAULT_ARMS = ARM_NAMES[:9]
+"""One factor at a time; the last two arms are follow-ups (``--arms``): below lr × 0.5, and the two best combined."""
 
 
 @dataclass(frozen=True)
@@ -112,7 +119,7 @@ class Job:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--arms", nargs="+", choices=ARM_NAMES, default=ARM_NAMES,
+    parser.add_argument("--arms", nargs="+", choices=ARM_NAMES, default=DEFAULT_ARMS,
                         help="arms to run (a warmstart arm brings its scratch arm)")
     parser.add_argument("--base-width", type=int, default=64)
     parser.add_argument("--target-width", type=int, default=None,
@@ -120,6 +127,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--learning-rate", type=float, default=0.0166, help="the base's (and every arm's) lr")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--tokens-per-param", type=float, default=1.0, help="the search's budget (base and target)")
+    parser.add_argument("--head-size", type=int, default=32, help="LanguageTask head size (the width step)")
     parser.add_argument("--data", default=None, help="LanguageTask data: default CPython source, or 'synthetic'")
     parser.add_argument("--workers", type=int, default=1, help="processes in parallel (one torch thread each)")
     parser.add_argument("--rows", default=None, help="JSON lines file each finished seed's rows are appended to")
@@ -153,7 +161,7 @@ def _arms(names: list[str]) -> list[Arm]:
 def _task(args) -> LanguageTask:
     if args.quick:
         return LanguageTask(depth=1, head_size=8, seq_len=16, eval_tokens=1024, data=args.data)
-    return LanguageTask(data=args.data)
+    return LanguageTask(head_size=args.head_size, data=args.data)
 
 
 def _run(args, console: Console) -> tuple[list[dict], dict]:
@@ -188,12 +196,16 @@ def _run(args, console: Console) -> tuple[list[dict], dict]:
         base_model = build_model(task, growth.base_width, growth.base_width, 0)
         target_model = build_model(task, growth.target_width, growth.base_width, 0)
         rows: list[dict] = []
-        context = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(max(1, args.workers), mp_context=context,
-                                                    initializer=_one_thread) as pool:
-            futures = [pool.submit(_train_arm, job) for job in jobs]  # seed-major: the pool takes them in order
-            for seed in range(args.seeds):
-                outcomes = {job.arm.name: future.result() for job, future in zip(jobs, futures) if job.seed == seed}
+        with contextlib.ExitStack() as stack:
+            if args.workers > 1:  # seed-major: the pool takes the jobs in order and yields them in order
+                context = multiprocessing.get_context("spawn")
+                pool = stack.enter_context(concurrent.futures.ProcessPoolExecutor(
+                    args.workers, mp_context=context, initializer=_one_thread))
+                results = pool.map(_train_arm, jobs)
+            else:
+                results = map(_train_arm, jobs)
+            for seed, seed_jobs in itertools.groupby(jobs, key=lambda job: job.seed):
+                outcomes = {job.arm.name: outcome for job, outcome in zip(seed_jobs, results)}
                 seed_rows = [_row(arm, seed, outcomes, task, base_model, target_model, base.state.tokens_seen, setup)
                              for arm in arms if not arm.scratch]
                 rows += seed_rows
