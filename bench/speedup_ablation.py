@@ -96,10 +96,13 @@ ARMS = (
     Arm("lr ×2", "warmstart lr × 2", lr_factor=2.0),
     Arm("lr ×0.25", "warmstart lr × 0.25", lr_factor=0.25),
     Arm("λ 0.8, lr ×0.5", "λ 0.8 and lr × 0.5", shrink=0.8, lr_factor=0.5),
+    Arm("scratch lr ×0.5", "μP, lr × 0.5", shrink=None, lr_factor=0.5),
+    Arm("lr ×0.5 both", "lr × 0.5, vs scratch lr × 0.5", lr_factor=0.5, against="scratch lr ×0.5"),
 )
 ARM_NAMES = [arm.name for arm in ARMS]
 DEFAULT_ARMS = ARM_NAMES[:9]
-"""One factor at a time; the last two arms are follow-ups (``--arms``): below lr × 0.5, and the two best combined."""
+"""One factor at a time. Follow-ups (``--arms``): below lr × 0.5, the two best combined, and lr × 0.5
+against scratch at lr × 0.5 too (is the gain the warmstart's, or scratch's lr too high?)."""
 
 
 @dataclass(frozen=True)
