@@ -372,3 +372,25 @@ def test_horizon_quick(run_benchmark, tmp_path):
         (validation["target_tokens"] / validation["base_tokens"]) ** -fit["fit"]["alpha"])
     assert len(record["runs"]) == 2 * 4 * 2  # arms × multipliers × seeds
     assert sum(row["best"] for row in record["rows"]) == 2  # one winner per arm
+
+
+@pytest.mark.slow
+def test_speedup_ablation_quick(run_benchmark, tmp_path):
+    """λ 0 grows exactly the scratch arm's model (the perturbation is scratch's μP init, same seed,
+    same tokens): a gap of 0 and a speedup of 1 check that the arms of a seed are paired; WSD brings
+    its own scratch arm; the rows written seed by seed aggregate back to the same cells."""
+    rows = tmp_path / "rows.jsonl"
+    record = run_benchmark("speedup_ablation", "--arms", "λ 0", "wsd", "--rows", str(rows))
+    cells = {cell["arm"]: cell for cell in record["cells"]}
+    assert set(cells) == {"λ 0", "wsd"} and all(cell["seeds"] == 2 for cell in cells.values())
+    assert {row["against"] for row in record["rows"] if row["arm"] == "wsd"} == {"scratch wsd"}
+    control = cells["λ 0"]
+    assert control["final_gap"][0] == 0 and control["speedup_tokens"] == pytest.approx(1.0)
+    assert control["speedup_flops_with_base"] < control["speedup_flops"]  # the base costs something
+    for cell in cells.values():
+        low, high = cell["speedup_flops_with_base_ci"]
+        assert low <= cell["speedup_flops_with_base"] <= high
+        assert isinstance(cell["meets_goal"], bool)
+    again = run_benchmark("speedup_ablation", "--from-rows", str(rows))
+    assert [cell["speedup_flops_with_base"] for cell in again["cells"]] == \
+           [cell["speedup_flops_with_base"] for cell in record["cells"]]
