@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
     notes = ("Phases overlap where runs are concurrent (the target runs share the cores); 'training' is a run's tokens "
              "÷ its own tokens/s, so open − training is time the run spent waiting, starting or being recorded.")
     console.print(notes)
-    result = make_record("default_run", argv, args, modules=("torch", "ray", "optuna", "mup"), command=command,
+    result = make_record("default_run", argv, args, modules=("torch", "ray", "optuna", "mup"), hpogrow_command=command,
                          seconds=ended - started, base_tokens_per_second=speeds[0] if speeds else None, phases=phases)
     append_result(args, result, [table], notes, console)
     return result

@@ -80,6 +80,9 @@ class HorizonTransfer:
     """Where α came from: the base study's own trials, the bench's measured constant, or why none."""
     horizon_base_tokens: int | None = None
     horizon_run_tokens: int | None = None
+    warmstart_lr_scale: float | None = None
+    """``--warmstart-lr-scale``, for a run grown from a base (warmstart, stage); part of
+    ``trained_learning_rate``."""
 
 
 @dataclass(frozen=True)

@@ -212,8 +212,10 @@ def print_plan(plan: Plan, console: Console, remaining_trials: int, executor: Ex
         table.add_row("bases", "1: every pair grows the winner, so the speedup's interval does not cover the base "
                       "(--bases 2 or more to cover it)")
     parallel = (f", each on {config.workers_per_run} DDP workers (Ray Train)" if config.workers_per_run > 1 else "")
+    rates = ("" if config.warmstart_lr_scale == 1 else
+             f", warmstart at {config.warmstart_lr_scale:g}× the winner's learning rate (scratch at 1×)")
     table.add_row("target runs", f"{plan.target_study}: {pairs}, {growth.target_params:,} parameters, "
-                  f"{plan.target_tokens:,} tokens each{parallel}; a partial checkpoint every "
+                  f"{plan.target_tokens:,} tokens each{rates}{parallel}; a partial checkpoint every "
                   f"{config.checkpoint_every} of {config.evaluations} evaluations (a rerun continues from it)")
     table.add_row("throughput", f"{base_speed:,.0f} tokens/s at width {growth.base_width}, "
                   f"{target_speed:,.0f} at {growth.target_width} (measured)")

@@ -13,8 +13,9 @@ Pair ``k`` has seed ``config.seed + k`` (growth perturbation, scratch initialisa
 own fresh segment of the training stream after the base's; its warmstarted and scratch runs read
 the same tokens, the final stage's with ``--stages``. Scratch runs do not depend on the base. Every
 run trains at the winner's learning rate, scaled for its tokens under ``--horizon-transfer auto``
-(:mod:`hpogrow.search.horizon`; the trial's ``learning_rate`` param stays the winner's and the rate
-it trained at is recorded beside the correction). Runs
+(:mod:`hpogrow.search.horizon`), and a run grown from a base (warmstart, stage) by
+``--warmstart-lr-scale`` (0.5 by default); the trial's ``learning_rate`` param stays the winner's
+and the rate it trained at is recorded beside the corrections. Runs
 the study already holds are reused; a run a dead driver left RUNNING (a replicate base too) is
 adopted and continues from its partial checkpoint. Everything here runs holding the target lock:
 this driver alone writes the target study.
@@ -160,9 +161,14 @@ class TargetPairs:
             trials = base_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
         return choose_alpha(mode, plan.task.name, trials, plan.base_tokens)
 
-    def _transfer(self, tokens: int) -> HorizonTransfer:
-        """The learning rate of a run on ``tokens`` tokens, with its correction."""
-        return self.horizon.transfer(self.hyperparameters["learning_rate"], self.plan.base_tokens, tokens)
+    def _transfer(self, tokens: int, role: str = SCRATCH) -> HorizonTransfer:
+        """The learning rate of a run of ``role`` on ``tokens`` tokens, with its correction (and
+        ``--warmstart-lr-scale`` for a run grown from a base)."""
+        transfer = self.horizon.transfer(self.hyperparameters["learning_rate"], self.plan.base_tokens, tokens)
+        if role != WARMSTART and not role.startswith("stage "):
+            return transfer
+        scale = self.plan.config.warmstart_lr_scale
+        return replace(transfer, trained_learning_rate=transfer.trained_learning_rate * scale, warmstart_lr_scale=scale)
 
     def run(self) -> tuple[list[FrozenTrial], list[FrozenTrial]]:
         """Replicate bases submitted, every pair started (each once its base is trained), then
@@ -220,28 +226,31 @@ class TargetPairs:
                 break
             stage = RunRecord.of(self._train_stage(index, pair, base.index, current, grown.path, position))
             source, position, cost = stage.checkpoint, stage.data_position, cost.plus(stage)
-        final, final_config = plan.growth, self._run_config(plan.target_tokens, seed)
-        scratch = self._submit(SCRATCH, pair, final.target_width, final_config.tokens, None, lambda owner, resume: partial(
-            run_scratch, current, final.target_width, config.base_width, final_config, position, pair_dir / "scratch",
+        final = plan.growth
+        scratch_config = self._run_config(plan.target_tokens, seed, SCRATCH)
+        warm_config = self._run_config(plan.target_tokens, seed, WARMSTART)
+        scratch = self._submit(SCRATCH, pair, final.target_width, scratch_config.tokens, None, lambda owner, resume: partial(
+            run_scratch, current, final.target_width, config.base_width, scratch_config, position, pair_dir / "scratch",
             owner=owner, resume=resume))
         warmstart = self._submit(
-            WARMSTART, pair, final.target_width, final_config.tokens, self._lineage(cost, base),
-            lambda owner, resume: partial(run_warmstart, current, grown.path, final_config, pair_dir / "warmstart",
+            WARMSTART, pair, final.target_width, warm_config.tokens, self._lineage(cost, base),
+            lambda owner, resume: partial(run_warmstart, current, grown.path, warm_config, pair_dir / "warmstart",
                                           data_position=position, owner=owner, resume=resume), base=base.index)
         return PairRuns(scratch, warmstart, cost, base.index)
 
     def _train_stage(self, index: int, pair: int, base: int, task: Task, grown, position: int) -> FrozenTrial:
         """Intermediate stage ``index`` of a pair, trained to its end before the next growth."""
-        stage_config = self._run_config(self.plan.stage_tokens(index), self.plan.config.seed + pair)
-        pending = self._submit(f"stage {index + 1}", pair, self.plan.stages[index].target_width, stage_config.tokens,
+        role = f"stage {index + 1}"
+        stage_config = self._run_config(self.plan.stage_tokens(index), self.plan.config.seed + pair, role)
+        pending = self._submit(role, pair, self.plan.stages[index].target_width, stage_config.tokens,
                                None, lambda owner, resume: partial(
                                    run_warmstart, task, grown, stage_config, self.root / f"pair{pair}" / f"stage{index + 1}",
                                    data_position=position, owner=owner, resume=resume), base=base)
         return self._finish(*pending.wait(self.study))
 
-    def _run_config(self, tokens: int, seed: int):
+    def _run_config(self, tokens: int, seed: int, role: str):
         return replace(self.plan.template, batch_size=self.hyperparameters["batch_size"], tokens=tokens, eval_tokens=(), seed=seed,
-                       learning_rate=self._transfer(tokens).trained_learning_rate)
+                       learning_rate=self._transfer(tokens, role).trained_learning_rate)
 
     def _lineage(self, cost: BaseCost, base: Base) -> GrowthLineage:
         """Base to final target over every stage, with what was spent before the warmstarted run."""
@@ -278,7 +287,7 @@ class TargetPairs:
             seed = config.seed + (base if role == REPLICATE else pair)
             identity = RunRecord(role=role, width=width, pair=pair, seed=seed, stage=stage,
                                  base_trial=self.winner.number, base_study=self.plan.base_study, base_replicate=base,
-                                 schedule=config.schedule, lineage=lineage, horizon=self._transfer(tokens))
+                                 schedule=config.schedule, lineage=lineage, horizon=self._transfer(tokens, role))
             trial = record.start_target_trial(self.study, self.hyperparameters, self.plan.space.distributions(),
                                               identity)
         owner = CheckpointOwner(config.storage_key, self.plan.target_study, trial.number)
@@ -302,7 +311,7 @@ class TargetPairs:
         this winner and trained at this run's learning rate on ``tokens`` (the newest, should a
         dead driver have left several). A record from before ``--bases`` names no base: its pairs
         grew the winner (base 0); one from before ``--horizon-transfer`` trained at the winner's rate."""
-        learning_rate = self._transfer(tokens).trained_learning_rate
+        learning_rate = self._transfer(tokens, role).trained_learning_rate
         for trial in reversed(self.study.get_trials(deepcopy=False, states=(state,))):
             run = RunRecord.of(trial)
             trained = run.horizon.trained_learning_rate if run.horizon else trial.params.get("learning_rate")

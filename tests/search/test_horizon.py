@@ -110,11 +110,13 @@ def test_target_trials_train_at_the_corrected_rate_and_record_it(tmp_path, space
         assert run.horizon.horizon_transfer == "auto" and run.horizon.horizon_alpha == 0.5
         assert run.horizon.horizon_alpha_ci == (0.3, 0.7) and "measured" in run.horizon.horizon_source
         assert run.horizon.horizon_factor == pytest.approx(expected) and expected < 0.8
-        assert run.horizon.trained_learning_rate == pytest.approx(winner_rate * expected)
+        scale = config.warmstart_lr_scale if run.role == "warmstart" else 1.0  # grown runs: --warmstart-lr-scale
+        assert run.horizon.warmstart_lr_scale == (scale if run.role == "warmstart" else None)
+        assert run.horizon.trained_learning_rate == pytest.approx(winner_rate * expected * scale)
         assert trial.params["learning_rate"] == winner_rate  # the searched value, as before
         trained = read_checkpoint(run.checkpoint).config["train"]["learning_rate"]  # what the run really used
-        assert trained == pytest.approx(winner_rate * expected)
+        assert trained == pytest.approx(winner_rate * expected * scale)
     # a rerun under off does not reuse runs trained at another rate
     again = run_pipeline(WaveRegression(), replace(config, horizon_transfer="off"), console=_quiet())
     assert {t.number for t in again.warmstarts} & {t.number for t in result.warmstarts} == set()
-    assert RunRecord.of(again.warmstarts[0]).horizon.trained_learning_rate == winner_rate
+    assert RunRecord.of(again.warmstarts[0]).horizon.trained_learning_rate == winner_rate * config.warmstart_lr_scale
