@@ -86,10 +86,11 @@ class SearchConfig(StudyOptions, RunOptions, GrowthOptions, ExecutorOptions):
     tokens / base tokens)^(−α), α from the base trials when they determine it, else the value
     bench/horizon.py measured for the task; off keeps the winner's (μTransfer across width only).
     Recorded on every target trial (``horizon_*``, ``trained_learning_rate``)."""
-    warmstart_lr_scale: PositiveFloat = 0.5
+    warmstart_lr_scale: PositiveFloat = 1.0
     """The warmstarted (and stage) runs' learning rate as a multiple of the winner's (after
-    ``horizon_transfer``); scratch keeps the winner's. 0.5: the speedup ablation's best
-    (bench/RESULTS.md, speedup_ablation: 1.33× in FLOPs with the base against 1.17× at 1)."""
+    ``horizon_transfer``); scratch keeps the winner's. Measured (docs/search.md): 0.5 helped when
+    growing width 64 → 96 (1.33× in FLOPs with the base against 1.17×, 6 seeds) but erased the
+    warmstart's lead growing 128 → 192 (the default run), so the default stays 1."""
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -14,7 +14,7 @@ own fresh segment of the training stream after the base's; its warmstarted and s
 the same tokens, the final stage's with ``--stages``. Scratch runs do not depend on the base. Every
 run trains at the winner's learning rate, scaled for its tokens under ``--horizon-transfer auto``
 (:mod:`hpogrow.search.horizon`), and a run grown from a base (warmstart, stage) by
-``--warmstart-lr-scale`` (0.5 by default); the trial's ``learning_rate`` param stays the winner's
+``--warmstart-lr-scale`` (1 by default); the trial's ``learning_rate`` param stays the winner's
 and the rate it trained at is recorded beside the corrections. Runs
 the study already holds are reused; a run a dead driver left RUNNING (a replicate base too) is
 adopted and continues from its partial checkpoint. Everything here runs holding the target lock:

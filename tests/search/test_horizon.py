@@ -98,7 +98,7 @@ def test_the_lms_measured_alpha_includes_0_so_auto_applies_none():
 @pytest.mark.slow
 def test_target_trials_train_at_the_corrected_rate_and_record_it(tmp_path, space_file, monkeypatch):
     monkeypatch.setitem(horizon.MEASURED_ALPHA, "wave-regression", (0.5, (0.3, 0.7)))
-    config = replace(_config(tmp_path, space_file, trials=2), horizon_transfer="auto")
+    config = replace(_config(tmp_path, space_file, trials=2), horizon_transfer="auto", warmstart_lr_scale=0.5)
     _enqueue(config, 1e-2, 3e-2)
     result = run_pipeline(WaveRegression(), config, console=_quiet())
     target = optuna.load_study(study_name=f"wave-regression-w16/target-w{result.plan.growth.target_width}",
