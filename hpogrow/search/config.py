@@ -36,8 +36,9 @@ class ExecutorOptions(Options):
     """GPUs Ray reserves for each trial; 0.5 puts two trials on a GPU (default: 1 when this machine
     has CUDA and ``device`` is not cpu, else 0)."""
     max_concurrent: PositiveInt | None = None
-    """Base trials running at once on Ray (default: what the cluster's resources fit); target runs
-    start as soon as the cluster holds all of their workers."""
+    """Base trials running at once on Ray under asha (default: what the cluster's resources fit;
+    under sha and hyperband the resources alone bound them); target runs start as soon as the
+    cluster holds all of their workers."""
     workers_per_run: PositiveInt = 1
     """Data-parallel workers of each warmstart, scratch and stage run: N > 1 trains it on Ray Train
     with N DDP workers (gloo on CPU, NCCL on GPU), each holding ``cpus_per_trial`` CPUs and
