@@ -234,6 +234,9 @@ class BaseTrial:
     storage_key: str = ""
     """Identifies the storage whose study owns the checkpoints (see :class:`CheckpointOwner`)."""
     study: str = ""
+    rungs: tuple[int, ...] = ()
+    """The plan's rungs in tokens (the last is the budget), where executors compare trials; every
+    one is an evaluation point of ``template``. Empty: the executor derives them from the budget."""
 
     def config(self, params: dict[str, Any]) -> TrainConfig:
         return replace(self.template, learning_rate=params["learning_rate"], batch_size=params["batch_size"])

@@ -80,7 +80,7 @@ class Plan:
     def base_trial(self) -> BaseTrial:
         """The runner of this search's base trials."""
         return BaseTrial(self.task, self.config.base_width, self.template, self.checkpoint_dir / "base",
-                         self.config.storage_key, self.base_study)
+                         self.config.storage_key, self.base_study, self.schedule.rungs)
 
     @property
     def checkpoint_dir(self) -> Path:

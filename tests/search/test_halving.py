@@ -60,6 +60,22 @@ def test_the_default_search_halves_on_the_replays_choice(tmp_path):
         assert chosen.spend(16, plan.schedule) == pytest.approx((9 + 3 * 2 + 1 * 6 + 7 + 2 * 2 + 1 * 6) / 9 / 16)  # in ninths of B
 
 
+def test_a_search_halves_on_the_plans_rungs_when_its_rounded_budget_would_allow_more(tmp_path):
+    """1 token/parameter at width 16: the asked budget leaves no rung below it, while the budget
+    rounded up to whole steps would allow one that no trial evaluates at. The plan's rungs travel
+    with the base trial, so the search halves on those."""
+    config = SearchConfig(base_width=16, trials=2, tokens_per_param=1, evaluations=2, device="cpu", executor="local",
+                          workdir=str(tmp_path))
+    plan = make_plan(FourierTask(depth=1), config)
+    executor = make_executor_for(config)
+    derived = executor.schedule(plan.base_tokens, max(plan.space.batch_sizes))
+    assert derived.rungs != plan.schedule.rungs  # the trap
+    study = _study(tmp_path)
+    executor.run(study, plan.space, 2, plan.base_trial())
+    assert [t.state for t in study.trials].count(TrialState.COMPLETE) >= 1
+    assert all(set(t.intermediate_values) <= {0, *plan.template.eval_tokens} for t in study.trials)
+
+
 def _base_trial(tmp_path: Path, cls: type[BaseTrial] = BaseTrial) -> BaseTrial:
     schedule = HALVING.schedule(256, 16)  # 64 → 128 → 256 tokens
     assert schedule.rungs == (64, 128, 256)

@@ -92,7 +92,10 @@ class Executor(ABC):
         live drivers), showing them on ``display``; return when all this executor started have ended."""
 
     def base_schedule(self, base_trial: BaseTrial, space: SearchSpace) -> Schedule:
-        """The plan's schedule again, from a base trial's budget (already rounded: nothing moves)."""
+        """The plan's schedule, as the base trial carries it; derived from its budget for a base
+        trial built without a plan (a rounded budget can allow a rung the asked one did not)."""
+        if base_trial.rungs:
+            return Schedule(base_trial.template.tokens, tuple(base_trial.rungs))
         return self.schedule(base_trial.template.tokens, max(space.batch_sizes) * base_trial.task.tokens_per_example)
 
     def design(self, schedule: Schedule) -> dict[str, Any]:
