@@ -99,11 +99,11 @@ def test_joins_by_host_port_auto_and_ray_client_with_the_token(cluster):
 
 
 def _search(cluster: RayCluster, workdir: Path, trials: int, ray_storage: Path, tokens_per_param: float = 2,
-            address: str | None = None, storage: str | None = None) -> subprocess.Popen:
+            evaluations: int = 4, address: str | None = None, storage: str | None = None) -> subprocess.Popen:
     """``hpogrow search`` joining the cluster (default: by the address ``ray start --head``
     printed); every trial runs its full budget (705 parameters: 1,410 tokens at 2 tokens/parameter)."""
     command = [sys.executable, "-m", "hpogrow", "search", "--task", "mlp", "--base-width", "16", "--depth", "1",
-               "--trials", str(trials), "--tokens-per-param", str(tokens_per_param), "--evaluations", "4", "--device", "cpu",
+               "--trials", str(trials), "--tokens-per-param", str(tokens_per_param), "--evaluations", str(evaluations), "--device", "cpu",
                "--scheduler", "none", "--seeds", "1", "--bases", "1", "--ray-address", address or cluster.address,
                "--workdir", str(workdir),
                "--ray-storage", str(ray_storage), *(["--storage", storage] if storage else [])]
@@ -126,13 +126,16 @@ def test_trials_spread_over_nodes_and_a_killed_worker_node_loses_nothing(cluster
     nodes = cluster.node_ids()
     worker = next(node for node, role in nodes.items() if role == "worker")
     workdir, trials = tmp_path / "work", 5
-    search = _search(cluster, workdir, trials, tmp_path / "ray-results", tokens_per_param=32)  # ~10 s per trial
+    # ~15 s per trial, in 8 evaluations: the driver records a trial's evaluations late when the
+    # machine is busy, so a kill timed on 2 recorded evaluations must leave most of the trial to
+    # run (with 2 of 4 in ~10 s it once landed after the trial had ended: CI, stop 26)
+    search = _search(cluster, workdir, trials, tmp_path / "ray-results", tokens_per_param=48, evaluations=8)
     try:
         hit = None
         deadline = time.monotonic() + 300
         while hit is None and search.poll() is None and time.monotonic() < deadline:
-            # A trial seen RUNNING on the worker with one or two of its four evaluations recorded is
-            # in the middle of its run: the kill lands inside it.
+            # A trial seen RUNNING on the worker with one or two of its eight evaluations recorded is
+            # early in its run: the kill lands inside it.
             hit = next((t.number for t in _base_trials(workdir) if t.state == TrialState.RUNNING
                         and t.user_attrs.get("node") == worker and 1 <= len(t.intermediate_values) <= 2), None)
             if hit is not None:
