@@ -7,7 +7,9 @@ over the same draws, with no training:
 
 - **the full search**: every drawn configuration to the design's budget; its winner is the
   lowest loss there;
-- **synchronous successive halving** (``sha``) for every design in the pool, through
+- **synchronous successive halving** (``sha``) for every design in the pool, and for the η = 3,
+  K = 2 design with its first rung moved to :data:`FIRST_RUNGS` of its place (B/12 … B/36; the
+  pool logs every step), through
   :func:`hpogrow.search.halving.run_bracket` itself (its ``wave`` looks the losses up), over the
   brackets :meth:`Halving.brackets` cuts the arrival order into;
 - **Ray's asynchronous ASHA** (``asha``) at rf 2 and 3 with 3 rungs below the budget, Ray's own
@@ -45,8 +47,13 @@ from hpogrow.search.halving import Halving, run_bracket
 
 ASHA_DESIGNS = ("2^3", "3^3")
 """The designs Ray's ASHA is replayed at (RayExecutor's max_rungs 3, rf 2 and 3)."""
+FIRST_RUNGS = (0.75, 0.5, 1 / 3, 0.25)
+"""Shares of its geometric place B/9 the first rung of the 3^2 design is also replayed at."""
 HIT_RATE = 0.95
-"""The decision rule: a design qualifies when its hit rate at n = 16 is at least this."""
+"""The decision rule: a design qualifies when its hit rate at n = 16 is at least this …"""
+MIN_FIRST_STEPS = 2
+"""… and its first rung is at least this many steps of the largest batch: a single step compares
+the initial loss more than the configurations, and the pool (one training seed) cannot vouch for it."""
 GOAL = 0.25
 """Issue 23's goal: a token fraction of the full search's at most this."""
 
@@ -76,7 +83,9 @@ class Pool:
     base_width: int
     runs: list[Run]
     designs: dict[str, tuple[Halving, Schedule]]
-    """``"rf^K"`` → the design and its schedule (checked to be the one :meth:`Halving.schedule` gives)."""
+    """``"rf^K"`` → the design and its schedule (checked to be the one :meth:`Halving.schedule` gives);
+    ``"3^2 @B/18"``: the 3^2 design with its first rung at B/18."""
+    step_tokens: int
 
 
 def load_pool(path: str) -> Pool:
@@ -85,12 +94,18 @@ def load_pool(path: str) -> Pool:
                 bool(run["diverged"])) for run in data["runs"]]
     designs = {}
     for name, logged in data["designs"].items():
-        halving = Halving(*map(int, name.split("^")))
+        halving = Halving(*map(int, name.split("^")), first_rung=1.0)
         schedule = halving.schedule(data["asked_tokens"], data["step_tokens"])
         if schedule != Schedule(logged["budget"], tuple(logged["rungs"])):
             raise ValueError(f"{path}: design {name} logged {logged}, Halving.schedule gives {schedule}")
         designs[name] = (halving, schedule)
-    return Pool(path, data["base_width"], runs, designs)
+        if name == "3^2":
+            for share in FIRST_RUNGS:
+                moved = Halving(3, 2, first_rung=share)
+                schedule = moved.schedule(data["asked_tokens"], data["step_tokens"])
+                if all(str(rung) in run["curve"] for run in data["runs"] for rung in schedule.rungs):
+                    designs[f"3^2 @B/{schedule.budget / schedule.rungs[0]:.3g}"] = (moved, schedule)
+    return Pool(path, data["base_width"], runs, designs, data["step_tokens"])
 
 
 def best(pool: Pool, trials: Sequence[int], tokens: int) -> int | None:
@@ -170,7 +185,8 @@ def replay(pool: Pool, sizes: Sequence[int], draws: int, seed: int) -> list[dict
                 hits += chosen == winner or (None not in (chosen, winner)
                                              and within_noise(pool, chosen, winner, schedule.budget))
             rows.append({"scheduler": scheduler, "design": name, "reduction_factor": halving.reduction_factor,
-                         "rungs_below": halving.rungs_below, "n": n, "brackets": halving.brackets(n),
+                         "rungs_below": halving.rungs_below, "first_rung": halving.first_rung,
+                         "first_rung_steps": schedule.rungs[0] // pool.step_tokens, "n": n, "brackets": halving.brackets(n),
                          "budget": schedule.budget, "rungs": list(schedule.rungs), "draws": draws,
                          "fraction_mean": statistics.fmean(fractions), "fraction_min": min(fractions),
                          "fraction_max": max(fractions),
@@ -183,8 +199,10 @@ def replay(pool: Pool, sizes: Sequence[int], draws: int, seed: int) -> list[dict
 
 
 def choose(rows: list[dict], n: int = 16) -> dict | None:
-    """The decision rule: of the halving designs with hit rate ≥ HIT_RATE at ``n``, the cheapest."""
-    qualified = [row for row in rows if row["scheduler"] == "sha" and row["n"] == n and row["hit_rate"] >= HIT_RATE]
+    """The decision rule: of the halving designs with hit rate ≥ HIT_RATE at ``n`` and a first rung
+    of at least MIN_FIRST_STEPS steps, the cheapest."""
+    qualified = [row for row in rows if row["scheduler"] == "sha" and row["n"] == n and row["hit_rate"] >= HIT_RATE
+                 and row["first_rung_steps"] >= MIN_FIRST_STEPS]
     return min(qualified, key=lambda row: row["fraction_mean"]) if qualified else None
 
 
@@ -214,8 +232,8 @@ def main(argv: list[str] | None = None) -> dict:
                       "choice": None if chosen is None else {k: chosen[k] for k in ("design", "fraction_mean", "hit_rate")}})
     for table in tables:
         console.print(table)
-    notes.insert(0, f"Decision rule: among the halving designs whose hit rate is ≥ {HIT_RATE:.0%} at n = 16, the one "
-                    f"with the lowest mean token fraction; goal ≤ {GOAL:g}× the full search's tokens. Hit: the "
+    notes.insert(0, f"Decision rule: among the halving designs whose hit rate is ≥ {HIT_RATE:.0%} at n = 16 and whose "
+                    f"first rung is at least {MIN_FIRST_STEPS} steps of the largest batch, the one with the lowest mean token fraction; goal ≤ {GOAL:g}× the full search's tokens. Hit: the "
                     "winner is the full search's, or its per-unit held-out losses at the budget exceed the full "
                     "winner's by less than 2 paired standard errors. × full: mean [min, max] over draws of the "
                     "tokens, as fidelity_reached counts them, over the full search's on the same draw; spend: "
@@ -234,10 +252,11 @@ def _designs_table(pool: Pool) -> Table:
     diverged = sum(run.diverged for run in pool.runs)
     table = Table(title=f"{pool.path}: base width {pool.base_width}, {len(pool.runs)} configurations "
                         f"({diverged} diverged), the candidate designs")
-    for column in ("design rf^K", "bracket", "budget (tokens)", "rungs (tokens)"):
+    for column in ("design rf^K", "bracket", "budget (tokens)", "rungs (tokens)", "first rung (steps)"):
         table.add_column(column, justify="right")
     for name, (halving, schedule) in pool.designs.items():
-        table.add_row(name, str(halving.bracket), f"{schedule.budget:,}", " → ".join(f"{r:,}" for r in schedule.rungs))
+        table.add_row(name, str(halving.bracket), f"{schedule.budget:,}", " → ".join(f"{r:,}" for r in schedule.rungs),
+                      str(schedule.rungs[0] // pool.step_tokens))
     return table
 
 

@@ -10,13 +10,15 @@ Trials come in brackets of η^K (K rungs below the budget): a bracket halves exa
 full-budget trial, and the sampler of a later bracket learns from the trials an earlier one
 stopped. A last, smaller bracket holds what remains.
 
-The default, η = 3 with K = 2 (rungs at B/9, B/3 and B, brackets of 9), was chosen by replaying
-candidate designs over full searches' logged losses (``bench/halving_replay.py``, bench/RESULTS.md):
-at base width 64 and 1 token/parameter it kept the full search's winner, or one within the eval
-set's noise of it, in 95.6% of 2,000 draws of 16 configurations, at 0.264× the tokens. First rungs
-below B/9 (one or two optimizer steps in that regime) favoured high learning rates and misled:
-η = 4 with K = 2 (0.156×) hit 62%. No design reached 95% at width 128, where early rungs keep
-favouring a learning rate that loses by the budget.
+The default, η = 3 with K = 2 and the first rung at half its geometric place (rungs at B/18, B/3
+and B, brackets of 9), was chosen by replaying candidate designs over full searches' logged losses
+(``bench/halving_replay.py``, bench/RESULTS.md): at base width 64 and 1 token/parameter it kept the
+full search's winner, or one within the eval set's noise of it, in 97% of 2,000 draws of 16
+configurations, at 0.226× the tokens. The first cut keeps a third of the trials and is easy: its
+hit rate stayed within the interval from B/9 to B/36 at both widths replayed, so its rung sits
+cheaply. The second cut is not: a second rung at B/4 instead of B/3 dropped the hit rate from
+96% to 91% (η = 4, rungs B/16 and B/4: 62%). No design reached 95% at width 128, where early
+rungs keep favouring a learning rate that loses by the budget.
 
 This module holds the design and the rule, with no training in it: the executors run the waves
 (:func:`run_brackets`), and the replay calls the same :func:`survivors`.
@@ -30,21 +32,25 @@ from dataclasses import dataclass
 from typing import Any
 
 from hpogrow.errors import UsageError
-from hpogrow.search.executors.base import Schedule, rung_schedule
+from hpogrow.search.executors.base import Schedule, round_to, rung_schedule
 
 
 @dataclass(frozen=True)
 class Halving:
-    """A successive-halving design: reduction factor η and K rungs below the budget."""
+    """A successive-halving design: reduction factor η, K rungs below the budget, and where the
+    first rung sits as a share of its geometric place B/η^K (the others are at B/η^k)."""
 
     reduction_factor: int = 3
     rungs_below: int = 2
+    first_rung: float = 0.5
 
     def __post_init__(self) -> None:
         if not isinstance(self.reduction_factor, int) or self.reduction_factor < 2:
             raise UsageError(f"--reduction-factor {self.reduction_factor}: must be an integer of at least 2")
         if self.rungs_below < 1:
             raise UsageError(f"successive halving needs at least one rung below the budget, got {self.rungs_below}")
+        if not 0 < self.first_rung <= 1:
+            raise ValueError(f"the first rung's share of its geometric place must be in (0, 1], got {self.first_rung}")
 
     @property
     def bracket(self) -> int:
@@ -52,7 +58,20 @@ class Halving:
         return self.reduction_factor ** self.rungs_below
 
     def schedule(self, budget: float, step_tokens: int) -> Schedule:
-        return rung_schedule(budget, step_tokens, "sha", self.reduction_factor, self.rungs_below)
+        """The geometric rungs near ``budget``, the first of two or more below the budget moved to
+        its share (a whole number of steps, at least one); a lone rung below the budget makes the
+        only cut, the hard one, and stays.
+
+        Example::
+
+            >>> Halving().schedule(140_000, 4096)  # B/18, B/3, B: 2, 12 and 36 steps
+            Schedule(budget=147456, rungs=(8192, 49152, 147456))
+        """
+        geometric = rung_schedule(budget, step_tokens, "sha", self.reduction_factor, self.rungs_below)
+        if len(geometric.rungs) < 3:
+            return geometric
+        first = min(round_to(geometric.rungs[0] * self.first_rung, step_tokens), geometric.rungs[0])
+        return Schedule(geometric.budget, (first, *geometric.rungs[1:]))
 
     def brackets(self, trials: int) -> list[int]:
         """Bracket sizes for ``trials`` trials: full brackets, then what remains."""
@@ -83,7 +102,8 @@ class Halving:
     @property
     def stopping(self) -> str:
         """The study signature's stopping rule."""
-        return f"sha, reduction factor {self.reduction_factor}, {self.rungs_below} rungs below the budget"
+        share = "" if self.first_rung == 1 else f", the first at {self.first_rung:g} of its geometric place"
+        return f"sha, reduction factor {self.reduction_factor}, {self.rungs_below} rungs below the budget{share}"
 
     def explain(self, schedule: Schedule, base_params: int) -> str:
         """One line for the plan."""
@@ -100,7 +120,7 @@ class Halving:
     def describe(self, schedule: Schedule) -> dict[str, Any]:
         """The design as the base study records it (study attribute ``scheduler``)."""
         return {"name": "sha", "reduction_factor": self.reduction_factor, "rungs": list(schedule.rungs),
-                "bracket": self.bracket, "keep": f"max(1, n // {self.reduction_factor}) of the n trials at a rung"}
+                "first_rung": self.first_rung, "bracket": self.bracket, "keep": f"max(1, n // {self.reduction_factor}) of the n trials at a rung"}
 
 
 def survivors(losses: Mapping[int, float], reduction_factor: int) -> list[int]:

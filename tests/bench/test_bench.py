@@ -235,11 +235,14 @@ def test_halving_replay_quick(run_benchmark, tmp_path):
     too); where the rungs below the budget rank them in reverse, no halving design always does."""
     import random
 
+    from halving_replay import FIRST_RUNGS
+    from hpogrow.search.executors.base import Schedule
     from hpogrow.search.halving import Halving
 
     asked, step = 4096, 16
-    designs = {f"{rf}^{k}": Halving(rf, k).schedule(asked, step) for rf, k in ((2, 3), (3, 3), (4, 2), (4, 1), (3, 2))}
-    tokens = sorted({rung for schedule in designs.values() for rung in schedule.rungs})
+    designs = {f"{rf}^{k}": Halving(rf, k, 1.0).schedule(asked, step) for rf, k in ((2, 3), (3, 3), (4, 2), (4, 1), (3, 2))}
+    moved = [Halving(3, 2, share).schedule(asked, step) for share in FIRST_RUNGS]  # the first-rung family of 3^2
+    tokens = sorted({rung for schedule in [*designs.values(), *moved] for rung in schedule.rungs})
     smallest_budget = min(schedule.budget for schedule in designs.values())
     qualities = random.Random(0).sample(range(30), 30)  # the rank is not the configuration's number
 
@@ -259,15 +262,18 @@ def test_halving_replay_quick(run_benchmark, tmp_path):
     record = run_benchmark("halving_replay", "--pool", write_pool("ranked", False), "--pool", write_pool("reversed", True))
     ranked, reversed_ = record["pools"]
     assert ranked["sizes"] == [8, 16, 27]
+    assert {row["design"] for row in ranked["rows"]} >= {f"3^2 @B/{s.budget / s.rungs[0]:.3g}" for s in moved}
     for row in ranked["rows"]:
         assert row["hit_rate"] == row["exact_rate"] == 1.0 and row["no_winner"] == 0
         if row["scheduler"] == "sha":
-            spend = Halving(row["reduction_factor"], row["rungs_below"]).spend(row["n"], designs[row["design"]])
+            design = Halving(row["reduction_factor"], row["rungs_below"], row["first_rung"])
+            spend = design.spend(row["n"], Schedule(row["budget"], tuple(row["rungs"])))
             assert row["fraction_min"] == pytest.approx(spend) and row["fraction_max"] == pytest.approx(spend)
         else:
             assert row["design"] in ("2^3", "3^3") and 0 < row["fraction_min"] <= row["fraction_max"] <= 1
     assert {(row["scheduler"], row["n"]) for row in ranked["rows"] if row["design"] == "4^2"} == {("sha", 8), ("sha", 16)}
-    cheapest = min((row for row in ranked["rows"] if row["scheduler"] == "sha" and row["n"] == 16), key=lambda row: row["spend"])
+    cheapest = min((row for row in ranked["rows"] if row["scheduler"] == "sha" and row["n"] == 16
+                    and row["first_rung_steps"] >= 2), key=lambda row: row["spend"])
     assert ranked["choice"]["design"] == cheapest["design"]
     assert all(row["hit_rate"] < 1 for row in reversed_["rows"] if row["scheduler"] == "sha")
 
