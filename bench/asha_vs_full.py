@@ -46,11 +46,11 @@ from rich.console import Console
 from rich.table import Table
 
 from _harness import WIDTH, add_common_options, append_result, make_record
-from hpogrow.search.executors.base import Schedule, round_to
 from hpogrow.search.executors.ray import RayExecutor
 from hpogrow.search import SearchConfig
 from hpogrow.search.plan import Plan, make_plan
 from hpogrow.search.sampler import make_sampler
+from hpogrow.search.schedule import Schedule, round_to
 from hpogrow.search.space import load_space
 from hpogrow.storage import load_or_create_study, open_storage
 from hpogrow.tasks import LanguageTask

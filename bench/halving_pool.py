@@ -28,7 +28,7 @@ CANDIDATES = ((2, 3), (3, 3), (4, 2), (4, 1), (8, 1), (16, 1), (3, 2), (2, 2))
 
 def _plan(width: int, tokens_per_param: float, seed: int):
     from hpogrow.search import SearchConfig
-    from hpogrow.search.executors.base import rung_schedule
+    from hpogrow.search.schedule import rung_schedule
     from hpogrow.search.plan import make_plan
     from hpogrow.tasks import LanguageTask
 

@@ -42,8 +42,8 @@ from rich.table import Table
 
 from _harness import WIDTH, add_common_options, append_result, make_record
 from asha_vs_full import ray_asha_stops
-from hpogrow.search.executors.base import Schedule
 from hpogrow.search.halving import Halving, run_bracket
+from hpogrow.search.schedule import Schedule
 
 ASHA_DESIGNS = ("2^3", "3^3")
 """The designs Ray's ASHA is replayed at (RayExecutor's max_rungs 3, rf 2 and 3)."""

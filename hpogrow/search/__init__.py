@@ -3,6 +3,8 @@ pairs (warmstarted against scratch) with their speedup.
 
 - :mod:`~hpogrow.search.config`: :class:`SearchConfig`, one field per ``hpogrow search`` flag;
 - :mod:`~hpogrow.search.plan`: widths, growth steps, budgets and rungs (:func:`make_plan`);
+- :mod:`~hpogrow.search.schedule` and :mod:`~hpogrow.search.halving`: rungs in tokens, and the
+  successive-halving design and rule;
 - :mod:`~hpogrow.search.pipeline`: :func:`run_pipeline`, the whole search;
 - :mod:`~hpogrow.search.target`: the warmstart/scratch pairs and their speedup;
 - :mod:`~hpogrow.search.executors`: who runs the trials (in process, or Ray Tune);

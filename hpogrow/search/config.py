@@ -27,8 +27,8 @@ class ExecutorOptions(Options):
     executor), asha or hyperband (Ray Tune's; executor ray), median (Optuna's median pruner;
     executor local), none (every trial runs its budget)."""
     reduction_factor: PositiveInt | None = None
-    """Ratio between the rungs (default: 3 for sha, with rungs at budget/9, budget/3 and the budget;
-    2 for asha and hyperband)."""
+    """Ratio between the rungs (default: 3 for sha, with rungs at budget/18, budget/3 and the budget,
+    the first at half its geometric place; 2 for asha and hyperband)."""
     cpus_per_trial: float = 1.0
     """CPUs of each trial and target run: Ray reserves them; in process (``executor`` local) torch
     trains with that many threads (rounded, at least 1)."""

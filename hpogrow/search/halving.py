@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hpogrow.errors import UsageError
-from hpogrow.search.executors.base import Schedule, round_to, rung_schedule
+from hpogrow.search.schedule import Schedule, round_to, rung_schedule
 
 
 @dataclass(frozen=True)

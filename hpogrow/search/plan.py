@@ -18,9 +18,9 @@ from hpogrow.growth import GrowthPlan, growth_warnings, parse_operators, plan_gr
 from hpogrow.parametrize import build_model, check_width, resolve_device
 from hpogrow.runs import BaseTrial
 from hpogrow.search.config import SearchConfig
-from hpogrow.search.executors import Executor, Schedule, make_executor
-from hpogrow.search.executors.base import round_to
+from hpogrow.search.executors import Executor, make_executor
 from hpogrow.search.halving import Halving
+from hpogrow.search.schedule import Schedule, round_to
 from hpogrow.search.space import SearchSpace, load_space
 from hpogrow.tasks import Task
 from hpogrow.train import TrainConfig, make_optimizer

@@ -112,7 +112,7 @@ def test_asha_floor_is_the_least_ray_asha_spends(monkeypatch, reduction_factor):
     monkeypatch.syspath_prepend(str(BENCH))
     from asha_vs_full import expected_fraction, floor_fraction, ray_asha_fraction
 
-    from hpogrow.search.executors.base import rung_schedule
+    from hpogrow.search.schedule import rung_schedule
 
     trials = 12
     schedule = rung_schedule(reduction_factor ** 3 * 4096, 4096, "asha", reduction_factor, 3)
@@ -131,7 +131,7 @@ def test_asha_bench_budget_is_one_every_schedule_lands_on(monkeypatch):
     monkeypatch.syspath_prepend(str(BENCH))
     from asha_vs_full import common_budget
 
-    from hpogrow.search.executors.base import rung_schedule
+    from hpogrow.search.schedule import rung_schedule
 
     budget = common_budget(20.0, 43_170, 4096, [2, 3], 3)
     assert abs(budget - 20.0 * 43_170) <= 216 * 4096 / 2
@@ -236,7 +236,7 @@ def test_halving_replay_quick(run_benchmark, tmp_path):
     import random
 
     from halving_replay import FIRST_RUNGS
-    from hpogrow.search.executors.base import Schedule
+    from hpogrow.search.schedule import Schedule
     from hpogrow.search.halving import Halving
 
     asked, step = 4096, 16

@@ -17,10 +17,10 @@ from hpogrow.checkpoint import read_checkpoint
 from hpogrow.errors import UsageError
 from hpogrow.runs import BaseTrial
 from hpogrow.search import SearchConfig
-from hpogrow.search.executors.base import Schedule
 from hpogrow.search.executors.local import LocalExecutor
 from hpogrow.search.halving import Halving, survivors
 from hpogrow.search.plan import make_executor_for, make_plan
+from hpogrow.search.schedule import Schedule
 from hpogrow.search.space import SearchSpace
 from hpogrow.tasks import FourierTask, LanguageTask
 from hpogrow.train import TrainConfig

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from hpogrow.errors import UsageError
-from hpogrow.search.executors.base import Executor, Schedule
+from hpogrow.search.executors.base import Executor
 from hpogrow.search.executors.local import LocalExecutor
 
 EXECUTORS = ("ray", "local")
@@ -28,4 +28,4 @@ def make_executor(name: str, **options: Any) -> Executor:
     raise UsageError(f"--executor {name}: use {' or '.join(EXECUTORS)}")
 
 
-__all__ = ["EXECUTORS", "Executor", "LocalExecutor", "Schedule", "make_executor"]
+__all__ = ["EXECUTORS", "Executor", "LocalExecutor", "make_executor"]

@@ -31,8 +31,8 @@ from hpogrow.coordination import Coordinator
 from hpogrow.errors import PipelineError, TrainingDiverged
 from hpogrow.progress import QUIET, Display, TokensCallback
 from hpogrow.runs import BaseTrial, RunSummary, TrialEvent
-from hpogrow.search.executors.base import Schedule
 from hpogrow.search.halving import Halving, run_bracket
+from hpogrow.search.schedule import Schedule
 from hpogrow.search.space import SearchSpace
 from hpogrow.train import Evaluation
 

@@ -15,10 +15,11 @@ from hpogrow.coordination import Coordinator
 from hpogrow.errors import TrainingDiverged, UsageError
 from hpogrow.progress import QUIET, Display, TokensCallback, run_bar
 from hpogrow.runs import BaseTrial, TrialEvent
-from hpogrow.search.executors.base import Executor, Schedule, round_to
+from hpogrow.search.executors.base import Executor
 from hpogrow.search.executors.halving_run import Segment, SegmentJob, run_halving, train_segment
 from hpogrow.search.halving import Halving
 from hpogrow.search.report import trial_line
+from hpogrow.search.schedule import Schedule, round_to
 from hpogrow.search.space import SearchSpace
 from hpogrow.train import torch_threads
 

@@ -64,11 +64,12 @@ from hpogrow.coordination import Coordinator
 from hpogrow.errors import PipelineError, TrainingDiverged, UsageError
 from hpogrow.progress import QUIET, Bar, Display
 from hpogrow.record.run import BASE, RunRecord
-from hpogrow.search.executors.base import Executor, Job, Run, Schedule, round_to, rung_schedule
+from hpogrow.search.executors.base import Executor, Job, Run
 from hpogrow.search.executors.halving_run import Segment, SegmentJob, run_halving, train_segment
 from hpogrow.search.executors.ray_join import join_ray, probe_address, through_ray_client
 from hpogrow.runs import BaseTrial, RunOutcome
 from hpogrow.search.halving import Halving
+from hpogrow.search.schedule import Schedule, round_to, rung_schedule
 from hpogrow.search.space import SearchSpace
 from hpogrow.train import Evaluation, Report
 

@@ -29,7 +29,6 @@ import hpogrow.storage
 from hpogrow.checkpoint import read_checkpoint
 from hpogrow.errors import UsageError
 from hpogrow.coordination import driver_id
-from hpogrow.search.executors.base import rung_schedule
 from hpogrow.search.executors.ray import RayExecutor
 from hpogrow.search.executors.ray_bridge import OptunaBridge
 from hpogrow.search import SearchConfig
@@ -37,6 +36,7 @@ from hpogrow.search.pipeline import best_full_budget_trial, run_pipeline
 from hpogrow.search.plan import make_plan
 from hpogrow.cli.progress import RichDisplay
 from hpogrow.runs import run_scratch
+from hpogrow.search.schedule import rung_schedule
 from hpogrow.search.space import load_space
 from hpogrow.train import TrainConfig
 from tests.search import test_pipeline
