@@ -31,7 +31,7 @@ short still leaves complete seeds, which ``--from-rows`` aggregates without trai
 
     python bench/speedup_ablation.py --workers 2 --rows studies/ablation-rows.jsonl    # 3 seeds, 9 runs each
     python bench/speedup_ablation.py --tokens-per-param 20 --data synthetic --base-width 32 --head-size 16 \
-        --learning-rate LR --workers 2    # the 20 t/p regime: 32→48 (×1.91), 1.7M tokens per arm (not run yet)
+        --learning-rate 0.01 --workers 2 --seeds 6  # the 20 t/p regime: 32→48 (×1.91), 1.7M tokens per arm
     python bench/speedup_ablation.py --from-rows studies/ablation-rows.jsonl            # aggregate only
     python bench/speedup_ablation.py --quick                                            # smoke size
 """
@@ -98,11 +98,17 @@ ARMS = (
     Arm("λ 0.8, lr ×0.5", "λ 0.8 and lr × 0.5", shrink=0.8, lr_factor=0.5),
     Arm("scratch lr ×0.5", "μP, lr × 0.5", shrink=None, lr_factor=0.5),
     Arm("lr ×0.5 both", "lr × 0.5, vs scratch lr × 0.5", lr_factor=0.5, against="scratch lr ×0.5"),
+    Arm("lr ×4", "warmstart lr × 4", lr_factor=4.0),
+    Arm("scratch lr ×2", "μP, lr × 2", shrink=None, lr_factor=2.0),
+    Arm("lr ×2 both", "lr × 2, vs scratch lr × 2", lr_factor=2.0, against="scratch lr ×2"),
+    Arm("scratch lr ×4", "μP, lr × 4", shrink=None, lr_factor=4.0),
+    Arm("lr ×4 both", "lr × 4, vs scratch lr × 4", lr_factor=4.0, against="scratch lr ×4"),
 )
 ARM_NAMES = [arm.name for arm in ARMS]
 DEFAULT_ARMS = ARM_NAMES[:9]
 """One factor at a time. Follow-ups (``--arms``): below lr × 0.5, the two best combined, and lr × 0.5
-against scratch at lr × 0.5 too (is the gain the warmstart's, or scratch's lr too high?)."""
+against scratch at lr × 0.5 too (is the gain the warmstart's, or scratch's lr too high?); at 20
+tokens/param, where lr × 2 won, lr × 4, and lr × 2 and × 4 against scratch at the same (or scratch's lr too low?)."""
 
 
 @dataclass(frozen=True)
