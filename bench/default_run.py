@@ -36,6 +36,7 @@ QUICK = ["search", "--base-width", "64", "--trials", "2", "--seeds", "1", "--eva
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", default=None, help="also write the command's own output here (what the README quotes)")
     add_common_options(parser)
     args = parser.parse_args(argv)
     command = QUICK if args.quick else COMMAND
@@ -45,6 +46,8 @@ def main(argv: list[str] | None = None) -> dict:
         run = subprocess.run([sys.executable, "-m", "hpogrow", *command, "--workdir", folder], capture_output=True,
                              text=True, env={**os.environ, "COLUMNS": "140"})
         ended = time.time()
+        if args.output:
+            Path(args.output).write_text(run.stdout)
         if run.returncode:
             raise RuntimeError(f"hpogrow {' '.join(command)} failed: {run.stderr[-2000:]}")
         storage = optuna.storages.RDBStorage(f"sqlite:///{folder}/hpogrow.db")
