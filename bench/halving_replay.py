@@ -87,6 +87,10 @@ class Pool:
     ``"3^2 @B/18"``: the 3^2 design with its first rung at B/18."""
     step_tokens: int
 
+    def first_rung_steps(self, schedule: Schedule) -> int:
+        """Steps of the largest batch to the schedule's first rung."""
+        return schedule.rungs[0] // self.step_tokens
+
 
 def load_pool(path: str) -> Pool:
     data = json.loads(Path(path).read_text())
@@ -186,7 +190,7 @@ def replay(pool: Pool, sizes: Sequence[int], draws: int, seed: int) -> list[dict
                                              and within_noise(pool, chosen, winner, schedule.budget))
             rows.append({"scheduler": scheduler, "design": name, "reduction_factor": halving.reduction_factor,
                          "rungs_below": halving.rungs_below, "first_rung": halving.first_rung,
-                         "first_rung_steps": schedule.rungs[0] // pool.step_tokens, "n": n, "brackets": halving.brackets(n),
+                         "first_rung_steps": pool.first_rung_steps(schedule), "n": n, "brackets": halving.brackets(n),
                          "budget": schedule.budget, "rungs": list(schedule.rungs), "draws": draws,
                          "fraction_mean": statistics.fmean(fractions), "fraction_min": min(fractions),
                          "fraction_max": max(fractions),
@@ -233,7 +237,8 @@ def main(argv: list[str] | None = None) -> dict:
     for table in tables:
         console.print(table)
     notes.insert(0, f"Decision rule: among the halving designs whose hit rate is ≥ {HIT_RATE:.0%} at n = 16 and whose "
-                    f"first rung is at least {MIN_FIRST_STEPS} steps of the largest batch, the one with the lowest mean token fraction; goal ≤ {GOAL:g}× the full search's tokens. Hit: the "
+                    f"first rung is at least {MIN_FIRST_STEPS} steps of the largest batch, the one with the lowest "
+                    f"mean token fraction; goal ≤ {GOAL:g}× the full search's tokens. Hit: the "
                     "winner is the full search's, or its per-unit held-out losses at the budget exceed the full "
                     "winner's by less than 2 paired standard errors. × full: mean [min, max] over draws of the "
                     "tokens, as fidelity_reached counts them, over the full search's on the same draw; spend: "
@@ -256,7 +261,7 @@ def _designs_table(pool: Pool) -> Table:
         table.add_column(column, justify="right")
     for name, (halving, schedule) in pool.designs.items():
         table.add_row(name, str(halving.bracket), f"{schedule.budget:,}", " → ".join(f"{r:,}" for r in schedule.rungs),
-                      str(schedule.rungs[0] // pool.step_tokens))
+                      str(pool.first_rung_steps(schedule)))
     return table
 
 

@@ -103,8 +103,8 @@ def _search(cluster: RayCluster, workdir: Path, trials: int, ray_storage: Path, 
     """``hpogrow search`` joining the cluster (default: by the address ``ray start --head``
     printed); every trial runs its full budget (705 parameters: 1,410 tokens at 2 tokens/parameter)."""
     command = [sys.executable, "-m", "hpogrow", "search", "--task", "mlp", "--base-width", "16", "--depth", "1",
-               "--trials", str(trials), "--tokens-per-param", str(tokens_per_param), "--evaluations", str(evaluations), "--device", "cpu",
-               "--scheduler", "none", "--seeds", "1", "--bases", "1", "--ray-address", address or cluster.address,
+               "--trials", str(trials), "--tokens-per-param", str(tokens_per_param), "--evaluations", str(evaluations),
+               "--device", "cpu", "--scheduler", "none", "--seeds", "1", "--bases", "1", "--ray-address", address or cluster.address,
                "--workdir", str(workdir),
                "--ray-storage", str(ray_storage), *(["--storage", storage] if storage else [])]
     return subprocess.Popen(command, env=cluster.ray_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
